@@ -1,0 +1,88 @@
+"""The application factory: config in, a wired ``web.Application`` out."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncGenerator, AsyncIterator
+
+import aiohttp
+from aiohttp import web
+
+from .appkeys import BUS, CONFIG, HTTP_CLIENT, RUNNER, STORE, VERIFIER
+from .auth import TokenVerifier, auth_middleware
+from .config import Config
+from .hub import Hub
+from .mock_mode import simulate
+from .models import ScanRecord
+from .responses import error_middleware
+from .routes import setup_routes
+from .runner import ScanRunner
+from .store import SQLiteStore
+from .upstream import stream_scan
+
+__all__ = ["create_app"]
+
+log = logging.getLogger(__name__)
+
+RESTART_REASON = "interrupted: gateway restarted"
+
+
+def create_app(config: Config) -> web.Application:
+    app = web.Application(
+        middlewares=[error_middleware, auth_middleware],
+        client_max_size=config.server.max_body_bytes,
+    )
+    app[CONFIG] = config
+    app[VERIFIER] = TokenVerifier(config.jwt)
+    app[BUS] = Hub(subscriber_buffer=config.stream.subscriber_buffer)
+    if config.jwt.uses_dev_secret:
+        log.warning("JWT secret is the development default; set XPLOYT_JWT_SECRET in production")
+    app.cleanup_ctx.extend([_store_ctx, _http_client_ctx, _runner_ctx])
+    setup_routes(app)
+    return app
+
+
+async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
+    store = await SQLiteStore.open(app[CONFIG].database.path)
+    interrupted = await store.interrupt_unfinished(RESTART_REASON)
+    if interrupted:
+        log.warning(
+            "marked %d scan(s) left running as failed: %s", len(interrupted), RESTART_REASON
+        )
+    app[STORE] = store
+    yield
+    await store.close()
+
+
+async def _http_client_ctx(app: web.Application) -> AsyncIterator[None]:
+    upstream = app[CONFIG].upstream
+    timeout = aiohttp.ClientTimeout(
+        total=None,  # streams last as long as scans; the runner bounds them
+        connect=upstream.connect_timeout_seconds,
+        sock_read=upstream.idle_timeout_seconds,
+    )
+    async with aiohttp.ClientSession(timeout=timeout, raise_for_status=False) as session:
+        app[HTTP_CLIENT] = session
+        yield
+
+
+async def _runner_ctx(app: web.Application) -> AsyncIterator[None]:
+    config = app[CONFIG]
+    session = app[HTTP_CLIENT]
+
+    def upstream(scan: ScanRecord) -> AsyncGenerator[object, None]:
+        body = {
+            "scan_id": scan.scan_id,
+            "repository_name": scan.repository_name,
+            "configurations": scan.configurations,
+        }
+        url = config.scanners[scan.scanner_name]
+        return stream_scan(session, scan.scanner_name, url, body, config.upstream)
+
+    def simulation(scan: ScanRecord) -> AsyncGenerator[object, None]:
+        return simulate(scan, config.mock)
+
+    runner = ScanRunner(app[STORE], app[BUS], config, upstream=upstream, simulation=simulation)
+    app[RUNNER] = runner
+    yield
+    await runner.close()

@@ -1,0 +1,25 @@
+"""Every typed key for application and request state, in one place."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aiohttp import ClientSession, web
+
+if TYPE_CHECKING:
+    from .auth import Principal, TokenVerifier
+    from .config import Config
+    from .hub import Bus
+    from .runner import ScanRunner
+    from .store import Store
+
+__all__ = ["BUS", "CONFIG", "HTTP_CLIENT", "PRINCIPAL", "RUNNER", "STORE", "VERIFIER"]
+
+CONFIG: web.AppKey[Config] = web.AppKey("config")
+VERIFIER: web.AppKey[TokenVerifier] = web.AppKey("verifier")
+STORE: web.AppKey[Store] = web.AppKey("store")
+BUS: web.AppKey[Bus] = web.AppKey("bus")
+HTTP_CLIENT: web.AppKey[ClientSession] = web.AppKey("http_client")
+RUNNER: web.AppKey[ScanRunner] = web.AppKey("runner")
+
+PRINCIPAL: web.RequestKey[Principal] = web.RequestKey("principal")

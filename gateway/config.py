@@ -1,0 +1,234 @@
+"""Configuration: frozen dataclasses built from a dict, loaded from YAML plus environment."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, is_dataclass, replace
+from pathlib import Path
+from typing import Any, TypeVar, get_origin, get_type_hints
+from urllib.parse import urlsplit
+
+import yaml
+
+__all__ = [
+    "DEFAULT_CONFIG_PATH",
+    "DEV_JWT_SECRET",
+    "Config",
+    "ConfigError",
+    "JWTConfig",
+    "config_from_dict",
+    "load_config",
+]
+
+DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "config.yaml"
+# The secret shipped in config.yaml; the gateway warns while it is in use.
+DEV_JWT_SECRET = "xployt-dev-secret-change-me-0123456789"
+
+log = logging.getLogger(__name__)
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; the message names the key."""
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    max_body_bytes: int = 65536
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseConfig:
+    path: str = "./var/gateway.db"
+
+
+@dataclass(frozen=True, slots=True)
+class JWTConfig:
+    secret: str = DEV_JWT_SECRET
+    algorithms: tuple[str, ...] = ("HS256",)
+    audience: str | None = None
+    issuer: str | None = None
+    leeway_seconds: float = 0
+    public_key: str | None = None  # PEM, for RS*/ES*/PS*/EdDSA algorithms
+
+    @property
+    def uses_dev_secret(self) -> bool:
+        return self.secret == DEV_JWT_SECRET
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamConfig:
+    connect_timeout_seconds: float = 10
+    idle_timeout_seconds: float = 60
+    scan_timeout_seconds: float = 3600
+    max_line_length: int = 1024 * 1024
+    max_body_bytes: int = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class StreamConfig:
+    heartbeat_seconds: float = 15
+    subscriber_buffer: int = 1000
+    send_timeout_seconds: float = 30
+
+
+@dataclass(frozen=True, slots=True)
+class MockConfig:
+    step_delay_seconds: float = 0.5
+    steps: int = 8
+
+
+@dataclass(frozen=True, slots=True)
+class LoggingConfig:
+    level: str = "INFO"
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    server: ServerConfig = field(default_factory=ServerConfig)
+    database: DatabaseConfig = field(default_factory=DatabaseConfig)
+    jwt: JWTConfig = field(default_factory=JWTConfig)
+    scanners: Mapping[str, str] = field(default_factory=dict)
+    upstream: UpstreamConfig = field(default_factory=UpstreamConfig)
+    stream: StreamConfig = field(default_factory=StreamConfig)
+    mock: MockConfig = field(default_factory=MockConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+
+_T = TypeVar("_T")
+
+
+def _build(cls: type[_T], data: Any, where: str) -> _T:
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where or 'config'}: expected a mapping, got {type(data).__name__}")
+    hints = get_type_hints(cls)
+    known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"{where or 'config'}: unknown key(s) {', '.join(map(str, unknown))}")
+    values = {
+        name: _coerce(hints[name], value, f"{where}.{name}" if where else name)
+        for name, value in data.items()
+    }
+    return cls(**values)
+
+
+def _coerce(hint: Any, value: Any, key: str) -> Any:
+    if is_dataclass(hint):
+        return _build(hint, value, key)  # type: ignore[arg-type]
+    if get_origin(hint) is Mapping:
+        return _str_mapping(value, key)
+    if get_origin(hint) is tuple:
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{key}: expected a list of strings")
+        return tuple(value)
+    if hint in (int, float):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        if hint is int and not float(value).is_integer():
+            raise ConfigError(f"{key}: expected a whole number, got {value!r}")
+        return hint(value)
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true or false, got {value!r}")
+        return value
+    if value is None and hint is not str:  # optional strings
+        return None
+    if not isinstance(value, str):
+        raise ConfigError(f"{key}: expected a string, got {value!r}")
+    return value
+
+
+def _str_mapping(value: Any, key: str) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise ConfigError(f"{key}: expected a mapping of names to URLs")
+    return dict(value)
+
+
+def _validate(config: Config) -> None:
+    if not 0 <= config.server.port < 65536:
+        raise ConfigError(f"server.port: {config.server.port} is not a port")
+    for name, url in config.scanners.items():
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError(f"scanners.{name}: {url!r} is not an http(s) URL")
+    if not config.jwt.algorithms:
+        raise ConfigError("jwt.algorithms: at least one algorithm is required")
+    if any(alg.lower() == "none" for alg in config.jwt.algorithms):
+        raise ConfigError("jwt.algorithms: 'none' is never accepted")
+    positive = {
+        "stream.heartbeat_seconds": config.stream.heartbeat_seconds,
+        "stream.subscriber_buffer": config.stream.subscriber_buffer,
+        "stream.send_timeout_seconds": config.stream.send_timeout_seconds,
+        "upstream.idle_timeout_seconds": config.upstream.idle_timeout_seconds,
+        "upstream.scan_timeout_seconds": config.upstream.scan_timeout_seconds,
+        "upstream.connect_timeout_seconds": config.upstream.connect_timeout_seconds,
+        "upstream.max_line_length": config.upstream.max_line_length,
+        "server.max_body_bytes": config.server.max_body_bytes,
+        "mock.steps": config.mock.steps,
+    }
+    for key, number in positive.items():
+        if number <= 0:
+            raise ConfigError(f"{key}: must be greater than 0")
+    if config.mock.step_delay_seconds < 0:
+        raise ConfigError("mock.step_delay_seconds: must not be negative")
+
+
+def config_from_dict(data: Mapping[str, Any] | None) -> Config:
+    """Build a Config from plain data (what a YAML file holds); missing keys take defaults."""
+    return _build(Config, data or {}, "")
+
+
+# Environment variables that override config values: name -> (section, key, type).
+ENV_OVERRIDES: dict[str, tuple[str, str, type]] = {
+    "XPLOYT_HOST": ("server", "host", str),
+    "XPLOYT_PORT": ("server", "port", int),
+    "XPLOYT_DB_PATH": ("database", "path", str),
+    "XPLOYT_JWT_SECRET": ("jwt", "secret", str),
+    "XPLOYT_LOG_LEVEL": ("logging", "level", str),
+}
+SCANNER_ENV_PREFIX = "XPLOYT_SCANNER_"  # XPLOYT_SCANNER_SAST_SCANNER=http://... per scanner
+
+
+def load_config(path: str | os.PathLike[str] | None, environ: Mapping[str, str]) -> Config:
+    """Read a YAML config file (default: the repo's config.yaml) and apply the environment."""
+    source = Path(path) if path is not None else DEFAULT_CONFIG_PATH
+    try:
+        data = yaml.safe_load(source.read_text(encoding="utf-8")) or {}
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {source}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {source} is not valid YAML: {exc}") from None
+    config = config_from_dict(data)
+    return apply_environment(config, environ)
+
+
+def apply_environment(config: Config, environ: Mapping[str, str]) -> Config:
+    for var, (section, key, kind) in ENV_OVERRIDES.items():
+        if var not in environ:
+            continue
+        raw = environ[var]
+        try:
+            value = kind(raw)
+        except ValueError:
+            raise ConfigError(f"{var}: {raw!r} is not a valid {kind.__name__}") from None
+        config = replace(config, **{section: replace(getattr(config, section), **{key: value})})
+    scanners = dict(config.scanners)
+    for var, url in environ.items():
+        if var.startswith(SCANNER_ENV_PREFIX) and url:
+            scanners[var[len(SCANNER_ENV_PREFIX) :].lower()] = url
+    return replace(config, scanners=scanners)

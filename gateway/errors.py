@@ -1,0 +1,133 @@
+"""The gateway's error hierarchy and the status code each maps to.
+
+    GatewayError                      500 internal_error
+    ├── BadRequest                    400 bad_request
+    │   ├── InvalidJSON               400 invalid_json
+    │   └── UnknownScanner            400 unknown_scanner
+    ├── Unauthorized                  401 unauthorized (adds WWW-Authenticate: Bearer)
+    ├── NotFound                      404 not_found
+    │   └── ScanNotFound              404 scan_not_found
+    ├── MethodNotAllowed              405 method_not_allowed
+    ├── Conflict                      409 conflict
+    │   └── ScanNotReady              409 scan_not_ready
+    ├── PayloadTooLarge               413 payload_too_large
+    ├── UnsupportedMediaType          415 unsupported_media_type
+    ├── ValidationError               422 validation_error
+    ├── LimitExceeded                 429 limit_exceeded
+    └── StoreUnavailable              503 store_unavailable
+
+Upstream faults are not HTTP errors: they end a scan ``failed`` (see ``upstream``).
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BadRequest",
+    "Conflict",
+    "GatewayError",
+    "InvalidJSON",
+    "LimitExceeded",
+    "MethodNotAllowed",
+    "NotFound",
+    "PayloadTooLarge",
+    "ScanNotFound",
+    "ScanNotReady",
+    "StoreUnavailable",
+    "Unauthorized",
+    "UnknownScanner",
+    "UnsupportedMediaType",
+    "ValidationError",
+]
+
+
+class GatewayError(Exception):
+    status = 500
+    code = "internal_error"
+
+    def __init__(self, message: str, *, detail: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.detail = detail or message
+        self.headers: dict[str, str] = {}
+
+
+class BadRequest(GatewayError):
+    status = 400
+    code = "bad_request"
+
+
+class InvalidJSON(BadRequest):
+    code = "invalid_json"
+
+
+class UnknownScanner(BadRequest):
+    code = "unknown_scanner"
+
+
+class Unauthorized(GatewayError):
+    status = 401
+    code = "unauthorized"
+
+    def __init__(self, message: str, *, detail: str | None = None, token_given: bool) -> None:
+        super().__init__(message, detail=detail)
+        # RFC 6750 section 3: no error code when the request carried no credentials.
+        challenge = 'Bearer realm="xployt"'
+        if token_given:
+            challenge += ', error="invalid_token"'
+        self.headers["WWW-Authenticate"] = challenge
+
+
+class NotFound(GatewayError):
+    status = 404
+    code = "not_found"
+
+
+class ScanNotFound(NotFound):
+    code = "scan_not_found"
+
+    def __init__(self, scan_id: str) -> None:
+        super().__init__(f"scan {scan_id!r} not found")
+
+
+class MethodNotAllowed(GatewayError):
+    status = 405
+    code = "method_not_allowed"
+
+
+class Conflict(GatewayError):
+    status = 409
+    code = "conflict"
+
+
+class ScanNotReady(Conflict):
+    code = "scan_not_ready"
+
+
+class PayloadTooLarge(GatewayError):
+    status = 413
+    code = "payload_too_large"
+
+
+class UnsupportedMediaType(GatewayError):
+    status = 415
+    code = "unsupported_media_type"
+
+
+class ValidationError(GatewayError):
+    status = 422
+    code = "validation_error"
+
+
+class LimitExceeded(GatewayError):
+    status = 429
+    code = "limit_exceeded"
+
+    def __init__(self, message: str, *, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        if retry_after is not None:
+            self.headers["Retry-After"] = str(retry_after)
+
+
+class StoreUnavailable(GatewayError):
+    status = 503
+    code = "store_unavailable"

@@ -1,0 +1,208 @@
+"""The scan domain: statuses, scan records, log events and upstream updates."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+__all__ = [
+    "RUNNING_STATUSES",
+    "SEVERITIES",
+    "TERMINAL_STATUSES",
+    "Event",
+    "EventDraft",
+    "NewScan",
+    "ScanFinished",
+    "ScanRecord",
+    "ScanState",
+    "Status",
+    "UpstreamUpdate",
+    "apply_draft",
+    "utcnow",
+]
+
+
+class Status(StrEnum):
+    PENDING = "pending"
+    CONNECTING = "connecting"
+    INITIALIZING = "initializing"
+    CLONING = "cloning"
+    ANALYZING = "analyzing"
+    SCANNING = "scanning"
+    PROCESSING = "processing"
+    SAVING = "saving"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+TERMINAL_STATUSES = frozenset({Status.COMPLETED, Status.FAILED})
+# The statuses a scanner may report while it works.
+RUNNING_STATUSES = frozenset(
+    {
+        Status.INITIALIZING,
+        Status.CLONING,
+        Status.ANALYZING,
+        Status.SCANNING,
+        Status.PROCESSING,
+        Status.SAVING,
+    }
+)
+SEVERITIES = ("critical", "high", "medium", "low", "info", "unknown")
+
+
+def utcnow() -> str:
+    """The current time as ISO-8601 UTC, the form every timestamp takes."""
+    return datetime.now(UTC).isoformat()
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamUpdate:
+    """One upstream progress message, normalised but not yet applied to a scan.
+
+    ``None`` means the upstream did not say; the runner keeps the previous value.
+    """
+
+    status: Status | None = None
+    progress_percent: int | None = None
+    progress_text: str | None = None
+    error: str | None = None
+    vulnerabilities: tuple[dict[str, Any], ...] = ()
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+
+@dataclass(frozen=True, slots=True)
+class ScanRecord:
+    scan_id: str
+    owner: str
+    repository_name: str
+    scanner_name: str
+    sse_enabled: bool
+    configurations: dict[str, Any]
+    status: Status
+    progress_percent: int
+    progress_text: str
+    error: str | None
+    created_at: str
+    updated_at: str
+    finished_at: str | None
+    last_seq: int
+    skipped_events: int = 0
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+    def public(self) -> dict[str, Any]:
+        """The record as the API shows it (the owner is implied by the caller)."""
+        return {
+            "scan_id": self.scan_id,
+            "repository_name": self.repository_name,
+            "scanner_name": self.scanner_name,
+            "sse_enabled": self.sse_enabled,
+            "status": self.status.value,
+            "progress_percent": self.progress_percent,
+            "progress_text": self.progress_text,
+            "error": self.error,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "finished_at": self.finished_at,
+            "last_event_id": self.last_seq,
+            "skipped_events": self.skipped_events,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One entry of a scan's log: ``seq`` is the SSE id, ``data`` the JSON text sent."""
+
+    scan_id: str
+    seq: int
+    data: str
+    terminal: bool
+    frame: bytes = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Encoded once and shared by every subscriber. ``data`` is compact JSON, so it holds no
+        # line break and fits one ``data:`` line.
+        object.__setattr__(self, "frame", f"id: {self.seq}\ndata: {self.data}\n\n".encode())
+
+    def payload(self) -> dict[str, Any]:
+        value: dict[str, Any] = json.loads(self.data)
+        return value
+
+
+@dataclass(frozen=True, slots=True)
+class NewScan:
+    scan_id: str
+    owner: str
+    repository_name: str
+    scanner_name: str
+    sse_enabled: bool
+    configurations: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class EventDraft:
+    """A change to a scan, before the log gives it a sequence number."""
+
+    status: Status
+    progress_percent: int | None = None
+    progress_text: str | None = None
+    error: str | None = None
+    summary: dict[str, int] | None = None  # severity counts, on the completed event
+
+
+@dataclass(frozen=True, slots=True)
+class ScanState:
+    """The part of a scan record that events change."""
+
+    status: Status
+    progress_percent: int
+    progress_text: str
+    error: str | None
+    last_seq: int
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+
+class ScanFinished(Exception):
+    """An event was appended to a scan whose log already ended."""
+
+
+def apply_draft(
+    scan_id: str, state: ScanState, draft: EventDraft
+) -> tuple[ScanState, dict[str, Any]]:
+    """The scan's next state and the event payload a draft produces.
+
+    Every backend calls this, so the rules hold whatever stores the log: sequence numbers
+    without gaps, progress that never goes backwards, 100 on completion, nothing after the end.
+    """
+    if state.terminal:
+        raise ScanFinished(f"scan {scan_id} already ended {state.status.value}")
+    progress = state.progress_percent
+    if draft.progress_percent is not None:
+        progress = max(progress, min(100, max(0, draft.progress_percent)))
+    if draft.status is Status.COMPLETED:
+        progress = 100
+    text = draft.progress_text if draft.progress_text is not None else state.progress_text
+    error = draft.error if draft.status is Status.FAILED else None
+    new = ScanState(draft.status, progress, text, error, state.last_seq + 1)
+    payload: dict[str, Any] = {
+        "scan_id": scan_id,
+        "status": new.status.value,
+        "progress_percent": new.progress_percent,
+        "progress_text": new.progress_text,
+        "error": new.error,
+        "timestamp": utcnow(),
+    }
+    if draft.summary is not None:
+        payload["summary"] = draft.summary
+    return new, payload

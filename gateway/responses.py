@@ -1,0 +1,85 @@
+"""The JSON envelope every response uses, and the middleware that turns errors into it."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from .errors import GatewayError
+from .models import utcnow
+
+__all__ = ["error_body", "error_middleware", "ok"]
+
+log = logging.getLogger(__name__)
+
+# aiohttp's own HTTP exceptions (no route, wrong method, body too large) keep their status and
+# get a code in our vocabulary.
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    429: "limit_exceeded",
+}
+
+
+def ok(data: Any, *, status: int = 200, message: str | None = None) -> web.Response:
+    return web.json_response(
+        {"success": True, "data": data, "message": message, "timestamp": utcnow()},
+        status=status,
+    )
+
+
+def error_body(code: str, message: str, detail: str | None = None) -> dict[str, Any]:
+    return {
+        "success": False,
+        "data": None,
+        "error": code,
+        "message": message,
+        "detail": detail or message,
+        "timestamp": utcnow(),
+    }
+
+
+def _error_response(
+    status: int, code: str, message: str, detail: str | None = None
+) -> web.Response:
+    return web.json_response(error_body(code, message, detail), status=status)
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except GatewayError as exc:
+        response = _error_response(exc.status, exc.code, exc.message, exc.detail)
+        response.headers.update(exc.headers)
+        return response
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = _HTTP_CODES.get(exc.status, "http_error")
+        response = _error_response(exc.status, code, _http_message(request, exc))
+        for name in ("Allow", "WWW-Authenticate"):
+            if name in exc.headers:
+                response.headers[name] = exc.headers[name]
+        return response
+    except Exception:
+        log.exception("unhandled error in %s %s", request.method, request.path)
+        return _error_response(500, "internal_error", "internal server error")
+
+
+def _http_message(request: web.Request, exc: web.HTTPException) -> str:
+    if exc.status == 404:
+        return f"no route for {request.method} {request.path}"
+    if exc.status == 405:
+        return f"method {request.method} is not allowed on {request.path}"
+    if exc.status == 413:
+        return "request body is too large"
+    return exc.reason

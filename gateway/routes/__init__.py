@@ -1,0 +1,13 @@
+"""HTTP routes: the scan API, its event stream, and health."""
+
+from aiohttp import web
+
+from . import health, scans, stream
+
+__all__ = ["setup_routes"]
+
+
+def setup_routes(app: web.Application) -> None:
+    app.add_routes(health.routes)
+    app.add_routes(scans.routes)
+    app.add_routes(stream.routes)

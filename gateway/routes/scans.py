@@ -1,0 +1,109 @@
+"""The scan API: start, list, read status, read results."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from aiohttp import web
+
+from ..appkeys import CONFIG, RUNNER, STORE
+from ..auth import principal
+from ..errors import ScanNotFound, ScanNotReady
+from ..models import EventDraft, NewScan, ScanRecord, Status
+from ..normalise import severity_summary
+from ..responses import ok
+from ..validation import parse_bool, parse_limit, parse_status, read_json, scan_request
+
+__all__ = ["API", "owned_scan", "routes"]
+
+API = "/api/v1/scans"
+LIST_DEFAULT = 50
+LIST_MAX = 500
+
+routes = web.RouteTableDef()
+
+
+async def owned_scan(request: web.Request) -> ScanRecord:
+    """The scan named in the path, if the caller owns it; 404 alike for absent and foreign."""
+    scan_id = request.match_info["scan_id"]
+    scan = await request.app[STORE].get_scan(scan_id)
+    if scan is None or scan.owner != principal(request).subject:
+        raise ScanNotFound(scan_id)
+    return scan
+
+
+def links(scan_id: str) -> dict[str, str]:
+    return {
+        "stream_url": f"{API}/{scan_id}/stream",
+        "status_url": f"{API}/{scan_id}",
+        "results_url": f"{API}/{scan_id}/results",
+    }
+
+
+@routes.post(f"{API}/")
+@routes.post(API)
+async def start_scan(request: web.Request) -> web.Response:
+    use_sse = parse_bool(request.query.get("use_sse"), "use_sse", default=False)
+    wanted = scan_request(await read_json(request), request.app[CONFIG].scanners)
+    new = NewScan(
+        scan_id=str(uuid.uuid4()),
+        owner=principal(request).subject,
+        repository_name=wanted.repository_name,
+        scanner_name=wanted.scanner_name,
+        sse_enabled=use_sse,
+        configurations=wanted.configurations,
+    )
+    scan, _ = await request.app[STORE].create_scan(
+        new, EventDraft(Status.PENDING, 0, "Scan queued.")
+    )
+    request.app[RUNNER].start(scan)
+    data: dict[str, Any] = {
+        "scan_id": scan.scan_id,
+        "status": scan.status.value,
+        "sse_enabled": scan.sse_enabled,
+        **links(scan.scan_id),
+    }
+    response = ok(data, status=201, message="scan started")
+    response.headers["Location"] = data["status_url"]
+    return response
+
+
+@routes.get(f"{API}/")
+@routes.get(API)
+async def list_scans(request: web.Request) -> web.Response:
+    limit = parse_limit(request.query.get("limit"), default=LIST_DEFAULT, maximum=LIST_MAX)
+    status = parse_status(request.query.get("status"))
+    scans = await request.app[STORE].list_scans(
+        principal(request).subject, limit=limit, status=status
+    )
+    return ok([scan.public() for scan in scans])
+
+
+@routes.get(API + "/{scan_id}")
+async def get_scan(request: web.Request) -> web.Response:
+    scan = await owned_scan(request)
+    return ok({**scan.public(), **links(scan.scan_id)})
+
+
+@routes.get(API + "/{scan_id}/results")
+async def get_results(request: web.Request) -> web.Response:
+    scan = await owned_scan(request)
+    if scan.status is Status.FAILED:
+        raise ScanNotReady(f"scan failed, so it has no results: {scan.error}")
+    if scan.status is not Status.COMPLETED:
+        raise ScanNotReady(
+            f"scan is still {scan.status.value} ({scan.progress_percent}%); "
+            "results are available once it completes"
+        )
+    vulnerabilities = await request.app[STORE].vulnerabilities(scan.scan_id)
+    return ok(
+        {
+            "scan_id": scan.scan_id,
+            "scanner_name": scan.scanner_name,
+            "repository_name": scan.repository_name,
+            "status": scan.status.value,
+            "vulnerabilities": vulnerabilities,
+            "summary": severity_summary(vulnerabilities),
+        }
+    )

@@ -1,0 +1,61 @@
+"""The store interface. Routes and the runner use only this; backends implement it."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ..models import Event, EventDraft, NewScan, ScanRecord, Status
+
+__all__ = ["Store"]
+
+
+class Store(ABC):
+    """Scan records, each scan's append-only event log, and its vulnerabilities.
+
+    ``append_event`` is atomic: the event, the record's new state and (on completion) the
+    results are written together, and sequence numbers have no gaps.
+    """
+
+    @abstractmethod
+    async def create_scan(self, scan: NewScan, first: EventDraft) -> tuple[ScanRecord, Event]:
+        """Store a new scan and its first event (sequence 1)."""
+
+    @abstractmethod
+    async def append_event(
+        self,
+        scan_id: str,
+        draft: EventDraft,
+        *,
+        vulnerabilities: Sequence[Mapping[str, Any]] = (),
+        skipped_events: int | None = None,
+    ) -> Event:
+        """Append one event; raises ``ScanFinished`` once the log has its terminal event."""
+
+    @abstractmethod
+    async def get_scan(self, scan_id: str) -> ScanRecord | None: ...
+
+    @abstractmethod
+    async def list_scans(
+        self, owner: str, *, limit: int, status: Status | None = None
+    ) -> list[ScanRecord]:
+        """The owner's scans, newest first."""
+
+    @abstractmethod
+    async def events_after(self, scan_id: str, after: int, *, limit: int) -> list[Event]:
+        """Up to ``limit`` events with a sequence number above ``after``, in order."""
+
+    @abstractmethod
+    async def vulnerabilities(self, scan_id: str) -> list[dict[str, Any]]: ...
+
+    @abstractmethod
+    async def interrupt_unfinished(self, reason: str) -> list[Event]:
+        """End every scan left running by an earlier process ``failed`` with ``reason``."""
+
+    @abstractmethod
+    async def ping(self) -> None:
+        """Raise ``StoreUnavailable`` unless the store answers."""
+
+    @abstractmethod
+    async def close(self) -> None: ...

@@ -1,0 +1,348 @@
+"""The embedded store: one SQLite file in WAL mode, one writer, separate reader.
+
+aiosqlite runs each connection on its own thread; a shared connection does not isolate
+transactions between tasks, so every write goes through one writer task that wraps it in
+``BEGIN IMMEDIATE`` ... ``COMMIT``. A caller that is cancelled while waiting does not leave a
+transaction half done: the writer finishes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sqlite3
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiosqlite
+
+from ..errors import StoreUnavailable
+from ..models import (
+    Event,
+    EventDraft,
+    NewScan,
+    ScanRecord,
+    ScanState,
+    Status,
+    apply_draft,
+    utcnow,
+)
+from .base import Store
+
+__all__ = ["SQLiteStore"]
+
+log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+_Write = Callable[[aiosqlite.Connection], Awaitable[Any]]
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS scans (
+    scan_id TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    repository_name TEXT NOT NULL,
+    scanner_name TEXT NOT NULL,
+    sse_enabled INTEGER NOT NULL,
+    configurations TEXT NOT NULL,
+    status TEXT NOT NULL,
+    progress_percent INTEGER NOT NULL,
+    progress_text TEXT NOT NULL,
+    error TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    finished_at TEXT,
+    last_seq INTEGER NOT NULL,
+    skipped_events INTEGER NOT NULL DEFAULT 0,
+    created_order INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS scans_by_owner ON scans (owner, created_order DESC);
+CREATE INDEX IF NOT EXISTS scans_unfinished ON scans (finished_at) WHERE finished_at IS NULL;
+CREATE TABLE IF NOT EXISTS scan_events (
+    scan_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    terminal INTEGER NOT NULL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (scan_id, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS vulnerabilities (
+    scan_id TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    severity TEXT NOT NULL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (scan_id, idx)
+) WITHOUT ROWID;
+"""
+
+_SCAN_COLUMNS = (
+    "scan_id, owner, repository_name, scanner_name, sse_enabled, configurations, status, "
+    "progress_percent, progress_text, error, created_at, updated_at, finished_at, last_seq, "
+    "skipped_events"
+)
+
+
+def _record(row: sqlite3.Row) -> ScanRecord:
+    return ScanRecord(
+        scan_id=row["scan_id"],
+        owner=row["owner"],
+        repository_name=row["repository_name"],
+        scanner_name=row["scanner_name"],
+        sse_enabled=bool(row["sse_enabled"]),
+        configurations=json.loads(row["configurations"]),
+        status=Status(row["status"]),
+        progress_percent=row["progress_percent"],
+        progress_text=row["progress_text"],
+        error=row["error"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        finished_at=row["finished_at"],
+        last_seq=row["last_seq"],
+        skipped_events=row["skipped_events"],
+    )
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+class SQLiteStore(Store):
+    def __init__(self, writer: aiosqlite.Connection, reader: aiosqlite.Connection) -> None:
+        self._writer = writer
+        self._reader = reader
+        self._queue: asyncio.Queue[tuple[_Write, asyncio.Future[Any]] | None] = asyncio.Queue()
+        self._task = asyncio.create_task(self._write_loop(), name="sqlite-writer")
+        self._closing = False
+
+    @classmethod
+    async def open(cls, path: str) -> SQLiteStore:
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        writer = await _connect(path)
+        try:
+            await writer.executescript(SCHEMA)
+            reader = await _connect(path)
+        except BaseException:
+            await writer.close()
+            raise
+        return cls(writer, reader)
+
+    async def close(self) -> None:
+        if self._closing:
+            return
+        self._closing = True
+        await self._queue.put(None)
+        await self._task
+        await self._reader.close()
+        await self._writer.close()
+
+    # -- the writer ---------------------------------------------------------------------------
+
+    async def _write_loop(self) -> None:
+        while (item := await self._queue.get()) is not None:
+            write, future = item
+            try:
+                await self._writer.execute("BEGIN IMMEDIATE")
+                try:
+                    result = await write(self._writer)
+                except BaseException:
+                    await self._writer.rollback()
+                    raise
+                await self._writer.commit()
+            except Exception as exc:
+                if not future.done():
+                    future.set_exception(exc)
+            else:
+                if not future.done():
+                    future.set_result(result)
+
+    async def _write(self, write: Callable[[aiosqlite.Connection], Awaitable[_T]]) -> _T:
+        if self._closing:
+            raise StoreUnavailable("the store is closed")
+        future: asyncio.Future[_T] = asyncio.get_running_loop().create_future()
+        await self._queue.put((write, future))
+        return await future
+
+    # -- writes -------------------------------------------------------------------------------
+
+    async def create_scan(self, scan: NewScan, first: EventDraft) -> tuple[ScanRecord, Event]:
+        now = utcnow()
+        start = ScanState(Status.PENDING, 0, "", None, 0)
+        state, payload = apply_draft(scan.scan_id, start, first)
+        event = Event(scan.scan_id, state.last_seq, _dumps(payload), state.terminal)
+
+        async def write(db: aiosqlite.Connection) -> None:
+            await db.execute(
+                f"INSERT INTO scans ({_SCAN_COLUMNS}, created_order) VALUES "
+                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, 0, "
+                "(SELECT COALESCE(MAX(created_order), 0) + 1 FROM scans))",
+                (
+                    scan.scan_id,
+                    scan.owner,
+                    scan.repository_name,
+                    scan.scanner_name,
+                    int(scan.sse_enabled),
+                    _dumps(scan.configurations),
+                    state.status.value,
+                    state.progress_percent,
+                    state.progress_text,
+                    state.error,
+                    now,
+                    now,
+                    state.last_seq,
+                ),
+            )
+            await _insert_event(db, event)
+
+        await self._write(write)
+        record = ScanRecord(
+            scan_id=scan.scan_id,
+            owner=scan.owner,
+            repository_name=scan.repository_name,
+            scanner_name=scan.scanner_name,
+            sse_enabled=scan.sse_enabled,
+            configurations=scan.configurations,
+            status=state.status,
+            progress_percent=state.progress_percent,
+            progress_text=state.progress_text,
+            error=state.error,
+            created_at=now,
+            updated_at=now,
+            finished_at=None,
+            last_seq=state.last_seq,
+        )
+        return record, event
+
+    async def append_event(
+        self,
+        scan_id: str,
+        draft: EventDraft,
+        *,
+        vulnerabilities: Sequence[Mapping[str, Any]] = (),
+        skipped_events: int | None = None,
+    ) -> Event:
+        async def write(db: aiosqlite.Connection) -> Event:
+            return await _append(db, scan_id, draft, vulnerabilities, skipped_events)
+
+        return await self._write(write)
+
+    async def interrupt_unfinished(self, reason: str) -> list[Event]:
+        draft = EventDraft(Status.FAILED, progress_text=reason, error=reason)
+
+        async def write(db: aiosqlite.Connection) -> list[Event]:
+            rows = await db.execute_fetchall("SELECT scan_id FROM scans WHERE finished_at IS NULL")
+            scan_ids = [row[0] for row in rows]
+            return [await _append(db, scan_id, draft, (), None) for scan_id in scan_ids]
+
+        return await self._write(write)
+
+    # -- reads --------------------------------------------------------------------------------
+
+    # Reads use execute_fetchall: the statement runs to its end on the connection's thread even
+    # if the caller is cancelled. A cursor abandoned half-read would pin an old WAL snapshot
+    # for every later read on the connection.
+    async def _read(self, sql: str, args: Sequence[Any]) -> list[sqlite3.Row]:
+        return list(await self._reader.execute_fetchall(sql, args))
+
+    async def get_scan(self, scan_id: str) -> ScanRecord | None:
+        rows = await self._read(f"SELECT {_SCAN_COLUMNS} FROM scans WHERE scan_id = ?", (scan_id,))
+        return _record(rows[0]) if rows else None
+
+    async def list_scans(
+        self, owner: str, *, limit: int, status: Status | None = None
+    ) -> list[ScanRecord]:
+        query = f"SELECT {_SCAN_COLUMNS} FROM scans WHERE owner = ?"
+        args: list[Any] = [owner]
+        if status is not None:
+            query += " AND status = ?"
+            args.append(status.value)
+        query += " ORDER BY created_order DESC LIMIT ?"
+        args.append(limit)
+        return [_record(row) for row in await self._read(query, args)]
+
+    async def events_after(self, scan_id: str, after: int, *, limit: int) -> list[Event]:
+        rows = await self._read(
+            "SELECT seq, terminal, data FROM scan_events WHERE scan_id = ? AND seq > ? "
+            "ORDER BY seq LIMIT ?",
+            (scan_id, after, limit),
+        )
+        return [Event(scan_id, row[0], row[2], bool(row[1])) for row in rows]
+
+    async def vulnerabilities(self, scan_id: str) -> list[dict[str, Any]]:
+        rows = await self._read(
+            "SELECT data FROM vulnerabilities WHERE scan_id = ? ORDER BY idx", (scan_id,)
+        )
+        return [json.loads(row[0]) for row in rows]
+
+    async def ping(self) -> None:
+        if self._closing or self._task.done():
+            raise StoreUnavailable("the store is closed")
+        try:
+            await self._read("SELECT 1", ())
+        except (sqlite3.Error, ValueError) as exc:
+            raise StoreUnavailable(f"store does not answer: {exc}") from None
+
+
+async def _connect(path: str) -> aiosqlite.Connection:
+    db = await aiosqlite.connect(path, isolation_level=None)
+    db.row_factory = sqlite3.Row
+    await db.execute("PRAGMA journal_mode=WAL")
+    await db.execute("PRAGMA synchronous=NORMAL")
+    await db.execute("PRAGMA busy_timeout=5000")
+    return db
+
+
+async def _insert_event(db: aiosqlite.Connection, event: Event) -> None:
+    await db.execute(
+        "INSERT INTO scan_events (scan_id, seq, terminal, data) VALUES (?, ?, ?, ?)",
+        (event.scan_id, event.seq, int(event.terminal), event.data),
+    )
+
+
+async def _append(
+    db: aiosqlite.Connection,
+    scan_id: str,
+    draft: EventDraft,
+    vulnerabilities: Sequence[Mapping[str, Any]],
+    skipped_events: int | None,
+) -> Event:
+    rows = list(
+        await db.execute_fetchall(
+            "SELECT status, progress_percent, progress_text, error, last_seq FROM scans "
+            "WHERE scan_id = ?",
+            (scan_id,),
+        )
+    )
+    if not rows:
+        raise KeyError(scan_id)
+    row = rows[0]
+    state = ScanState(Status(row[0]), row[1], row[2], row[3], row[4])
+    new, payload = apply_draft(scan_id, state, draft)
+    event = Event(scan_id, new.last_seq, _dumps(payload), new.terminal)
+    now = payload["timestamp"]
+    await db.execute(
+        "UPDATE scans SET status = ?, progress_percent = ?, progress_text = ?, error = ?, "
+        "updated_at = ?, finished_at = ?, last_seq = ?, "
+        "skipped_events = COALESCE(?, skipped_events) WHERE scan_id = ?",
+        (
+            new.status.value,
+            new.progress_percent,
+            new.progress_text,
+            new.error,
+            now,
+            now if new.terminal else None,
+            new.last_seq,
+            skipped_events,
+            scan_id,
+        ),
+    )
+    await _insert_event(db, event)
+    if vulnerabilities:
+        await db.executemany(
+            "INSERT INTO vulnerabilities (scan_id, idx, severity, data) VALUES (?, ?, ?, ?)",
+            [
+                (scan_id, index, str(vuln.get("severity", "unknown")), _dumps(vuln))
+                for index, vuln in enumerate(vulnerabilities)
+            ],
+        )
+    return event

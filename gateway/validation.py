@@ -1,0 +1,125 @@
+"""Reading and checking what clients send: bodies, query parameters and path ids."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from .errors import BadRequest, InvalidJSON, UnknownScanner, UnsupportedMediaType, ValidationError
+from .models import Status
+
+__all__ = ["ScanRequest", "parse_bool", "parse_limit", "parse_status", "read_json", "scan_request"]
+
+_TRUE = frozenset({"true", "1", "yes", "on"})
+_FALSE = frozenset({"false", "0", "no", "off"})
+MAX_REPOSITORY_NAME = 500
+
+
+@dataclass(frozen=True, slots=True)
+class ScanRequest:
+    repository_name: str
+    scanner_name: str
+    configurations: dict[str, Any]
+
+
+async def read_json(request: web.Request) -> object:
+    """The request's JSON body: 415 for another media type, 400 when it does not parse."""
+    media = request.content_type
+    if media != "application/json" and not media.endswith("+json"):
+        raise UnsupportedMediaType(
+            f"Content-Type must be application/json, got {media or 'none'!r}"
+        )
+    raw = await request.read()  # raises 413 past client_max_size
+    if not raw.strip():
+        raise InvalidJSON("request body is empty; expected a JSON object")
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise InvalidJSON("request body is not valid UTF-8") from None
+    except json.JSONDecodeError as exc:
+        raise InvalidJSON(
+            "request body is not valid JSON",
+            detail=f"{exc.msg} at line {exc.lineno} column {exc.colno}",
+        ) from None
+
+
+def scan_request(body: object, scanners: Mapping[str, str]) -> ScanRequest:
+    if not isinstance(body, dict):
+        raise ValidationError(f"request body must be a JSON object, got {_kind(body)}")
+    unknown = sorted(set(body) - {"repository_name", "scanner_name", "configurations"})
+    if unknown:
+        raise ValidationError(f"unknown field(s): {', '.join(unknown)}")
+    repository = _required_string(body, "repository_name")
+    if len(repository) > MAX_REPOSITORY_NAME:
+        raise ValidationError(
+            f"field 'repository_name' is longer than {MAX_REPOSITORY_NAME} characters"
+        )
+    scanner = _required_string(body, "scanner_name")
+    if scanner not in scanners:
+        known = ", ".join(sorted(scanners)) or "none"
+        raise UnknownScanner(f"unknown scanner {scanner!r}; configured scanners: {known}")
+    configurations = body.get("configurations")
+    if configurations is None:
+        configurations = {}
+    if not isinstance(configurations, dict):
+        raise ValidationError(
+            f"field 'configurations' must be an object, got {_kind(configurations)}"
+        )
+    return ScanRequest(repository, scanner, configurations)
+
+
+def _required_string(body: Mapping[str, Any], name: str) -> str:
+    if name not in body:
+        raise ValidationError(f"field {name!r} is required")
+    value = body[name]
+    if not isinstance(value, str):
+        raise ValidationError(f"field {name!r} must be a string, got {_kind(value)}")
+    if not value.strip():
+        raise ValidationError(f"field {name!r} must not be empty")
+    return value.strip()
+
+
+def _kind(value: object) -> str:
+    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}
+    if value is None:
+        return "null"
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return "a number"
+    return names.get(type(value), type(value).__name__)
+
+
+def parse_bool(raw: str | None, name: str, *, default: bool) -> bool:
+    if raw is None or raw == "":
+        return default
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise BadRequest(f"query parameter {name!r} must be true or false, got {raw!r}")
+
+
+def parse_limit(raw: str | None, *, default: int, maximum: int) -> int:
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadRequest(f"query parameter 'limit' must be a whole number, got {raw!r}") from None
+    if not 1 <= value <= maximum:
+        raise BadRequest(f"query parameter 'limit' must be between 1 and {maximum}, got {value}")
+    return value
+
+
+def parse_status(raw: str | None) -> Status | None:
+    if raw is None or raw == "":
+        return None
+    try:
+        return Status(raw.strip().lower())
+    except ValueError:
+        known = ", ".join(s.value for s in Status)
+        raise BadRequest(f"query parameter 'status' must be one of {known}, got {raw!r}") from None

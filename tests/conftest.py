@@ -1,0 +1,134 @@
+"""Shared fixtures: real servers on 127.0.0.1, real SQLite files, real tokens."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import ClientResponse
+from aiohttp.test_utils import TestClient, TestServer
+
+from gateway import create_app
+from gateway.auth import TokenVerifier
+from gateway.config import Config, config_from_dict
+from gateway.sse_parser import SSEParser
+from mock_scanner import MockScannerConfig
+from mock_scanner import create_app as create_mock_scanner
+
+SCANNERS = ("secret_scanner", "sast_scanner", "llm_scanner", "dast_scanner")
+SECRET = "test-secret-" + "0123456789abcdef" * 4
+
+MakeConfig = Callable[..., Config]
+Gateway = Callable[..., Awaitable[TestClient[Any, Any]]]
+
+
+def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+@pytest.fixture
+async def scanner(aiohttp_server: Callable[..., Awaitable[TestServer]]) -> TestServer:
+    """The bundled mock scanner, for real, on a free port."""
+    return await aiohttp_server(create_mock_scanner(MockScannerConfig(step_delay=0.0)))
+
+
+@pytest.fixture
+def make_config(tmp_path: Path, scanner: TestServer) -> MakeConfig:
+    def make(**overrides: Any) -> Config:
+        base = {
+            "database": {"path": str(tmp_path / "gateway.db")},
+            "jwt": {"secret": SECRET},
+            "scanners": {
+                name: str(scanner.make_url(f"/scanners/{name}/scan")) for name in SCANNERS
+            },
+            "upstream": {"idle_timeout_seconds": 10, "scan_timeout_seconds": 30},
+            "stream": {"heartbeat_seconds": 15},
+            "mock": {"step_delay_seconds": 0.0, "steps": 5},
+        }
+        return config_from_dict(_merge(base, overrides))
+
+    return make
+
+
+@pytest.fixture
+def gateway(
+    aiohttp_client: Callable[..., Awaitable[TestClient[Any, Any]]], make_config: MakeConfig
+) -> Gateway:
+    """Start a gateway app (config overrides as keyword arguments) and return its client."""
+
+    async def start(**overrides: Any) -> TestClient[Any, Any]:
+        return await aiohttp_client(create_app(make_config(**overrides)))
+
+    return start
+
+
+@pytest.fixture
+async def client(gateway: Gateway) -> TestClient[Any, Any]:
+    return await gateway()
+
+
+def token(sub: str = "alice", ttl: int = 3600, secret: str = SECRET) -> str:
+    return TokenVerifier(config_from_dict({"jwt": {"secret": secret}}).jwt).issue(sub, ttl)
+
+
+def auth(sub: str = "alice") -> dict[str, str]:
+    return {"Authorization": f"Bearer {token(sub)}"}
+
+
+async def start_scan(
+    client: TestClient[Any, Any],
+    *,
+    sub: str = "alice",
+    use_sse: bool = False,
+    scanner: str = "secret_scanner",
+    repository: str = "acme/web",
+    configurations: dict[str, Any] | None = None,
+) -> str:
+    body: dict[str, Any] = {"repository_name": repository, "scanner_name": scanner}
+    if configurations is not None:
+        body["configurations"] = configurations
+    response = await client.post(
+        f"/api/v1/scans/?use_sse={'true' if use_sse else 'false'}", json=body, headers=auth(sub)
+    )
+    assert response.status == 201, await response.text()
+    scan_id: str = (await response.json())["data"]["scan_id"]
+    return scan_id
+
+
+async def read_events(response: ClientResponse) -> list[tuple[int, dict[str, Any]]]:
+    """Every event of an SSE response until the server ends it, as (id, data)."""
+    assert response.status == 200, await response.text()
+    assert response.content_type == "text/event-stream"
+    parser = SSEParser()
+    events = []
+    async for chunk in response.content.iter_any():
+        events.extend(parser.feed(chunk))
+    events.extend(parser.close())
+    return [(int(event.id), json.loads(event.data)) for event in events]
+
+
+async def stream(
+    client: TestClient[Any, Any], scan_id: str, sub: str = "alice"
+) -> list[tuple[int, dict[str, Any]]]:
+    async with client.get(f"/api/v1/scans/{scan_id}/stream", headers=auth(sub)) as response:
+        return await read_events(response)
+
+
+def error_shape(body: dict[str, Any]) -> None:
+    """The one error envelope every failure uses."""
+    assert set(body) == {"success", "data", "error", "message", "detail", "timestamp"}
+    assert body["success"] is False
+    assert body["data"] is None
+    assert isinstance(body["error"], str) and body["error"]
+    assert isinstance(body["message"], str) and body["message"]
+    assert isinstance(body["detail"], str) and body["detail"]
+    assert body["timestamp"].endswith("+00:00")

@@ -1,0 +1,181 @@
+"""One error envelope for every kind of failure, with the right status."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import auth, error_shape, start_scan, stream, token
+
+GOOD = {"repository_name": "acme/web", "scanner_name": "secret_scanner"}
+
+
+async def post_raw(client, data, content_type="application/json", headers=None, query=""):
+    return await client.post(
+        f"/api/v1/scans/{query}",
+        data=data,
+        headers={"Content-Type": content_type, **auth(), **(headers or {})},
+    )
+
+
+@pytest.mark.parametrize(
+    ("data", "status", "code", "needle"),
+    [
+        (b"{not json", 400, "invalid_json", "not valid JSON"),
+        (b"", 400, "invalid_json", "empty"),
+        (b"\xff\xfe", 400, "invalid_json", "UTF-8"),
+        (b"[1, 2]", 422, "validation_error", "JSON object"),
+        (b'{"scanner_name": "secret_scanner"}', 422, "validation_error", "repository_name"),
+        (b'{"repository_name": "a/b"}', 422, "validation_error", "scanner_name"),
+        (
+            b'{"repository_name": 7, "scanner_name": "secret_scanner"}',
+            422,
+            "validation_error",
+            "'repository_name' must be a string",
+        ),
+        (
+            b'{"repository_name": "  ", "scanner_name": "secret_scanner"}',
+            422,
+            "validation_error",
+            "must not be empty",
+        ),
+        (
+            b'{"repository_name": "a/b", "scanner_name": "secret_scanner", "configurations": []}',
+            422,
+            "validation_error",
+            "'configurations' must be an object",
+        ),
+        (
+            b'{"repository_name": "a/b", "scanner_name": "secret_scanner", "scanner": "x"}',
+            422,
+            "validation_error",
+            "unknown field(s): scanner",
+        ),
+        (
+            b'{"repository_name": "a/b", "scanner_name": "nmap"}',
+            400,
+            "unknown_scanner",
+            "dast_scanner, llm_scanner, sast_scanner, secret_scanner",
+        ),
+    ],
+    ids=[
+        "not-json",
+        "empty",
+        "not-utf8",
+        "not-object",
+        "missing-repository",
+        "missing-scanner",
+        "mistyped-repository",
+        "blank-repository",
+        "mistyped-configurations",
+        "unknown-field",
+        "unknown-scanner",
+    ],
+)
+async def test_bad_bodies(client, data, status, code, needle):
+    response = await post_raw(client, data)
+    assert response.status == status
+    body = await response.json()
+    error_shape(body)
+    assert body["error"] == code
+    assert needle in body["message"]
+    listed = await client.get("/api/v1/scans/", headers=auth())
+    assert (await listed.json())["data"] == [], "a rejected request stores nothing"
+
+
+async def test_wrong_media_type_is_415(client):
+    response = await post_raw(client, b"repository_name=x", content_type="text/plain")
+    assert response.status == 415
+    body = await response.json()
+    error_shape(body)
+    assert "application/json" in body["message"]
+
+
+async def test_oversize_body_is_413(gateway):
+    client = await gateway(server={"max_body_bytes": 1024})
+    padding = "x" * 2000
+    response = await post_raw(
+        client, f'{{"repository_name": "{padding}", "scanner_name": "secret_scanner"}}'.encode()
+    )
+    assert response.status == 413
+    body = await response.json()
+    error_shape(body)
+    assert body["error"] == "payload_too_large"
+
+
+async def test_bad_use_sse_is_400(client):
+    response = await post_raw(
+        client, b'{"repository_name": "a", "scanner_name": "sast_scanner"}', query="?use_sse=maybe"
+    )
+    assert response.status == 400
+    body = await response.json()
+    error_shape(body)
+    assert "use_sse" in body["message"]
+
+
+@pytest.mark.parametrize(
+    ("query", "needle"),
+    [
+        ("limit=0", "between 1 and 500"),
+        ("limit=501", "between 1 and 500"),
+        ("limit=ten", "whole number"),
+        ("status=paused", "one of pending"),
+    ],
+)
+async def test_bad_list_queries_are_400(client, query, needle):
+    response = await client.get(f"/api/v1/scans/?{query}", headers=auth())
+    assert response.status == 400
+    body = await response.json()
+    error_shape(body)
+    assert needle in body["message"]
+
+
+async def test_unknown_scan_is_404(client):
+    response = await client.get("/api/v1/scans/no-such-scan", headers=auth())
+    assert response.status == 404
+    body = await response.json()
+    error_shape(body)
+    assert body["error"] == "scan_not_found"
+
+
+async def test_unknown_route_and_wrong_method(client):
+    missing = await client.get("/api/v1/nothing", headers=auth())
+    assert missing.status == 404
+    error_shape(await missing.json())
+    wrong = await client.put("/api/v1/scans/", headers=auth())
+    assert wrong.status == 405
+    body = await wrong.json()
+    error_shape(body)
+    assert body["error"] == "method_not_allowed"
+    assert "POST" in wrong.headers["Allow"]
+
+
+async def test_missing_token_is_401_with_challenge(client):
+    response = await client.get("/api/v1/scans/")
+    assert response.status == 401
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    error_shape(await response.json())
+
+
+async def test_results_conflict_shape(gateway):
+    client = await gateway(mock={"step_delay_seconds": 30})
+    scan_id = await start_scan(client)
+    response = await client.get(f"/api/v1/scans/{scan_id}/results", headers=auth())
+    assert response.status == 409
+    error_shape(await response.json())
+
+
+async def test_store_unavailable_is_503(client):
+    from gateway.appkeys import STORE
+
+    scan_id = await start_scan(client)
+    await stream(client, scan_id)
+    await client.app[STORE].close()
+    response = await client.get("/healthz")
+    assert response.status == 503
+    body = await response.json()
+    error_shape(body)
+    assert body["error"] == "store_unavailable"
+
+
+def test_token_helper_is_usable():
+    assert token().count(".") == 2

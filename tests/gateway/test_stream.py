@@ -1,0 +1,120 @@
+"""The event stream: replay then live, identical for every subscriber, nothing left behind."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from gateway.appkeys import BUS, RUNNER, STORE
+from gateway.sse_parser import SSEParser
+from tests.conftest import auth, read_events, start_scan, stream
+
+
+async def wait_for_status(client, scan_id, wanted):
+    """Follow the stream until an event with status ``wanted`` arrives; return its id."""
+    async with client.get(f"/api/v1/scans/{scan_id}/stream", headers=auth()) as response:
+        parser = SSEParser()
+        async for chunk in response.content.iter_any():
+            for event in parser.feed(chunk):
+                if json.loads(event.data)["status"] == wanted:
+                    return int(event.id)
+    raise AssertionError(f"stream ended before {wanted}")
+
+
+async def test_headers_and_terminal_end(client):
+    scan_id = await start_scan(client)
+    async with client.get(f"/api/v1/scans/{scan_id}/stream", headers=auth()) as response:
+        assert response.headers["Content-Type"] == "text/event-stream"
+        assert response.headers["Cache-Control"] == "no-cache"
+        assert response.headers["X-Accel-Buffering"] == "no"
+        events = await read_events(response)
+    assert events[-1][1]["status"] == "completed"
+
+
+async def test_late_and_concurrent_subscribers_get_identical_sequences(gateway):
+    client = await gateway(mock={"step_delay_seconds": 0.02, "steps": 20})
+    scan_id = await start_scan(client)
+    early = [asyncio.create_task(stream(client, scan_id)) for _ in range(2)]
+    await wait_for_status(client, scan_id, "scanning")
+    late = asyncio.create_task(stream(client, scan_id))  # joins mid-scan
+    results = await asyncio.gather(*early, late)
+    after = await stream(client, scan_id)  # joins after the end
+    stored = await client.app[STORE].events_after(scan_id, 0, limit=1000)
+    expected = [(event.seq, json.loads(event.data)) for event in stored]
+    assert expected[-1][1]["status"] == "completed"
+    for events in [*results, after]:
+        assert events == expected
+
+
+async def test_many_scans_at_once_each_stream_their_own_log(client):
+    scan_ids = [
+        await start_scan(client, use_sse=i % 2 == 0, scanner=s)
+        for i, s in enumerate(["secret_scanner", "sast_scanner", "llm_scanner"] * 3)
+    ]
+    streams = await asyncio.gather(*(stream(client, scan_id) for scan_id in scan_ids))
+    for scan_id, events in zip(scan_ids, streams, strict=True):
+        assert {data["scan_id"] for _, data in events} == {scan_id}
+        assert [i for i, _ in events] == list(range(1, len(events) + 1))
+        assert events[-1][1]["status"] == "completed"
+
+
+async def test_heartbeat_comment_at_configured_interval(gateway):
+    client = await gateway(stream={"heartbeat_seconds": 0.05}, mock={"step_delay_seconds": 30})
+    scan_id = await start_scan(client)
+    async with client.get(f"/api/v1/scans/{scan_id}/stream", headers=auth()) as response:
+        received = b""
+        while b": ping" not in received:
+            received += await response.content.readany()
+    assert received.startswith(b"id: 1\n")
+
+
+async def test_client_going_away_leaves_nothing_behind(gateway):
+    client = await gateway(mock={"step_delay_seconds": 30})
+    scan_id = await start_scan(client)
+    hub = client.app[BUS]
+    response = await client.get(f"/api/v1/scans/{scan_id}/stream", headers=auth())
+    await response.content.readuntil(b"\n\n")
+    assert hub.subscriber_count == 1
+    response.close()
+    await asyncio.wait_for(hub.wait_idle(), 10)
+    assert hub.channel_count == 0
+
+
+async def test_500_subscribers_connect_and_leave_without_leaks(gateway):
+    client = await gateway(mock={"step_delay_seconds": 0.01, "steps": 30})
+    hub = client.app[BUS]
+    baseline = asyncio.all_tasks()
+    scan_ids = [await start_scan(client) for _ in range(5)]
+
+    async def watch(index: int):
+        scan_id = scan_ids[index % len(scan_ids)]
+        if index % 2:
+            return await stream(client, scan_id)  # to the end
+        async with client.get(f"/api/v1/scans/{scan_id}/stream", headers=auth()) as response:
+            await response.content.readuntil(b"\n\n")  # one event, then leave
+        return None
+
+    finished = await asyncio.gather(*(watch(i) for i in range(500)))
+    for events in filter(None, finished):
+        assert [i for i, _ in events] == list(range(1, len(events) + 1))
+    await client.app[RUNNER].join()
+    await asyncio.wait_for(hub.wait_idle(), 10)
+    assert client.app[RUNNER].running == 0
+    assert hub.channel_count == 0
+    assert hub.subscriber_count == 0
+
+    # Server-side handler tasks finish a moment after the client closes; aiohttp offers nothing
+    # to await for that, so this polls, bounded. What may remain are the server's tasks for
+    # idle keep-alive connections of the client's pool.
+    def leftovers():
+        return [
+            task
+            for task in asyncio.all_tasks() - baseline
+            if getattr(task.get_coro(), "__qualname__", "") != "RequestHandler.start"
+        ]
+
+    for _ in range(200):
+        if not leftovers():
+            break
+        await asyncio.sleep(0.01)
+    assert leftovers() == []
