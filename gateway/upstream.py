@@ -138,10 +138,14 @@ async def _ndjson_messages(
         lines = (pending + chunk).split(b"\n")
         pending = lines.pop()
         if len(pending) > limit:
-            raise UpstreamError("line_too_long", f"{scanner} sent a line over {limit} bytes")
+            raise UpstreamError(
+                "line_too_long", f"{scanner} sent an NDJSON line longer than {limit} bytes"
+            )
         for line in lines:
             if len(line) > limit:
-                raise UpstreamError("line_too_long", f"{scanner} sent a line over {limit} bytes")
+                raise UpstreamError(
+                    "line_too_long", f"{scanner} sent an NDJSON line longer than {limit} bytes"
+                )
             text = line.decode("utf-8", "replace").strip()
             if text:
                 yield _decode(text)

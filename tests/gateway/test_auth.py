@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import time
 
 import jwt
@@ -124,3 +125,17 @@ async def test_good_token_is_accepted(client):
     response = await client.get("/api/v1/scans/", headers=auth())
     assert response.status == 200
     assert token("zed") != token("amy")
+
+
+async def test_tokens_never_reach_the_logs(client, caplog):
+    good = token("alice")
+    bad = jwt.encode(claims(), "another-secret-of-sufficient-length!!")
+    with caplog.at_level(logging.DEBUG):
+        for value in (good, bad):
+            await client.get("/api/v1/scans/", headers={"Authorization": f"Bearer {value}"})
+        scan_id = await start_scan(client)
+        await stream(client, scan_id)
+    assert "GET /api/v1/scans/" in caplog.text, "the access log was captured"
+    assert good not in caplog.text
+    assert bad not in caplog.text
+    assert good.split(".")[2] not in caplog.text

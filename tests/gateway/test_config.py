@@ -1,0 +1,85 @@
+"""Configuration: the embedded defaults, files, environment overrides and clear errors."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from gateway import create_app
+from gateway.config import DEFAULT_CONFIG_PATH, ConfigError, config_from_dict, load_config
+
+
+def test_embedded_defaults_match_the_design():
+    config = load_config(None, {})
+    assert (config.server.host, config.server.port) == ("127.0.0.1", 8000)
+    assert config.database.path == "./var/gateway.db"
+    assert set(config.scanners) == {"secret_scanner", "sast_scanner", "llm_scanner", "dast_scanner"}
+    assert all(url.startswith("http://127.0.0.1:8001/") for url in config.scanners.values())
+    assert config.jwt.algorithms == ("HS256",)
+    assert config.jwt.uses_dev_secret
+    assert config.stream.heartbeat_seconds == 15
+    assert DEFAULT_CONFIG_PATH.name == "config.yaml"
+
+
+def test_environment_overrides(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("server:\n  port: 9100\n")
+    config = load_config(
+        path,
+        {
+            "XPLOYT_PORT": "9200",
+            "XPLOYT_HOST": "0.0.0.0",
+            "XPLOYT_DB_PATH": "/tmp/x.db",
+            "XPLOYT_JWT_SECRET": "s" * 40,
+            "XPLOYT_SCANNER_SAST_SCANNER": "http://127.0.0.1:9999/scan",
+        },
+    )
+    assert (config.server.host, config.server.port) == ("0.0.0.0", 9200)
+    assert config.database.path == "/tmp/x.db"
+    assert config.jwt.secret == "s" * 40
+    assert not config.jwt.uses_dev_secret
+    assert config.scanners == {"sast_scanner": "http://127.0.0.1:9999/scan"}
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"nope": 1}, "unknown key(s) nope"),
+        ({"server": {"port": "x"}}, "server.port: expected a number"),
+        ({"server": {"port": 1.5}}, "server.port: expected a whole number"),
+        ({"server": {"port": 70000}}, "not a port"),
+        ({"server": []}, "server: expected a mapping"),
+        ({"jwt": {"algorithms": ["none"]}}, "'none' is never accepted"),
+        ({"jwt": {"algorithms": []}}, "at least one algorithm"),
+        ({"scanners": {"x": "ftp://host/scan"}}, "scanners.x"),
+        ({"scanners": {"x": 3}}, "mapping of names to URLs"),
+        ({"stream": {"heartbeat_seconds": 0}}, "stream.heartbeat_seconds: must be greater than 0"),
+        ({"mock": {"step_delay_seconds": -1}}, "must not be negative"),
+    ],
+)
+def test_invalid_config_names_the_key(data, message):
+    with pytest.raises(ConfigError, match=None) as info:
+        config_from_dict(data)
+    assert message in str(info.value)
+
+
+def test_bad_files_and_environment(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read config file"):
+        load_config(tmp_path / "missing.yaml", {})
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("server: [\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(broken, {})
+    with pytest.raises(ConfigError, match="XPLOYT_PORT"):
+        load_config(None, {"XPLOYT_PORT": "eighty"})
+
+
+def test_dev_secret_logs_a_warning(caplog):
+    with caplog.at_level(logging.WARNING, logger="gateway.app"):
+        create_app(config_from_dict({}))
+    assert "development default" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="gateway.app"):
+        create_app(config_from_dict({"jwt": {"secret": "p" * 40}}))
+    assert caplog.text == ""

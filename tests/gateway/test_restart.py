@@ -1,0 +1,108 @@
+"""A gateway process killed mid-scan: the next one ends the scan cleanly from the log."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import sys
+from contextlib import asynccontextmanager
+
+import yaml
+from aiohttp import ClientSession
+
+from gateway.sse_parser import SSEEvent, SSEParser
+from tests.conftest import SECRET, auth
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@asynccontextmanager
+async def gateway_process(config_path, port):
+    """Run ``python -m gateway`` and yield once it listens; kill it on the way out."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "gateway",
+        "--config",
+        str(config_path),
+        "--port",
+        str(port),
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "XPLOYT_JWT_SECRET": SECRET},
+    )
+    drain = None
+    try:
+        assert process.stderr is not None
+        seen: list[str] = []
+        while True:
+            line = (await asyncio.wait_for(process.stderr.readline(), 30)).decode()
+            assert line, f"gateway exited before listening: {''.join(seen)}"
+            seen.append(line)
+            if "Running on" in line:
+                break
+        drain = asyncio.create_task(process.stderr.read())
+        yield process
+    finally:
+        if process.returncode is None:
+            process.kill()
+        await process.wait()
+        if drain is not None:
+            await drain
+
+
+async def test_scan_left_running_is_failed_by_the_next_process(tmp_path, scanner):
+    port = free_port()
+    config_path = tmp_path / "config.yaml"
+    config_path.write_text(
+        yaml.safe_dump(
+            {
+                "database": {"path": str(tmp_path / "gateway.db")},
+                "scanners": {
+                    "secret_scanner": str(scanner.make_url("/scanners/secret_scanner/scan"))
+                },
+                "mock": {"step_delay_seconds": 0.05, "steps": 200},
+            }
+        )
+    )
+    base = f"http://127.0.0.1:{port}/api/v1/scans"
+    async with ClientSession() as http:
+        async with gateway_process(config_path, port) as process:
+            created = await http.post(
+                f"{base}/",
+                headers=auth(),
+                json={"repository_name": "acme/web", "scanner_name": "secret_scanner"},
+            )
+            scan_id = (await created.json())["data"]["scan_id"]
+            seen: list[SSEEvent] = []
+            async with http.get(f"{base}/{scan_id}/stream", headers=auth()) as response:
+                parser = SSEParser()
+                while len(seen) < 5:
+                    seen.extend(parser.feed(await response.content.readany()))
+                process.send_signal(signal.SIGKILL)
+                await process.wait()
+
+        async with gateway_process(config_path, port):
+            record = await (await http.get(f"{base}/{scan_id}", headers=auth())).json()
+            assert record["data"]["status"] == "failed"
+            assert record["data"]["error"] == "interrupted: gateway restarted"
+            async with http.get(f"{base}/{scan_id}/stream", headers=auth()) as response:
+                parser = SSEParser()
+                events = [
+                    event
+                    async for chunk in response.content.iter_any()
+                    for event in parser.feed(chunk)
+                ]
+    ids = [int(event.id) for event in events]
+    assert ids == list(range(1, len(ids) + 1))
+    assert [e.data for e in events[: len(seen)]] == [e.data for e in seen]
+    final = json.loads(events[-1].data)
+    assert final["status"] == "failed"
+    assert final["error"] == "interrupted: gateway restarted"
+    assert final["progress_percent"] >= json.loads(seen[-1].data)["progress_percent"]

@@ -1,0 +1,138 @@
+"""SSE mode against the real mock scanner: every dialect it speaks, every fault it can show."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from tests.conftest import auth, start_scan, stream
+
+
+async def run(client, configurations, scanner="sast_scanner"):
+    scan_id = await start_scan(client, use_sse=True, scanner=scanner, configurations=configurations)
+    events = await stream(client, scan_id)
+    record = (await (await client.get(f"/api/v1/scans/{scan_id}", headers=auth())).json())["data"]
+    return scan_id, events, record
+
+
+@pytest.mark.parametrize(
+    "configurations",
+    [
+        {"format": "ndjson"},
+        {"format": "json"},
+        {"line_ending": "crlf"},
+        {"line_ending": "cr"},
+        {"bom": True},
+        {"progress_field": "progress"},
+        {"heartbeat": 0.01, "step_delay": 0.03},
+    ],
+    ids=["ndjson", "single-json", "crlf", "cr", "bom", "progress-alias", "heartbeats"],
+)
+async def test_every_dialect_completes_with_results(client, configurations):
+    scan_id, events, record = await run(client, configurations)
+    assert events[-1][1]["status"] == "completed"
+    assert record["status"] == "completed"
+    assert record["skipped_events"] == 0
+    if configurations.get("format") != "json":
+        percents = [data["progress_percent"] for _, data in events[2:-1]]
+        assert percents and all(0 < p < 100 for p in percents)
+    results = await client.get(f"/api/v1/scans/{scan_id}/results", headers=auth())
+    assert (await results.json())["data"]["vulnerabilities"]
+
+
+async def test_malformed_events_are_counted_and_skipped(client):
+    _, events, record = await run(client, {"malformed": 3})
+    assert events[-1][1]["status"] == "completed"
+    assert record["skipped_events"] == 3
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+FAULTS: dict[str, tuple[dict, dict, str]] = {
+    "scanner-error-event": ({"fail_at": 40}, {}, "simulated scanner failure"),
+    "http-status": ({"status_code": 503}, {}, "answered HTTP 503: scanner overloaded"),
+    "content-type": ({"content_type": "text/html"}, {}, "unsupported content type 'text/html'"),
+    "dropped": ({"drop_at": 50}, {}, "sast_scanner"),
+    "idle-timeout": (
+        {"stall_at": 30, "heartbeat": 0.02},
+        {"upstream": {"idle_timeout_seconds": 0.3}},
+        "sent no event for 0.3 s",
+    ),
+    "line-too-long": ({}, {"upstream": {"max_line_length": 40}}, "line longer than 40"),
+    "ndjson-line-too-long": (
+        {"format": "ndjson"},
+        {"upstream": {"max_line_length": 40}},
+        "NDJSON line longer than 40 bytes",
+    ),
+    "scan-timeout": (
+        {"step_delay": 0.1, "steps": 50},
+        {"upstream": {"scan_timeout_seconds": 0.4}},
+        "scan exceeded its 0.4 s limit",
+    ),
+}
+
+
+@pytest.mark.parametrize("fault", sorted(FAULTS))
+async def test_upstream_faults_end_the_scan_failed_with_a_reason(gateway, fault):
+    configurations, overrides, reason = FAULTS[fault]
+    client = await gateway(**overrides)
+    _, events, record = await run(client, configurations)
+    last = events[-1][1]
+    assert last["status"] == "failed"
+    assert reason in last["error"]
+    assert last["progress_text"] == last["error"] or fault == "scanner-error-event"
+    assert record["status"] == "failed"
+    assert record["error"] == last["error"]
+    assert record["finished_at"] is not None
+    ids = [event_id for event_id, _ in events]
+    assert ids == list(range(1, len(ids) + 1))
+
+
+async def test_stream_ending_without_terminal_event_fails(gateway):
+    # A scanner that closes its body cleanly mid-scan (a shutdown, a proxy) without completing.
+    from aiohttp import web
+
+    async def truncated(request):
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        await response.write(b'data: {"status": "scanning", "progress_percent": 10}\n\n')
+        await response.write_eof()
+        return response
+
+    app = web.Application()
+    app.router.add_post("/scan", truncated)
+    from aiohttp.test_utils import TestServer
+
+    server = TestServer(app)
+    await server.start_server()
+    try:
+        client = await gateway(scanners={"sast_scanner": str(server.make_url("/scan"))})
+        _, events, record = await run(client, {})
+    finally:
+        await server.close()
+    assert [data["status"] for _, data in events] == ["pending", "connecting", "scanning", "failed"]
+    assert "ended its stream without a terminal event" in record["error"]
+    assert record["progress_percent"] == 10
+
+
+async def test_connection_refused_fails_with_reason(gateway):
+    url = f"http://127.0.0.1:{closed_port()}/scan"
+    client = await gateway(scanners={"sast_scanner": url})
+    _, events, record = await run(client, {})
+    assert events[-1][1]["status"] == "failed"
+    assert record["error"].startswith("cannot connect to sast_scanner")
+
+
+async def test_scanner_gets_the_scan_and_its_configurations(client, scanner):
+    scan_id, events, _ = await run(client, {"steps": 2, "custom": {"depth": 3}})
+    assert events[-1][1]["status"] == "completed"
+    from aiohttp import ClientSession
+
+    async with ClientSession() as session, session.get(scanner.make_url("/requests")) as response:
+        received = await response.json()
+    assert [(r["scan_id"], r["kind"]) for r in received] == [(scan_id, "sast_scanner")]
