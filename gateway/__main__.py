@@ -14,6 +14,7 @@ from aiohttp import web
 from .app import create_app
 from .auth import TokenVerifier
 from .config import Config, ConfigError, load_config
+from .logs import RedactingAccessLogger, TokenFilter
 
 log = logging.getLogger("gateway")
 
@@ -45,7 +46,8 @@ def _serve(config: Config, host: str | None, port: int | None) -> None:
         host=server.host,
         port=server.port,
         handler_cancellation=True,  # a client that goes away ends its stream at once
-        access_log_format='%a "%r" %s %b %Tfs',
+        access_log_class=RedactingAccessLogger,
+        shutdown_timeout=server.shutdown_grace_seconds,
         print=lambda message: log.info("%s", message.strip()),
     )
 
@@ -69,6 +71,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=config.logging.level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(TokenFilter())
     _serve(config, args.host, args.port)
     return 0
 

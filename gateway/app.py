@@ -8,9 +8,10 @@ from collections.abc import AsyncGenerator, AsyncIterator
 import aiohttp
 from aiohttp import web
 
-from .appkeys import BUS, CONFIG, HTTP_CLIENT, RUNNER, STORE, VERIFIER
-from .auth import TokenVerifier, auth_middleware
+from .appkeys import BUS, CONFIG, HTTP_CLIENT, RUNNER, STORE, STREAMS, TICKETS, VERIFIER
+from .auth import TicketIssuer, TokenVerifier, auth_middleware
 from .config import Config
+from .cors import add_cors_headers, preflight_middleware
 from .hub import Hub
 from .mock_mode import simulate
 from .models import ScanRecord
@@ -18,6 +19,7 @@ from .responses import error_middleware
 from .routes import setup_routes
 from .runner import ScanRunner
 from .store import SQLiteStore
+from .streams import StreamRegistry
 from .upstream import stream_scan
 
 __all__ = ["create_app"]
@@ -29,17 +31,30 @@ RESTART_REASON = "interrupted: gateway restarted"
 
 def create_app(config: Config) -> web.Application:
     app = web.Application(
-        middlewares=[error_middleware, auth_middleware],
+        middlewares=[preflight_middleware, error_middleware, auth_middleware],
         client_max_size=config.server.max_body_bytes,
     )
     app[CONFIG] = config
     app[VERIFIER] = TokenVerifier(config.jwt)
+    app[TICKETS] = TicketIssuer(config)
     app[BUS] = Hub(subscriber_buffer=config.stream.subscriber_buffer)
     if config.jwt.uses_dev_secret:
         log.warning("JWT secret is the development default; set XPLOYT_JWT_SECRET in production")
+    app[STREAMS] = StreamRegistry(
+        max_per_subject=config.limits.max_streams_per_subject,
+        retry_after=config.limits.retry_after_seconds,
+    )
+    app.on_response_prepare.append(add_cors_headers)
+    app.on_shutdown.append(_close_streams)
     app.cleanup_ctx.extend([_store_ctx, _http_client_ctx, _runner_ctx])
     setup_routes(app)
     return app
+
+
+async def _close_streams(app: web.Application) -> None:
+    # Runs before the server waits for handlers: each open stream sends a reconnect hint and
+    # ends, so clients resume from their last id elsewhere (or here, after a restart).
+    app[STREAMS].shutdown()
 
 
 async def _store_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -1,32 +1,95 @@
-"""Authentication: bearer JWTs verified with the algorithms and keys from config only."""
+"""Authentication: who is calling, from a bearer JWT, a session cookie, a query token or a
+stream ticket. Algorithms and keys come from config only, never from the token.
+
+Native ``EventSource`` cannot send an ``Authorization`` header, so the stream endpoint also
+takes a short-lived *stream ticket* (signed with a key of its own, bound to one scan, one
+subject and that one route), a cookie set by ``POST /api/v1/auth/session``, or, for clients
+that already do so, ``?token=``/``?access_token=``.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import logging
+import secrets
 import time
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import jwt
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from .appkeys import PRINCIPAL, VERIFIER
-from .config import JWTConfig
-from .errors import Unauthorized
+from .appkeys import CONFIG, PRINCIPAL, TICKETS, VERIFIER
+from .config import AuthConfig, Config, JWTConfig
+from .errors import Forbidden, Unauthorized
 
-__all__ = ["Principal", "TokenVerifier", "auth_middleware", "principal"]
+__all__ = [
+    "STREAM_ROUTE",
+    "Principal",
+    "TicketIssuer",
+    "TokenVerifier",
+    "auth_middleware",
+    "principal",
+]
+
+log = logging.getLogger(__name__)
 
 _HMAC = frozenset({"HS256", "HS384", "HS512"})
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Paths under this prefix need a credential; health probes and the like do not.
 PROTECTED_PREFIX = "/api/"
+# The one route that accepts stream tickets.
+STREAM_ROUTE = "scan-stream"
+# Routes under the prefix that need no credential: clearing a session cookie.
+PUBLIC_ROUTES = frozenset({"session-delete"})
+QUERY_TOKEN_PARAMS = ("token", "access_token")
+TICKET_PARAM = "ticket"
+_TICKET_AUDIENCE = "xployt-stream-ticket"
 
 
 @dataclass(frozen=True, slots=True)
 class Principal:
     subject: str
+    expires_at: float | None = None  # epoch seconds; open streams end when it passes
+    via: str = "bearer"  # bearer, cookie, query or ticket
+
+
+def _decode_error(exc: jwt.InvalidTokenError, what: str) -> Unauthorized:
+    reasons: list[tuple[type[Exception], str]] = [
+        (jwt.ExpiredSignatureError, "has expired"),
+        (jwt.InvalidSignatureError, "signature is invalid"),
+        (jwt.InvalidAlgorithmError, "algorithm is not allowed"),
+        (jwt.InvalidAudienceError, "audience is not accepted"),
+        (jwt.InvalidIssuerError, "issuer is not accepted"),
+    ]
+    if isinstance(exc, jwt.MissingRequiredClaimError):
+        return _invalid(f"{what} lacks the required claim {exc.claim!r}")
+    for kind, reason in reasons:
+        if isinstance(exc, kind):
+            return _invalid(f"{what} {reason}")
+    return _invalid(f"{what} is malformed")
+
+
+def _invalid(message: str) -> Unauthorized:
+    return Unauthorized(message, token_given=True)
+
+
+def _subject(claims: dict[str, object], what: str) -> str:
+    subject = claims.get("sub")
+    if not isinstance(subject, str) or not subject:
+        raise _invalid(f"{what} subject must be a non-empty string")
+    return subject
+
+
+def _expiry(claims: dict[str, object]) -> float | None:
+    exp = claims.get("exp")
+    return float(exp) if isinstance(exp, int | float) else None
 
 
 class TokenVerifier:
-    """Checks tokens against config; the token's own header never picks the algorithm."""
+    """Checks API tokens against config; the token's own header never picks the algorithm."""
 
     def __init__(self, config: JWTConfig) -> None:
         self._config = config
@@ -38,7 +101,7 @@ class TokenVerifier:
         else:
             raise ValueError("jwt.public_key is required for non-HMAC algorithms")
 
-    def verify(self, token: str) -> Principal:
+    def verify(self, token: str, *, via: str = "bearer") -> Principal:
         try:
             claims = jwt.decode(
                 token,
@@ -49,24 +112,9 @@ class TokenVerifier:
                 leeway=self._config.leeway_seconds,
                 options={"require": ["exp", "sub"], "verify_aud": bool(self._config.audience)},
             )
-        except jwt.ExpiredSignatureError:
-            raise _invalid("token has expired") from None
-        except jwt.InvalidSignatureError:
-            raise _invalid("token signature is invalid") from None
-        except jwt.InvalidAlgorithmError:
-            raise _invalid("token algorithm is not allowed") from None
-        except jwt.MissingRequiredClaimError as exc:
-            raise _invalid(f"token lacks the required claim {exc.claim!r}") from None
-        except jwt.InvalidAudienceError:
-            raise _invalid("token audience is not accepted") from None
-        except jwt.InvalidIssuerError:
-            raise _invalid("token issuer is not accepted") from None
-        except jwt.InvalidTokenError:
-            raise _invalid("token is malformed") from None
-        subject = claims.get("sub")
-        if not isinstance(subject, str) or not subject:
-            raise _invalid("token subject must be a non-empty string")
-        return Principal(subject)
+        except jwt.InvalidTokenError as exc:
+            raise _decode_error(exc, "token") from None
+        return Principal(_subject(claims, "token"), _expiry(claims), via)
 
     def issue(self, subject: str, ttl_seconds: int = 3600) -> str:
         """Sign a token with the configured HMAC secret (for demos and scripts)."""
@@ -86,24 +134,110 @@ class TokenVerifier:
         return jwt.encode(claims, self._key, algorithm=algorithm)
 
 
-def _invalid(message: str) -> Unauthorized:
-    return Unauthorized(message, token_given=True)
+class TicketIssuer:
+    """Stream tickets: HS256 tokens under a key no API token is signed with."""
+
+    def __init__(self, config: Config) -> None:
+        if config.auth.ticket_secret:
+            self._key = config.auth.ticket_secret.encode()
+        elif set(config.jwt.algorithms) <= _HMAC:
+            # A key of its own, so a ticket never passes as an API token nor the reverse.
+            self._key = hmac.new(
+                config.jwt.secret.encode(), b"xployt stream ticket", hashlib.sha256
+            ).digest()
+        else:
+            log.warning(
+                "auth.ticket_secret is not set: stream tickets are signed with a random key "
+                "and do not survive a restart"
+            )
+            self._key = secrets.token_bytes(32)
+
+    def issue(self, subject: str, scan_id: str, ttl_seconds: float) -> str:
+        now = int(time.time())
+        claims = {
+            "sub": subject,
+            "scan": scan_id,
+            "aud": _TICKET_AUDIENCE,
+            "iat": now,
+            "exp": now + max(1, int(ttl_seconds)),
+        }
+        return jwt.encode(claims, self._key, algorithm="HS256")
+
+    def verify(self, ticket: str, scan_id: str) -> Principal:
+        try:
+            claims = jwt.decode(
+                ticket,
+                self._key,
+                algorithms=["HS256"],
+                audience=_TICKET_AUDIENCE,
+                options={"require": ["exp", "sub", "scan", "aud"]},
+            )
+        except jwt.InvalidTokenError as exc:
+            raise _decode_error(exc, "stream ticket") from None
+        if claims.get("scan") != scan_id:
+            raise _invalid("stream ticket is not valid for this scan")
+        return Principal(_subject(claims, "stream ticket"), _expiry(claims), "ticket")
 
 
-def bearer_token(request: web.Request) -> str:
-    header = request.headers.get("Authorization")
-    if not header:
-        raise Unauthorized("missing bearer token", token_given=False)
+def bearer_token(header: str) -> str:
     scheme, _, token = header.strip().partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("Authorization header must be 'Bearer <token>'", token_given=False)
     return token.strip()
 
 
+def _query_token(request: web.Request, config: AuthConfig) -> str | None:
+    if not config.query_tokens:
+        return None
+    for name in QUERY_TOKEN_PARAMS:
+        if request.query.get(name):
+            return request.query[name]
+    return None
+
+
+def _is_stream_route(request: web.Request) -> bool:
+    route = request.match_info.route
+    return route.name == STREAM_ROUTE
+
+
+def authenticate(request: web.Request) -> Principal:
+    """The caller, from the first credential present: header, ticket, query token, cookie."""
+    app = request.app
+    config = app[CONFIG]
+    header = request.headers.get("Authorization")
+    if header:
+        return app[VERIFIER].verify(bearer_token(header))
+    ticket = request.query.get(TICKET_PARAM)
+    if ticket and _is_stream_route(request):
+        return app[TICKETS].verify(ticket, request.match_info["scan_id"])
+    query_token = _query_token(request, config.auth)
+    if query_token:
+        return app[VERIFIER].verify(query_token, via="query")
+    cookie = request.cookies.get(config.auth.cookie_name)
+    if cookie:
+        principal = app[VERIFIER].verify(cookie, via="cookie")
+        _check_cookie_origin(request, config)
+        return principal
+    raise Unauthorized("missing bearer token", token_given=False)
+
+
+def _check_cookie_origin(request: web.Request, config: Config) -> None:
+    """A cookie rides along on cross-site requests; changes need a trusted Origin (CSRF)."""
+    if request.method in _SAFE_METHODS:
+        return
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return  # not sent by a browser page
+    same_origin = urlsplit(origin).netloc == request.host
+    if not same_origin and origin not in config.cors.allowed_origins:
+        raise Forbidden(f"cookie-authenticated {request.method} from origin {origin!r} refused")
+
+
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.path.startswith(PROTECTED_PREFIX) and request.method != "OPTIONS":
-        request[PRINCIPAL] = request.app[VERIFIER].verify(bearer_token(request))
+    public = request.match_info.route.name in PUBLIC_ROUTES
+    if request.path.startswith(PROTECTED_PREFIX) and request.method != "OPTIONS" and not public:
+        request[PRINCIPAL] = authenticate(request)
     return await handler(request)
 
 

@@ -7,7 +7,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
-from typing import Any, TypeVar, get_origin, get_type_hints
+from types import UnionType
+from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
 from urllib.parse import urlsplit
 
 import yaml
@@ -38,6 +39,32 @@ class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 8000
     max_body_bytes: int = 65536
+    shutdown_grace_seconds: float = 10
+
+
+@dataclass(frozen=True, slots=True)
+class AuthConfig:
+    query_tokens: bool = True  # ?token= / ?access_token=, as the Xployt frontend sends
+    cookie_name: str = "xployt_session"
+    cookie_secure: bool = True
+    cookie_samesite: str = "Lax"
+    ticket_ttl_seconds: float | None = None  # None: the scan's remaining lifetime
+    ticket_max_ttl_seconds: float = 3600
+    ticket_secret: str | None = None  # None: derived from jwt.secret
+
+
+@dataclass(frozen=True, slots=True)
+class CorsConfig:
+    allowed_origins: tuple[str, ...] = ()
+    max_age_seconds: int = 600
+
+
+@dataclass(frozen=True, slots=True)
+class LimitsConfig:
+    max_running_scans: int = 100
+    max_running_scans_per_subject: int = 10
+    max_streams_per_subject: int = 20
+    retry_after_seconds: int = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +93,9 @@ class UpstreamConfig:
     scan_timeout_seconds: float = 3600
     max_line_length: int = 1024 * 1024
     max_body_bytes: int = 16 * 1024 * 1024
+    connect_retries: int = 3
+    retry_backoff_seconds: float = 0.5
+    retry_backoff_max_seconds: float = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +103,7 @@ class StreamConfig:
     heartbeat_seconds: float = 15
     subscriber_buffer: int = 1000
     send_timeout_seconds: float = 30
+    retry_ms: int = 3000  # the reconnection delay suggested to EventSource
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +122,9 @@ class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
     jwt: JWTConfig = field(default_factory=JWTConfig)
+    auth: AuthConfig = field(default_factory=AuthConfig)
+    cors: CorsConfig = field(default_factory=CorsConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
     scanners: Mapping[str, str] = field(default_factory=dict)
     upstream: UpstreamConfig = field(default_factory=UpstreamConfig)
     stream: StreamConfig = field(default_factory=StreamConfig)
@@ -122,6 +156,10 @@ def _build(cls: type[_T], data: Any, where: str) -> _T:
 
 
 def _coerce(hint: Any, value: Any, key: str) -> Any:
+    options = get_args(hint) if get_origin(hint) in (Union, UnionType) else ()
+    if type(None) in options:  # an optional value
+        inner = [option for option in options if option is not type(None)]
+        return None if value is None else _coerce(inner[0], value, key)
     if is_dataclass(hint):
         return _build(hint, value, key)  # type: ignore[arg-type]
     if get_origin(hint) is Mapping:
@@ -142,8 +180,6 @@ def _coerce(hint: Any, value: Any, key: str) -> Any:
         if not isinstance(value, bool):
             raise ConfigError(f"{key}: expected true or false, got {value!r}")
         return value
-    if value is None and hint is not str:  # optional strings
-        return None
     if not isinstance(value, str):
         raise ConfigError(f"{key}: expected a string, got {value!r}")
     return value
@@ -170,6 +206,19 @@ def _validate(config: Config) -> None:
         raise ConfigError("jwt.algorithms: at least one algorithm is required")
     if any(alg.lower() == "none" for alg in config.jwt.algorithms):
         raise ConfigError("jwt.algorithms: 'none' is never accepted")
+    if config.auth.cookie_samesite not in ("Strict", "Lax", "None"):
+        raise ConfigError("auth.cookie_samesite: must be Strict, Lax or None")
+    if config.auth.cookie_samesite == "None" and not config.auth.cookie_secure:
+        raise ConfigError("auth.cookie_samesite: None needs auth.cookie_secure: true")
+    for origin in config.cors.allowed_origins:
+        parts = urlsplit(origin)
+        if origin == "*" or parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ConfigError(
+                f"cors.allowed_origins: {origin!r} is not an origin like https://app.example "
+                "('*' is never allowed: CORS here always allows credentials)"
+            )
+        if parts.path or parts.query:
+            raise ConfigError(f"cors.allowed_origins: {origin!r} must not have a path")
     positive = {
         "stream.heartbeat_seconds": config.stream.heartbeat_seconds,
         "stream.subscriber_buffer": config.stream.subscriber_buffer,
@@ -180,7 +229,20 @@ def _validate(config: Config) -> None:
         "upstream.max_line_length": config.upstream.max_line_length,
         "server.max_body_bytes": config.server.max_body_bytes,
         "mock.steps": config.mock.steps,
+        "server.shutdown_grace_seconds": config.server.shutdown_grace_seconds,
+        "auth.ticket_max_ttl_seconds": config.auth.ticket_max_ttl_seconds,
+        "limits.max_running_scans": config.limits.max_running_scans,
+        "limits.max_running_scans_per_subject": config.limits.max_running_scans_per_subject,
+        "limits.max_streams_per_subject": config.limits.max_streams_per_subject,
+        "limits.retry_after_seconds": config.limits.retry_after_seconds,
+        "upstream.retry_backoff_seconds": config.upstream.retry_backoff_seconds,
+        "upstream.retry_backoff_max_seconds": config.upstream.retry_backoff_max_seconds,
+        "stream.retry_ms": config.stream.retry_ms,
     }
+    if config.upstream.connect_retries < 0:
+        raise ConfigError("upstream.connect_retries: must not be negative")
+    if config.auth.ticket_ttl_seconds is not None and config.auth.ticket_ttl_seconds <= 0:
+        raise ConfigError("auth.ticket_ttl_seconds: must be greater than 0")
     for key, number in positive.items():
         if number <= 0:
             raise ConfigError(f"{key}: must be greater than 0")

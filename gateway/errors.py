@@ -5,6 +5,7 @@
     │   ├── InvalidJSON               400 invalid_json
     │   └── UnknownScanner            400 unknown_scanner
     ├── Unauthorized                  401 unauthorized (adds WWW-Authenticate: Bearer)
+    ├── Forbidden                     403 forbidden
     ├── NotFound                      404 not_found
     │   └── ScanNotFound              404 scan_not_found
     ├── MethodNotAllowed              405 method_not_allowed
@@ -24,6 +25,7 @@ from __future__ import annotations
 __all__ = [
     "BadRequest",
     "Conflict",
+    "Forbidden",
     "GatewayError",
     "InvalidJSON",
     "LimitExceeded",
@@ -75,6 +77,11 @@ class Unauthorized(GatewayError):
         if token_given:
             challenge += ', error="invalid_token"'
         self.headers["WWW-Authenticate"] = challenge
+
+
+class Forbidden(GatewayError):
+    status = 403
+    code = "forbidden"
 
 
 class NotFound(GatewayError):

@@ -16,7 +16,7 @@ from contextlib import AbstractContextManager, contextmanager
 
 from .models import Event
 
-__all__ = ["Bus", "EndOfStream", "Hub", "SlowSubscriber", "Subscription"]
+__all__ = ["Bus", "EndOfStream", "Hub", "ShuttingDown", "SlowSubscriber", "Subscription"]
 
 
 class EndOfStream(enum.Enum):
@@ -24,10 +24,15 @@ class EndOfStream(enum.Enum):
 
     TERMINAL = "terminal"  # the scan's terminal event was published
     SLOW = "slow"  # the subscriber fell too far behind and was cut off
+    SHUTDOWN = "shutdown"  # the gateway is shutting down
 
 
 class SlowSubscriber(Exception):
     """The subscriber's buffer overflowed; it must resume from the log."""
+
+
+class ShuttingDown(Exception):
+    """The gateway is stopping; the subscriber should resume elsewhere."""
 
 
 class Subscription:
@@ -65,6 +70,8 @@ class Subscription:
             item = await self.queue.get()
             if item is EndOfStream.SLOW:
                 raise SlowSubscriber(self.scan_id)
+            if item is EndOfStream.SHUTDOWN:
+                raise ShuttingDown(self.scan_id)
             if isinstance(item, EndOfStream):
                 return
             yield item

@@ -36,9 +36,10 @@ class Status(StrEnum):
     SAVING = "saving"
     COMPLETED = "completed"
     FAILED = "failed"
+    CANCELLED = "cancelled"
 
 
-TERMINAL_STATUSES = frozenset({Status.COMPLETED, Status.FAILED})
+TERMINAL_STATUSES = frozenset({Status.COMPLETED, Status.FAILED, Status.CANCELLED})
 # The statuses a scanner may report while it works.
 RUNNING_STATUSES = frozenset(
     {

@@ -10,10 +10,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
+import random
+from collections import Counter
+from collections.abc import AsyncGenerator, Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from .config import Config
+from .errors import LimitExceeded
 from .hub import Bus
 from .models import Event, EventDraft, ScanFinished, ScanRecord, Status
 from .normalise import UpstreamFormatError, normalise_update, severity_summary
@@ -44,16 +47,66 @@ class ScanRunner:
         self._upstream = upstream
         self._simulation = simulation
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._owners: Counter[str] = Counter()  # running or admitted scans per subject
+        self._cancel_requested: set[str] = set()
 
     @property
     def running(self) -> int:
         return len(self._tasks)
 
+    @contextlib.contextmanager
+    def admission(self, owner: str) -> Iterator[None]:
+        """Hold a place for one more scan of ``owner`` while it is created, or refuse (429)."""
+        limits = self._config.limits
+        if self._owners.total() >= limits.max_running_scans:
+            raise LimitExceeded(
+                f"the gateway runs its maximum of {limits.max_running_scans} scans; try later",
+                retry_after=limits.retry_after_seconds,
+            )
+        if self._owners[owner] >= limits.max_running_scans_per_subject:
+            raise LimitExceeded(
+                f"you already run {limits.max_running_scans_per_subject} scans, the maximum; "
+                "wait for one to end or cancel one",
+                retry_after=limits.retry_after_seconds,
+            )
+        self._owners[owner] += 1
+        try:
+            yield
+        except BaseException:
+            self._release(owner)
+            raise
+
+    def _release(self, owner: str) -> None:
+        self._owners[owner] -= 1
+        if self._owners[owner] <= 0:
+            del self._owners[owner]
+
     def start(self, scan: ScanRecord) -> None:
-        """Run the scan in a task the runner owns; ``close`` ends them all."""
+        """Run an admitted scan in a task the runner owns; ``close`` ends them all."""
         task = asyncio.create_task(self._run(scan), name=f"scan-{scan.scan_id}")
         self._tasks[scan.scan_id] = task
-        task.add_done_callback(lambda _: self._tasks.pop(scan.scan_id, None))
+        task.add_done_callback(lambda _: self._finished(scan))
+
+    def _finished(self, scan: ScanRecord) -> None:
+        self._tasks.pop(scan.scan_id, None)
+        self._cancel_requested.discard(scan.scan_id)
+        self._release(scan.owner)
+
+    async def cancel(self, scan_id: str) -> None:
+        """Stop a scan (closing its upstream request) and end its log ``cancelled``."""
+        task = self._tasks.get(scan_id)
+        if task is not None:
+            self._cancel_requested.add(scan_id)
+            task.cancel()
+            await asyncio.wait([task])
+        # The task records the cancellation itself; this covers a task cancelled before it
+        # ever ran. A scan that had already ended raises ScanFinished here.
+        if task is None or not await self._ended(scan_id):
+            await self.record(scan_id, _CANCELLED)
+
+    async def _ended(self, scan_id: str) -> bool:
+        scan = await self._store.get_scan(scan_id)
+        return scan is not None and scan.terminal
 
     async def join(self) -> None:
         """Wait until every scan running now has ended."""
@@ -89,7 +142,11 @@ class ScanRunner:
             log.warning("scan %s failed: %s (%s)", scan.scan_id, exc.message, exc.kind)
             await self._fail(scan.scan_id, exc.message)
         except asyncio.CancelledError:
-            await self._fail(scan.scan_id, "interrupted: gateway shutting down")
+            if scan.scan_id in self._cancel_requested:
+                with contextlib.suppress(ScanFinished):
+                    await self.record(scan.scan_id, _CANCELLED)
+            else:
+                await self._fail(scan.scan_id, "interrupted: gateway shutting down")
             raise
         except Exception:
             log.exception("scan %s crashed", scan.scan_id)
@@ -106,17 +163,51 @@ class ScanRunner:
         await self.record(
             scan.scan_id, EventDraft(Status.CONNECTING, progress_text=f"Connecting to {target}...")
         )
-        source = self._upstream(scan) if scan.sse_enabled else self._simulation(scan)
         limits = self._config.upstream
         deadline = asyncio.timeout(limits.scan_timeout_seconds)
         try:
             async with deadline:
-                await _Consumer(self, scan).consume(source, limits.idle_timeout_seconds)
+                if scan.sse_enabled:
+                    await self._connect_and_consume(scan)
+                else:
+                    consumer = _Consumer(self, scan)
+                    await consumer.consume(self._simulation(scan), limits.idle_timeout_seconds)
         except TimeoutError:
             if not deadline.expired():
                 raise
             seconds = limits.scan_timeout_seconds
             raise UpstreamError("scan_timeout", f"scan exceeded its {seconds:g} s limit") from None
+
+    async def _connect_and_consume(self, scan: ScanRecord) -> None:
+        """Read the scanner; retry only while it has not answered (one POST, one scan)."""
+        limits = self._config.upstream
+        attempts = 1 + limits.connect_retries
+        for attempt in range(1, attempts + 1):
+            try:
+                consumer = _Consumer(self, scan)
+                await consumer.consume(self._upstream(scan), limits.idle_timeout_seconds)
+                return
+            except UpstreamError as exc:
+                if exc.kind != "connect" or attempt == attempts:
+                    raise
+                delay = _backoff(
+                    attempt, limits.retry_backoff_seconds, limits.retry_backoff_max_seconds
+                )
+                text = (
+                    f"{exc.message}; retrying in {delay:.1f} s "
+                    f"(attempt {attempt + 1} of {attempts})..."
+                )
+                await self.record(scan.scan_id, EventDraft(Status.CONNECTING, progress_text=text))
+                await asyncio.sleep(delay)
+
+
+def _backoff(attempt: int, base: float, cap: float) -> float:
+    """Exponential backoff with jitter: half fixed, half random, so retries spread out."""
+    delay = min(cap, base * 2.0 ** (attempt - 1))
+    return delay / 2 + random.uniform(0, delay / 2)
+
+
+_CANCELLED = EventDraft(Status.CANCELLED, progress_text="Scan cancelled.")
 
 
 class _Consumer:

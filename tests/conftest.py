@@ -14,6 +14,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from gateway import create_app
 from gateway.auth import TokenVerifier
 from gateway.config import Config, config_from_dict
+from gateway.logs import RedactingAccessLogger
 from gateway.sse_parser import SSEParser
 from mock_scanner import MockScannerConfig
 from mock_scanner import create_app as create_mock_scanner
@@ -66,7 +67,10 @@ def gateway(
     """Start a gateway app (config overrides as keyword arguments) and return its client."""
 
     async def start(**overrides: Any) -> TestClient[Any, Any]:
-        return await aiohttp_client(create_app(make_config(**overrides)))
+        server = TestServer(create_app(make_config(**overrides)))
+        # The access logger `python -m gateway` runs with.
+        await server.start_server(access_log_class=RedactingAccessLogger)
+        return await aiohttp_client(server)
 
     return start
 

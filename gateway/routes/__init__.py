@@ -2,7 +2,7 @@
 
 from aiohttp import web
 
-from . import health, scans, stream
+from . import health, scans, session, stream
 
 __all__ = ["setup_routes"]
 
@@ -11,3 +11,4 @@ def setup_routes(app: web.Application) -> None:
     app.add_routes(health.routes)
     app.add_routes(scans.routes)
     app.add_routes(stream.routes)
+    app.add_routes(session.routes)

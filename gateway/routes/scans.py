@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from typing import Any
 
@@ -9,8 +10,8 @@ from aiohttp import web
 
 from ..appkeys import CONFIG, RUNNER, STORE
 from ..auth import principal
-from ..errors import ScanNotFound, ScanNotReady
-from ..models import EventDraft, NewScan, ScanRecord, Status
+from ..errors import Conflict, ScanNotFound, ScanNotReady
+from ..models import EventDraft, NewScan, ScanFinished, ScanRecord, Status
 from ..normalise import severity_summary
 from ..responses import ok
 from ..validation import parse_bool, parse_limit, parse_status, read_json, scan_request
@@ -54,10 +55,12 @@ async def start_scan(request: web.Request) -> web.Response:
         sse_enabled=use_sse,
         configurations=wanted.configurations,
     )
-    scan, _ = await request.app[STORE].create_scan(
-        new, EventDraft(Status.PENDING, 0, "Scan queued.")
-    )
-    request.app[RUNNER].start(scan)
+    runner = request.app[RUNNER]
+    with runner.admission(new.owner):
+        scan, _ = await request.app[STORE].create_scan(
+            new, EventDraft(Status.PENDING, 0, "Scan queued.")
+        )
+        runner.start(scan)
     data: dict[str, Any] = {
         "scan_id": scan.scan_id,
         "status": scan.status.value,
@@ -86,11 +89,25 @@ async def get_scan(request: web.Request) -> web.Response:
     return ok({**scan.public(), **links(scan.scan_id)})
 
 
+@routes.delete(API + "/{scan_id}")
+async def cancel_scan(request: web.Request) -> web.Response:
+    scan = await owned_scan(request)
+    if not scan.terminal:
+        with contextlib.suppress(ScanFinished):  # it ended meanwhile: answered below
+            await request.app[RUNNER].cancel(scan.scan_id)
+        scan = await owned_scan(request)
+        if scan.status is Status.CANCELLED:
+            return ok({**scan.public(), **links(scan.scan_id)}, message="scan cancelled")
+    raise Conflict(f"scan already ended {scan.status.value}; only a running scan can be cancelled")
+
+
 @routes.get(API + "/{scan_id}/results")
 async def get_results(request: web.Request) -> web.Response:
     scan = await owned_scan(request)
     if scan.status is Status.FAILED:
         raise ScanNotReady(f"scan failed, so it has no results: {scan.error}")
+    if scan.status is Status.CANCELLED:
+        raise ScanNotReady("scan was cancelled, so it has no results")
     if scan.status is not Status.COMPLETED:
         raise ScanNotReady(
             f"scan is still {scan.status.value} ({scan.progress_percent}%); "

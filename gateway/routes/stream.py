@@ -1,43 +1,65 @@
-"""The scan's event stream: stored events first, then live ones, ended after the last.
+"""The scan's event stream, and the tickets that let a native EventSource open it.
 
 The subscription is opened before the log is read, so every event is either in what the log
 returned or arrives live; sequence numbers drop the overlap. Nothing is lost and nothing is
-sent twice, whenever the client joins.
+sent twice, whenever the client joins or resumes (``Last-Event-ID``).
+
+After the terminal event the response ends; the browser's EventSource then reconnects with the
+final id and gets 204 No Content, which per the WHATWG rules stops it for good.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
+import time
+from collections.abc import Coroutine
+from datetime import datetime
 
 from aiohttp import web
 from aiohttp_sse import EventSourceResponse, sse_response
 
-from ..appkeys import BUS, CONFIG, STORE
-from ..hub import SlowSubscriber, Subscription
-from ..models import Event
+from ..appkeys import BUS, CONFIG, STORE, STREAMS, TICKETS
+from ..auth import STREAM_ROUTE, TICKET_PARAM, Principal, principal
+from ..hub import ShuttingDown, SlowSubscriber, Subscription
+from ..models import Event, ScanRecord, utcnow
+from ..responses import ok
 from ..store import Store
 from .scans import API, owned_scan
 
 __all__ = ["routes"]
 
 REPLAY_PAGE = 500
+# Below this a ticket could expire while a finished scan's log is still being read.
+MIN_TICKET_SECONDS = 60
 SLOW_COMMENT = b": you fell too far behind; reconnect with Last-Event-ID to resume\n\n"
+SHUTDOWN_COMMENT = b": gateway shutting down; reconnect to resume\n\n"
 
 routes = web.RouteTableDef()
 
 
 class _Sender:
-    """Writes frames to one client and remembers the last id it sent."""
+    """Writes to one client and remembers the last id it sent."""
 
-    def __init__(self, response: EventSourceResponse, timeout: float, last: int) -> None:
+    def __init__(self, response: EventSourceResponse, timeout: float) -> None:
         self.response = response
         self.timeout = timeout
-        self.last = last
+        self.last = 0
+
+    async def write(self, data: bytes) -> None:
+        async with asyncio.timeout(self.timeout):
+            await self.response.write(data)
 
     async def send(self, event: Event) -> None:
-        async with asyncio.timeout(self.timeout):
-            await self.response.write(event.frame)
+        await self.write(event.frame)
         self.last = event.seq
+
+    async def named(self, name: str, seq: int | None, data: dict[str, object]) -> None:
+        """A named event (``reset``, ``auth_expired``) that EventSource's onmessage ignores."""
+        head = f"event: {name}\n" + (f"id: {seq}\n" if seq is not None else "")
+        payload = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+        await self.write(f"{head}data: {payload}\n\n".encode())
 
     async def replay(self, store: Store, scan_id: str, until: int | None = None) -> bool:
         """Send stored events after the last sent (up to ``until``); True at the terminal one."""
@@ -64,28 +86,109 @@ class _Sender:
                 return
 
 
-@routes.get(API + "/{scan_id}/stream")
+def _resume_point(request: web.Request) -> int | str:
+    """Where the client resumes: an id it holds (0: from the start), or the raw unknown value.
+
+    The ``Last-Event-ID`` header (sent by EventSource on reconnect) wins over
+    ``?last_event_id=`` (for a first connection).
+    """
+    raw = request.headers.get("Last-Event-ID")
+    if raw is None:
+        raw = request.query.get("last_event_id")
+    if raw is None or raw.strip() == "":
+        return 0
+    raw = raw.strip()
+    return int(raw) if raw.isascii() and raw.isdigit() else raw
+
+
+async def _stream_scan(
+    sender: _Sender, store: Store, scan: ScanRecord, resume: int | str, live: Subscription
+) -> None:
+    if isinstance(resume, str) or resume > scan.last_seq:
+        # An id this log never held (or no longer holds): say so, never replay from elsewhere.
+        current = await store.get_scan(scan.scan_id) or scan
+        snapshot = {
+            **current.public(),
+            "reason": f"unknown Last-Event-ID {str(resume)[:64]!r}; resuming from this snapshot",
+            "timestamp": utcnow(),
+        }
+        await sender.named("reset", current.last_seq, snapshot)
+        sender.last = current.last_seq
+        if current.terminal:
+            return
+    else:
+        sender.last = resume
+    if not await sender.replay(store, scan.scan_id):
+        await sender.follow(store, live)
+
+
+def _expiry_deadline(who: Principal) -> float | None:
+    """The loop time at which the caller's credential expires."""
+    if who.expires_at is None:
+        return None
+    loop = asyncio.get_running_loop()
+    return loop.time() + (who.expires_at - time.time())
+
+
+@routes.get(API + "/{scan_id}/stream", name=STREAM_ROUTE)
 async def stream(request: web.Request) -> web.StreamResponse:
     scan = await owned_scan(request)
-    config = request.app[CONFIG].stream
-    store = request.app[STORE]
-    with request.app[BUS].subscribe(scan.scan_id) as live:
+    resume = _resume_point(request)
+    if scan.terminal and resume == scan.last_seq:
+        return web.Response(status=204)  # the end was delivered: EventSource stops for good
+    app = request.app
+    config = app[CONFIG].stream
+    store = app[STORE]
+    who = principal(request)
+    with app[BUS].subscribe(scan.scan_id) as live, app[STREAMS].register(who.subject, live):
         async with sse_response(
             request,
             sep="\n",
             ping_interval=config.heartbeat_seconds,
             send_timeout=config.send_timeout_seconds,
         ) as response:
-            sender = _Sender(response, config.send_timeout_seconds, last=0)
+            sender = _Sender(response, config.send_timeout_seconds)
+            retry = f"retry: {config.retry_ms}\n".encode()
+            expiry = asyncio.timeout_at(_expiry_deadline(who))
             try:
-                if not await sender.replay(store, scan.scan_id):
-                    await sender.follow(store, live)
+                await sender.write(retry + b"\n")
+                async with expiry:
+                    await _stream_scan(sender, store, scan, resume, live)
             except SlowSubscriber:
-                await response.write(SLOW_COMMENT)
+                await _last_words(sender.write(SLOW_COMMENT))
+            except ShuttingDown:
+                await _last_words(sender.write(retry + SHUTDOWN_COMMENT))
             except ConnectionResetError:
                 pass  # the client went away; it resumes from its last id
             except TimeoutError:
-                # A client that stops reading would hold a write forever: drop it.
-                if request.transport is not None:
-                    request.transport.abort()
+                if not expiry.expired():
+                    # A client that stops reading would hold a write forever: drop it.
+                    if request.transport is not None:
+                        request.transport.abort()
+                    return response
+                reason = f"{who.via} credential expired; resume with a fresh one"
+                data = {"last_event_id": sender.last, "reason": reason}
+                await _last_words(sender.named("auth_expired", None, data))
     return response
+
+
+async def _last_words(send: Coroutine[object, object, None]) -> None:
+    """A final notice: if the client cannot take it, the stream ends all the same."""
+    with contextlib.suppress(ConnectionResetError, TimeoutError):
+        await send
+
+
+@routes.post(API + "/{scan_id}/stream-ticket")
+async def stream_ticket(request: web.Request) -> web.Response:
+    """A credential for ``GET .../stream?ticket=``: this scan, this subject, that route only."""
+    scan = await owned_scan(request)
+    config = request.app[CONFIG]
+    ttl = config.auth.ticket_ttl_seconds
+    if ttl is None:  # the scan's remaining lifetime, so reconnects keep working to its end
+        started = datetime.fromisoformat(scan.created_at).timestamp()
+        remaining = started + config.upstream.scan_timeout_seconds - time.time()
+        ttl = max(MIN_TICKET_SECONDS, remaining)
+    ttl = int(min(config.auth.ticket_max_ttl_seconds, ttl))
+    ticket = request.app[TICKETS].issue(principal(request).subject, scan.scan_id, ttl)
+    stream_url = f"{API}/{scan.scan_id}/stream?{TICKET_PARAM}={ticket}"
+    return ok({"ticket": ticket, "expires_in": ttl, "stream_url": stream_url})

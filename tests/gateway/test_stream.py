@@ -65,7 +65,7 @@ async def test_heartbeat_comment_at_configured_interval(gateway):
         received = b""
         while b": ping" not in received:
             received += await response.content.readany()
-    assert received.startswith(b"id: 1\n")
+    assert received.startswith(b"retry: 3000\n\nid: 1\n"), "the retry hint comes first"
 
 
 async def test_client_going_away_leaves_nothing_behind(gateway):
@@ -81,7 +81,9 @@ async def test_client_going_away_leaves_nothing_behind(gateway):
 
 
 async def test_500_subscribers_connect_and_leave_without_leaks(gateway):
-    client = await gateway(mock={"step_delay_seconds": 0.01, "steps": 30})
+    client = await gateway(
+        mock={"step_delay_seconds": 0.01, "steps": 30}, limits={"max_streams_per_subject": 500}
+    )
     hub = client.app[BUS]
     baseline = asyncio.all_tasks()
     scan_ids = [await start_scan(client) for _ in range(5)]

@@ -1,0 +1,56 @@
+"""Cookie sessions, for browsers whose EventSource cannot send an Authorization header."""
+
+from __future__ import annotations
+
+import time
+
+from aiohttp import web
+
+from ..appkeys import CONFIG
+from ..auth import bearer_token, principal
+from ..errors import Unauthorized
+from ..responses import ok
+
+__all__ = ["SESSION_PATH", "routes"]
+
+SESSION_PATH = "/api/v1/auth/session"
+COOKIE_PATH = "/api/"
+
+routes = web.RouteTableDef()
+
+
+@routes.post(SESSION_PATH)
+async def open_session(request: web.Request) -> web.Response:
+    """Put the caller's bearer token in an HttpOnly cookie that the API accepts too."""
+    header = request.headers.get("Authorization")
+    if not header:
+        raise Unauthorized("opening a session needs a bearer token", token_given=False)
+    token = bearer_token(header)
+    who = principal(request)
+    config = request.app[CONFIG].auth
+    max_age = max(0, int((who.expires_at or time.time()) - time.time()))
+    response = ok({"subject": who.subject, "expires_in": max_age}, message="session opened")
+    response.set_cookie(
+        config.cookie_name,
+        token,
+        max_age=max_age,
+        path=COOKIE_PATH,
+        httponly=True,
+        secure=config.cookie_secure,
+        samesite=config.cookie_samesite,
+    )
+    return response
+
+
+@routes.delete(SESSION_PATH, name="session-delete")
+async def close_session(request: web.Request) -> web.Response:
+    config = request.app[CONFIG].auth
+    response = ok(None, message="session closed")
+    response.del_cookie(
+        config.cookie_name,
+        path=COOKIE_PATH,
+        secure=config.cookie_secure,
+        httponly=True,
+        samesite=config.cookie_samesite,
+    )
+    return response

@@ -1,0 +1,50 @@
+"""The registry of open event streams: per-subject limits, and the shutdown notice."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from .errors import LimitExceeded
+from .hub import EndOfStream, Subscription
+
+__all__ = ["StreamRegistry"]
+
+
+class StreamRegistry:
+    def __init__(self, *, max_per_subject: int, retry_after: int) -> None:
+        self._max = max_per_subject
+        self._retry_after = retry_after
+        self._open: dict[Subscription, str] = {}
+        self._per_subject: Counter[str] = Counter()
+        self.closing = False
+
+    def __len__(self) -> int:
+        return len(self._open)
+
+    @contextmanager
+    def register(self, subject: str, subscription: Subscription) -> Iterator[None]:
+        """Count a stream for ``subject`` while it is open, or refuse it (429)."""
+        if self._per_subject[subject] >= self._max:
+            raise LimitExceeded(
+                f"you already have {self._max} streams open, the maximum; close one",
+                retry_after=self._retry_after,
+            )
+        if self.closing:
+            subscription.end(EndOfStream.SHUTDOWN)
+        self._open[subscription] = subject
+        self._per_subject[subject] += 1
+        try:
+            yield
+        finally:
+            del self._open[subscription]
+            self._per_subject[subject] -= 1
+            if not self._per_subject[subject]:
+                del self._per_subject[subject]
+
+    def shutdown(self) -> None:
+        """Tell every open stream to wind up: each sends a reconnect hint and closes."""
+        self.closing = True
+        for subscription in list(self._open):
+            subscription.end(EndOfStream.SHUTDOWN)
