@@ -85,7 +85,7 @@ async def stream_scan(
 
 def _idle(scanner: str, config: UpstreamConfig) -> UpstreamError:
     seconds = config.idle_timeout_seconds
-    return UpstreamError("idle_timeout", f"{scanner} sent nothing for {seconds:g} s")
+    return UpstreamError("idle_timeout", f"{scanner} sent no event for {seconds:g} s")
 
 
 async def _check_status(scanner: str, response: aiohttp.ClientResponse) -> None:

@@ -12,7 +12,8 @@ Routes
     ``200 {"status": "ok"}``.
 ``GET /requests``
     A JSON list with one ``{"scan_id", "kind", "received_at"}`` per scan POST received, valid or
-    not (``null`` where the body did not say), oldest first.
+    not (``null`` where the body did not say), oldest first; ``closed_at`` is added once a
+    streamed answer has ended, however it ended.
 
 The scan body is ``{"scan_id": str, "repository_name": str, "configurations": {}}``
 (``configurations`` optional). A body that is not JSON, not an object, lacks a non-empty
@@ -88,7 +89,7 @@ from aiohttp import ClientConnectionResetError, hdrs, web
 from mock_scanner import scenario
 from mock_scanner.config import MockScannerConfig
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "scan_finished"]
 
 log = logging.getLogger("mock_scanner")
 
@@ -121,6 +122,8 @@ class _State:
     config: MockScannerConfig
     requests: deque[dict[str, Any]]
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    # Set when the handler serving a scan ends, however it ends (tests await these).
+    finished: dict[str, asyncio.Event] = field(default_factory=dict)
 
 
 _STATE: Final = web.AppKey("mock_scanner_state", _State)
@@ -478,7 +481,17 @@ async def _scan(request: web.Request) -> web.StreamResponse:
         if knobs.content_type is not None:
             response.headers[hdrs.CONTENT_TYPE] = knobs.content_type
         return response
-    return await _run(request, scan, state.stopping)
+    done = state.finished.setdefault(scan.scan_id, asyncio.Event())
+    try:
+        return await _run(request, scan, state.stopping)
+    finally:
+        entry["closed_at"] = datetime.now(UTC).isoformat()
+        done.set()
+
+
+def scan_finished(app: web.Application, scan_id: str) -> asyncio.Event:
+    """An event set once the scanner has stopped serving ``scan_id`` (its connection closed)."""
+    return app[_STATE].finished.setdefault(scan_id, asyncio.Event())
 
 
 async def _healthz(_request: web.Request) -> web.Response:

@@ -2,59 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
 import signal
-import socket
-import sys
-from contextlib import asynccontextmanager
 
 import yaml
 from aiohttp import ClientSession
 
 from gateway.sse_parser import SSEEvent, SSEParser
-from tests.conftest import SECRET, auth
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@asynccontextmanager
-async def gateway_process(config_path, port):
-    """Run ``python -m gateway`` and yield once it listens; kill it on the way out."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "gateway",
-        "--config",
-        str(config_path),
-        "--port",
-        str(port),
-        stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "XPLOYT_JWT_SECRET": SECRET},
-    )
-    drain = None
-    try:
-        assert process.stderr is not None
-        seen: list[str] = []
-        while True:
-            line = (await asyncio.wait_for(process.stderr.readline(), 30)).decode()
-            assert line, f"gateway exited before listening: {''.join(seen)}"
-            seen.append(line)
-            if "Running on" in line:
-                break
-        drain = asyncio.create_task(process.stderr.read())
-        yield process
-    finally:
-        if process.returncode is None:
-            process.kill()
-        await process.wait()
-        if drain is not None:
-            await drain
+from tests.conftest import auth
+from tests.processes import free_port, gateway_process
 
 
 async def test_scan_left_running_is_failed_by_the_next_process(tmp_path, scanner):

@@ -46,14 +46,14 @@ async def test_resume_from_every_position_of_a_finished_scan(client):
 
 async def test_header_wins_over_query_parameter(client):
     scan_id, full = await finished_scan(client)
-    status, body = await raw_stream(client, scan_id, last_event_id=5, query="?last_event_id=1")
+    _status, body = await raw_stream(client, scan_id, last_event_id=5, query="?last_event_id=1")
     assert [i for _, i, _ in parse(body)[1]] == [i for i, _ in full[5:]]
 
 
 async def test_retry_hint_comes_first(gateway):
     client = await gateway(stream={"retry_ms": 1234})
     scan_id, _ = await finished_scan(client)
-    status, body = await raw_stream(client, scan_id)
+    _status, body = await raw_stream(client, scan_id)
     assert body.startswith(b"retry: 1234\n\n")
     assert parse(body)[0].retry == 1234
 

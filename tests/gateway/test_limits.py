@@ -1,0 +1,130 @@
+"""Limits on running scans and open streams, and CORS for configured origins."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.config import ConfigError, config_from_dict
+from tests.conftest import auth, error_shape, start_scan
+
+BODY = {"repository_name": "acme/web", "scanner_name": "secret_scanner"}
+
+
+async def post_scan(client, sub):
+    return await client.post("/api/v1/scans/", json=BODY, headers=auth(sub))
+
+
+async def test_running_scans_per_subject_and_global(gateway):
+    client = await gateway(
+        mock={"step_delay_seconds": 30},
+        limits={
+            "max_running_scans_per_subject": 2,
+            "max_running_scans": 3,
+            "retry_after_seconds": 7,
+        },
+    )
+    first = await start_scan(client, sub="alice")
+    await start_scan(client, sub="alice")
+    refused = await post_scan(client, "alice")
+    assert refused.status == 429
+    assert refused.headers["Retry-After"] == "7"
+    body = await refused.json()
+    error_shape(body)
+    assert body["error"] == "limit_exceeded"
+    assert "2 scans" in body["message"]
+
+    await start_scan(client, sub="bob")  # bob has his own allowance: 3 running in all
+    full = await post_scan(client, "carol")
+    assert full.status == 429
+    assert "maximum of 3 scans" in (await full.json())["message"]
+
+    cancelled = await client.delete(f"/api/v1/scans/{first}", headers=auth("alice"))
+    assert cancelled.status == 200
+    assert (await post_scan(client, "alice")).status == 201, "a place frees up when a scan ends"
+    listed = await client.get("/api/v1/scans/", headers=auth("alice"))
+    assert len((await listed.json())["data"]) == 3, "refused requests stored nothing"
+
+
+async def test_open_streams_per_subject(gateway):
+    client = await gateway(mock={"step_delay_seconds": 30}, limits={"max_streams_per_subject": 2})
+    scan_id = await start_scan(client)
+    path = f"/api/v1/scans/{scan_id}/stream"
+    first = await client.get(path, headers=auth())
+    second = await client.get(path, headers=auth())
+    assert (first.status, second.status) == (200, 200)
+    third = await client.get(path, headers=auth())
+    assert third.status == 429
+    error_shape(await third.json())
+    assert "2 streams open" in (await third.json())["message"]
+    other = await client.get(path, headers=auth("alice"))  # same subject: still refused
+    assert other.status == 429
+    first.close()
+    await first.wait_for_close()
+    for _ in range(100):  # the server notices the close on its own schedule
+        again = await client.get(path, headers=auth())
+        if again.status == 200:
+            break
+        await again.release()
+    assert again.status == 200
+    again.close()
+    second.close()
+
+
+ORIGIN = "https://app.example"
+
+
+@pytest.fixture
+async def cors_client(gateway):
+    return await gateway(cors={"allowed_origins": [ORIGIN, "http://localhost:3000"]})
+
+
+async def test_preflight_for_allowed_origin(cors_client):
+    response = await cors_client.options(
+        "/api/v1/scans/abc/stream",
+        headers={
+            "Origin": ORIGIN,
+            "Access-Control-Request-Method": "GET",
+            "Access-Control-Request-Headers": "authorization, last-event-id",
+        },
+    )
+    assert response.status == 204
+    headers = response.headers
+    assert headers["Access-Control-Allow-Origin"] == ORIGIN
+    assert headers["Access-Control-Allow-Credentials"] == "true"
+    assert "Last-Event-ID" in headers["Access-Control-Allow-Headers"]
+    assert "Authorization" in headers["Access-Control-Allow-Headers"]
+    assert "DELETE" in headers["Access-Control-Allow-Methods"]
+    assert "Origin" in headers["Vary"]
+
+
+async def test_other_origins_get_no_cors_headers(cors_client):
+    response = await cors_client.options(
+        "/api/v1/scans/",
+        headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"},
+    )
+    assert "Access-Control-Allow-Origin" not in response.headers
+    plain = await cors_client.get(
+        "/api/v1/scans/", headers={**auth(), "Origin": "https://evil.example"}
+    )
+    assert plain.status == 200
+    assert "Access-Control-Allow-Origin" not in plain.headers
+
+
+async def test_actual_responses_carry_cors_headers(cors_client):
+    ok = await cors_client.get("/api/v1/scans/", headers={**auth(), "Origin": ORIGIN})
+    assert ok.headers["Access-Control-Allow-Origin"] == ORIGIN
+    assert ok.headers["Access-Control-Allow-Credentials"] == "true"
+    denied = await cors_client.get("/api/v1/scans/", headers={"Origin": ORIGIN})
+    assert denied.status == 401
+    assert denied.headers["Access-Control-Allow-Origin"] == ORIGIN
+    scan_id = await start_scan(cors_client)
+    async with cors_client.get(
+        f"/api/v1/scans/{scan_id}/stream", headers={**auth(), "Origin": ORIGIN}
+    ) as stream:
+        assert stream.headers["Access-Control-Allow-Origin"] == ORIGIN
+        await stream.read()
+
+
+def test_wildcard_origin_is_refused():
+    with pytest.raises(ConfigError, match="never allowed"):
+        config_from_dict({"cors": {"allowed_origins": ["*"]}})

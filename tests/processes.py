@@ -1,0 +1,64 @@
+"""Gateway subprocesses, for tests where a restart, a kill or a signal is the point."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from tests.conftest import SECRET
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@asynccontextmanager
+async def gateway_process(
+    config_path: Path, port: int, log: list[str] | None = None
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    """Run ``python -m gateway`` and yield once it listens; kill it on the way out.
+
+    Its log lines are appended to ``log`` when given.
+    """
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "gateway",
+        "--config",
+        str(config_path),
+        "--port",
+        str(port),
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "XPLOYT_JWT_SECRET": SECRET},
+    )
+    lines = log if log is not None else []
+    assert process.stderr is not None
+    stderr = process.stderr
+
+    async def read_log() -> None:
+        while line := await stderr.readline():
+            lines.append(line.decode())
+
+    reader = None
+    try:
+        while True:
+            line = (await asyncio.wait_for(stderr.readline(), 30)).decode()
+            assert line, f"gateway exited before listening: {''.join(lines)}"
+            lines.append(line)
+            if "Running on" in line:
+                break
+        reader = asyncio.create_task(read_log())
+        yield process
+    finally:
+        if process.returncode is None:
+            process.kill()
+        await process.wait()
+        if reader is not None:
+            await reader
