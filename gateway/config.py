@@ -267,16 +267,37 @@ SCANNER_ENV_PREFIX = "XPLOYT_SCANNER_"  # XPLOYT_SCANNER_SAST_SCANNER=http://...
 
 
 def load_config(path: str | os.PathLike[str] | None, environ: Mapping[str, str]) -> Config:
-    """Read a YAML config file (default: the repo's config.yaml) and apply the environment."""
-    source = Path(path) if path is not None else DEFAULT_CONFIG_PATH
+    """The embedded defaults (the repo's config.yaml), a config file over them, then the
+    environment. A file's sections merge key by key; its ``scanners``, when given, replace
+    the default list whole."""
+    data = _read_yaml(DEFAULT_CONFIG_PATH)
+    if path is not None:
+        data = _overlay(data, _read_yaml(Path(path)))
+    return apply_environment(config_from_dict(data), environ)
+
+
+def _read_yaml(source: Path) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(source.read_text(encoding="utf-8")) or {}
+        data = yaml.safe_load(source.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError(f"cannot read config file {source}: {exc.strerror}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"config file {source} is not valid YAML: {exc}") from None
-    config = config_from_dict(data)
-    return apply_environment(config, environ)
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {source} must hold a mapping of sections")
+    return data
+
+
+def _overlay(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in top.items():
+        if key != "scanners" and isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = {**merged[key], **value}
+        else:
+            merged[key] = value
+    return merged
 
 
 def apply_environment(config: Config, environ: Mapping[str, str]) -> Config:

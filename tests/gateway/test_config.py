@@ -39,7 +39,8 @@ def test_environment_overrides(tmp_path):
     assert config.database.path == "/tmp/x.db"
     assert config.jwt.secret == "s" * 40
     assert not config.jwt.uses_dev_secret
-    assert config.scanners == {"sast_scanner": "http://127.0.0.1:9999/scan"}
+    assert config.scanners["sast_scanner"] == "http://127.0.0.1:9999/scan"
+    assert config.scanners["secret_scanner"].startswith("http://127.0.0.1:8001/")
 
 
 @pytest.mark.parametrize(
@@ -83,3 +84,18 @@ def test_dev_secret_logs_a_warning(caplog):
     with caplog.at_level(logging.WARNING, logger="gateway.app"):
         create_app(config_from_dict({"jwt": {"secret": "p" * 40}}))
     assert caplog.text == ""
+
+
+def test_a_config_file_overlays_the_embedded_defaults(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("database:\n  path: /tmp/other.db\nstream:\n  retry_ms: 100\n")
+    config = load_config(path, {})
+    assert config.database.path == "/tmp/other.db"
+    assert config.stream.retry_ms == 100
+    assert config.stream.heartbeat_seconds == 15
+    assert set(config.scanners) == {"secret_scanner", "sast_scanner", "llm_scanner", "dast_scanner"}
+    path.write_text("scanners:\n  only_scanner: http://127.0.0.1:9/scan\n")
+    assert dict(load_config(path, {}).scanners) == {"only_scanner": "http://127.0.0.1:9/scan"}
+    path.write_text("- a list\n")
+    with pytest.raises(ConfigError, match="mapping of sections"):
+        load_config(path, {})
