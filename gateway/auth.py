@@ -42,8 +42,9 @@ _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 PROTECTED_PREFIX = "/api/"
 # The one route that accepts stream tickets.
 STREAM_ROUTE = "scan-stream"
-# Routes under the prefix that need no credential: clearing a session cookie.
-PUBLIC_ROUTES = frozenset({"session-delete"})
+# Routes under the prefix that need no credential: clearing a session cookie, the API
+# description, and the dev-only token endpoint (absent unless dev_mode).
+PUBLIC_ROUTES = frozenset({"session-delete", "openapi-json", "openapi-docs", "dev-token"})
 QUERY_TOKEN_PARAMS = ("token", "access_token")
 TICKET_PARAM = "ticket"
 _TICKET_AUDIENCE = "xployt-stream-ticket"

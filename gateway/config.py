@@ -115,6 +115,13 @@ class MockConfig:
 @dataclass(frozen=True, slots=True)
 class LoggingConfig:
     level: str = "INFO"
+    json: bool = False  # one JSON object per line, with request and scan ids
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsConfig:
+    enabled: bool = True
+    token: str | None = None  # when set, /metrics needs "Authorization: Bearer <token>"
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +137,9 @@ class Config:
     stream: StreamConfig = field(default_factory=StreamConfig)
     mock: MockConfig = field(default_factory=MockConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    # Development conveniences (the demo page's token endpoint); never in production.
+    dev_mode: bool = False
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -263,6 +273,7 @@ ENV_OVERRIDES: dict[str, tuple[str, str, type]] = {
     "XPLOYT_JWT_SECRET": ("jwt", "secret", str),
     "XPLOYT_LOG_LEVEL": ("logging", "level", str),
 }
+_BOOL_WORDS = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
 SCANNER_ENV_PREFIX = "XPLOYT_SCANNER_"  # XPLOYT_SCANNER_SAST_SCANNER=http://... per scanner
 
 
@@ -310,6 +321,11 @@ def apply_environment(config: Config, environ: Mapping[str, str]) -> Config:
         except ValueError:
             raise ConfigError(f"{var}: {raw!r} is not a valid {kind.__name__}") from None
         config = replace(config, **{section: replace(getattr(config, section), **{key: value})})
+    if "XPLOYT_DEV_MODE" in environ:
+        raw = environ["XPLOYT_DEV_MODE"].strip().lower()
+        if raw not in _BOOL_WORDS:
+            raise ConfigError(f"XPLOYT_DEV_MODE: {raw!r} is not true or false")
+        config = replace(config, dev_mode=_BOOL_WORDS[raw])
     scanners = dict(config.scanners)
     for var, url in environ.items():
         if var.startswith(SCANNER_ENV_PREFIX) and url:

@@ -16,7 +16,7 @@ class StreamRegistry:
     def __init__(self, *, max_per_subject: int, retry_after: int) -> None:
         self._max = max_per_subject
         self._retry_after = retry_after
-        self._open: dict[Subscription, str] = {}
+        self._open: dict[Subscription, str] = {}  # subscription -> subject
         self._per_subject: Counter[str] = Counter()
         self.closing = False
 
@@ -42,6 +42,13 @@ class StreamRegistry:
             self._per_subject[subject] -= 1
             if not self._per_subject[subject]:
                 del self._per_subject[subject]
+
+    def disconnect(self, scan_id: str) -> int:
+        """Ask every stream of a scan to reconnect (as at shutdown); returns how many."""
+        dropped = [sub for sub in self._open if sub.scan_id == scan_id and sub.ended is None]
+        for subscription in dropped:
+            subscription.end(EndOfStream.SHUTDOWN)
+        return len(dropped)
 
     def shutdown(self) -> None:
         """Tell every open stream to wind up: each sends a reconnect hint and closes."""

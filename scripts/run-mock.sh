@@ -32,4 +32,5 @@ cat <<TEXT
     curl -s -H "Authorization: Bearer \$TOKEN" "$BASE/api/v1/scans/\$SCAN/results"
 
 TEXT
-"$PYTHON" -m gateway --port "$GATEWAY_PORT"
+# dev_mode: the demo page at / may hand out development tokens.
+XPLOYT_DEV_MODE=1 "$PYTHON" -m gateway --port "$GATEWAY_PORT"

@@ -2,7 +2,7 @@
 
 from aiohttp import web
 
-from . import health, scans, session, stream
+from . import demo, health, openapi, ops, scans, session, stream
 
 __all__ = ["setup_routes"]
 
@@ -12,3 +12,6 @@ def setup_routes(app: web.Application) -> None:
     app.add_routes(scans.routes)
     app.add_routes(stream.routes)
     app.add_routes(session.routes)
+    app.add_routes(ops.routes)
+    app.add_routes(openapi.routes)
+    app.add_routes(demo.routes)

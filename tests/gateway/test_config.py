@@ -99,3 +99,10 @@ def test_a_config_file_overlays_the_embedded_defaults(tmp_path):
     path.write_text("- a list\n")
     with pytest.raises(ConfigError, match="mapping of sections"):
         load_config(path, {})
+
+
+def test_dev_mode_from_environment():
+    assert load_config(None, {}).dev_mode is False
+    assert load_config(None, {"XPLOYT_DEV_MODE": "1"}).dev_mode is True
+    with pytest.raises(ConfigError, match="XPLOYT_DEV_MODE"):
+        load_config(None, {"XPLOYT_DEV_MODE": "maybe"})
