@@ -14,7 +14,7 @@ from aiohttp import web
 from .app import create_app
 from .auth import TokenVerifier
 from .config import Config, ConfigError, load_config
-from .logs import RedactingAccessLogger, TokenFilter
+from .logs import ContextFilter, JSONFormatter, RedactingAccessLogger, TokenFilter
 
 log = logging.getLogger("gateway")
 
@@ -73,6 +73,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     for handler in logging.getLogger().handlers:
         handler.addFilter(TokenFilter())
+        handler.addFilter(ContextFilter())
+        if config.logging.json:
+            handler.setFormatter(JSONFormatter())
     _serve(config, args.host, args.port)
     return 0
 

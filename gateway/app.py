@@ -8,11 +8,13 @@ from collections.abc import AsyncGenerator, AsyncIterator
 import aiohttp
 from aiohttp import web
 
-from .appkeys import BUS, CONFIG, HTTP_CLIENT, RUNNER, STORE, STREAMS, TICKETS, VERIFIER
+from .appkeys import BUS, CONFIG, HTTP_CLIENT, METRICS, RUNNER, STORE, STREAMS, TICKETS, VERIFIER
 from .auth import TicketIssuer, TokenVerifier, auth_middleware
 from .config import Config
 from .cors import add_cors_headers, preflight_middleware
 from .hub import Hub
+from .logs import add_request_id_header, request_id_middleware
+from .metrics import Metrics, metrics_middleware
 from .mock_mode import simulate
 from .models import ScanRecord
 from .responses import error_middleware
@@ -31,7 +33,13 @@ RESTART_REASON = "interrupted: gateway restarted"
 
 def create_app(config: Config) -> web.Application:
     app = web.Application(
-        middlewares=[preflight_middleware, error_middleware, auth_middleware],
+        middlewares=[
+            request_id_middleware,
+            preflight_middleware,
+            metrics_middleware,
+            error_middleware,
+            auth_middleware,
+        ],
         client_max_size=config.server.max_body_bytes,
     )
     app[CONFIG] = config
@@ -44,7 +52,8 @@ def create_app(config: Config) -> web.Application:
         max_per_subject=config.limits.max_streams_per_subject,
         retry_after=config.limits.retry_after_seconds,
     )
-    app.on_response_prepare.append(add_cors_headers)
+    app[METRICS] = Metrics(app)
+    app.on_response_prepare.extend([add_cors_headers, add_request_id_header])
     app.on_shutdown.append(_close_streams)
     app.cleanup_ctx.extend([_store_ctx, _http_client_ctx, _runner_ctx])
     setup_routes(app)
@@ -97,7 +106,9 @@ async def _runner_ctx(app: web.Application) -> AsyncIterator[None]:
     def simulation(scan: ScanRecord) -> AsyncGenerator[object, None]:
         return simulate(scan, config.mock)
 
-    runner = ScanRunner(app[STORE], app[BUS], config, upstream=upstream, simulation=simulation)
+    runner = ScanRunner(
+        app[STORE], app[BUS], config, upstream=upstream, simulation=simulation, metrics=app[METRICS]
+    )
     app[RUNNER] = runner
     yield
     await runner.close()

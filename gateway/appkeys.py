@@ -10,6 +10,7 @@ if TYPE_CHECKING:
     from .auth import Principal, TicketIssuer, TokenVerifier
     from .config import Config
     from .hub import Bus
+    from .metrics import Metrics
     from .runner import ScanRunner
     from .store import Store
     from .streams import StreamRegistry
@@ -18,7 +19,9 @@ __all__ = [
     "BUS",
     "CONFIG",
     "HTTP_CLIENT",
+    "METRICS",
     "PRINCIPAL",
+    "REQUEST_ID",
     "RUNNER",
     "STORE",
     "STREAMS",
@@ -34,5 +37,7 @@ BUS: web.AppKey[Bus] = web.AppKey("bus")
 HTTP_CLIENT: web.AppKey[ClientSession] = web.AppKey("http_client")
 RUNNER: web.AppKey[ScanRunner] = web.AppKey("runner")
 STREAMS: web.AppKey[StreamRegistry] = web.AppKey("streams")
+METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 
 PRINCIPAL: web.RequestKey[Principal] = web.RequestKey("principal")
+REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id")

@@ -119,6 +119,14 @@ class LoggingConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ReadinessConfig:
+    check_scanners: bool = True
+    timeout_seconds: float = 2
+    # Health URL per scanner; a scanner not listed is checked at <its origin>/healthz.
+    scanner_health_urls: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
 class MetricsConfig:
     enabled: bool = True
     token: str | None = None  # when set, /metrics needs "Authorization: Bearer <token>"
@@ -138,6 +146,7 @@ class Config:
     mock: MockConfig = field(default_factory=MockConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    readiness: ReadinessConfig = field(default_factory=ReadinessConfig)
     # Development conveniences (the demo page's token endpoint); never in production.
     dev_mode: bool = False
 

@@ -13,10 +13,19 @@ import enum
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 
 from .models import Event
 
-__all__ = ["Bus", "EndOfStream", "Hub", "ShuttingDown", "SlowSubscriber", "Subscription"]
+__all__ = [
+    "Bus",
+    "BusStats",
+    "EndOfStream",
+    "Hub",
+    "ShuttingDown",
+    "SlowSubscriber",
+    "Subscription",
+]
 
 
 class EndOfStream(enum.Enum):
@@ -77,8 +86,24 @@ class Subscription:
             yield item
 
 
+@dataclass(slots=True)
+class BusStats:
+    """Running totals, read by the metrics collector at scrape time (nothing on the hot path
+    but an integer add)."""
+
+    published: int = 0  # events handed to the bus
+    delivered: int = 0  # event copies queued for subscribers
+    slow_disconnects: int = 0
+
+
 class Bus(ABC):
     """Live event delivery. The embedded hub is in-process; a shared one comes later."""
+
+    stats: BusStats
+
+    @abstractmethod
+    def subscriber_counts(self) -> list[int]:
+        """The number of subscribers of each open channel."""
 
     @abstractmethod
     def publish(self, event: Event) -> None: ...
@@ -96,7 +121,7 @@ class Hub(Bus):
         self._channels: dict[str, set[Subscription]] = {}
         self._idle = asyncio.Event()
         self._idle.set()
-        self.slow_disconnects = 0
+        self.stats = BusStats()
 
     @property
     def channel_count(self) -> int:
@@ -105,6 +130,9 @@ class Hub(Bus):
     @property
     def subscriber_count(self) -> int:
         return sum(len(subs) for subs in self._channels.values())
+
+    def subscriber_counts(self) -> list[int]:
+        return [len(subs) for subs in self._channels.values()]
 
     async def wait_idle(self) -> None:
         """Return once no channel is open (every subscriber has left)."""
@@ -116,13 +144,16 @@ class Hub(Bus):
             self._idle.set()
 
     def publish(self, event: Event) -> None:
+        self.stats.published += 1
         subscribers = self._channels.get(event.scan_id)
         if not subscribers:
             return
         for sub in list(subscribers):
-            if not sub.offer(event):
+            if sub.offer(event):
+                self.stats.delivered += 1
+            else:
                 subscribers.discard(sub)
-                self.slow_disconnects += sub.ended is EndOfStream.SLOW
+                self.stats.slow_disconnects += sub.ended is EndOfStream.SLOW
         if event.terminal:
             # Everyone got the end; the channel has nothing more to carry.
             self._drop_channel(event.scan_id)

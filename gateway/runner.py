@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 from collections import Counter
 from collections.abc import AsyncGenerator, Callable, Iterator, Mapping, Sequence
 from typing import Any
@@ -18,6 +19,8 @@ from typing import Any
 from .config import Config
 from .errors import LimitExceeded
 from .hub import Bus
+from .logs import scan_id_var
+from .metrics import Metrics
 from .models import Event, EventDraft, ScanFinished, ScanRecord, Status
 from .normalise import UpstreamFormatError, normalise_update, severity_summary
 from .store import Store
@@ -40,6 +43,7 @@ class ScanRunner:
         *,
         upstream: SourceFactory,
         simulation: SourceFactory,
+        metrics: Metrics | None = None,
     ) -> None:
         self._store = store
         self._bus = bus
@@ -49,6 +53,8 @@ class ScanRunner:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._owners: Counter[str] = Counter()  # running or admitted scans per subject
         self._cancel_requested: set[str] = set()
+        self._metrics = metrics
+        self._started: dict[str, tuple[str, float]] = {}  # scan -> (scanner, start time)
 
     @property
     def running(self) -> int:
@@ -83,12 +89,14 @@ class ScanRunner:
 
     def start(self, scan: ScanRecord) -> None:
         """Run an admitted scan in a task the runner owns; ``close`` ends them all."""
+        self._started[scan.scan_id] = (scan.scanner_name, time.monotonic())
         task = asyncio.create_task(self._run(scan), name=f"scan-{scan.scan_id}")
         self._tasks[scan.scan_id] = task
         task.add_done_callback(lambda _: self._finished(scan))
 
     def _finished(self, scan: ScanRecord) -> None:
         self._tasks.pop(scan.scan_id, None)
+        self._started.pop(scan.scan_id, None)
         self._cancel_requested.discard(scan.scan_id)
         self._release(scan.owner)
 
@@ -131,15 +139,23 @@ class ScanRunner:
             scan_id, draft, vulnerabilities=vulnerabilities, skipped_events=skipped_events
         )
         self._bus.publish(event)
+        if event.terminal and self._metrics is not None and scan_id in self._started:
+            scanner, started = self._started[scan_id]
+            self._metrics.scan_duration.labels(scanner, draft.status.value).observe(
+                time.monotonic() - started
+            )
         return event
 
     async def _run(self, scan: ScanRecord) -> None:
+        scan_id_var.set(scan.scan_id)  # this task's log lines carry the scan id
         try:
             await self._execute(scan)
         except ScanFinished:
             pass  # someone else ended it (a cancel); nothing more to say
         except UpstreamError as exc:
             log.warning("scan %s failed: %s (%s)", scan.scan_id, exc.message, exc.kind)
+            if self._metrics is not None:
+                self._metrics.upstream_errors.labels(scan.scanner_name, exc.kind).inc()
             await self._fail(scan.scan_id, exc.message)
         except asyncio.CancelledError:
             if scan.scan_id in self._cancel_requested:

@@ -19,6 +19,7 @@ class StreamRegistry:
         self._open: dict[Subscription, str] = {}  # subscription -> subject
         self._per_subject: Counter[str] = Counter()
         self.closing = False
+        self.replayed = 0  # events sent from the log rather than live
 
     def __len__(self) -> int:
         return len(self._open)

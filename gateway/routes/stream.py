@@ -46,6 +46,7 @@ class _Sender:
         self.response = response
         self.timeout = timeout
         self.last = 0
+        self.replayed = 0
 
     async def write(self, data: bytes) -> None:
         async with asyncio.timeout(self.timeout):
@@ -69,6 +70,7 @@ class _Sender:
                 if until is not None and event.seq > until:
                     return False
                 await self.send(event)
+                self.replayed += 1
                 if event.terminal:
                     return True
             if len(page) < REPLAY_PAGE:
@@ -169,6 +171,8 @@ async def stream(request: web.Request) -> web.StreamResponse:
                 reason = f"{who.via} credential expired; resume with a fresh one"
                 data = {"last_event_id": sender.last, "reason": reason}
                 await _last_words(sender.named("auth_expired", None, data))
+            finally:
+                app[STREAMS].replayed += sender.replayed
     return response
 
 

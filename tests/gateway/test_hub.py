@@ -44,7 +44,7 @@ async def test_slow_subscriber_is_cut_off_without_slowing_others():
             assert fast.queue.get_nowait() == event(seq)  # keeps up
         hub.publish(event(4))
         assert slow.ended is EndOfStream.SLOW
-        assert hub.slow_disconnects == 1
+        assert hub.stats.slow_disconnects == 1
         assert hub.subscriber_count == 1
         assert slow.queue.qsize() == 4, "bounded: the buffer plus the end marker"
         received: list[int] = []
