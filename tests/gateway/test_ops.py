@@ -156,7 +156,7 @@ async def test_json_logs_carry_request_and_scan_ids_and_no_tokens(gateway, caplo
     lines = [json.loads(JSONFormatter().format(record)) for record in caplog.records]
     failure = [line for line in lines if "failed" in line["message"]]
     assert failure and failure[0]["scan_id"] == scan_id
-    access = [line for line in lines if "req-42" == line.get("request_id")]
+    access = [line for line in lines if line.get("request_id") == "req-42"]
     assert access and "[redacted]" in access[0]["message"]
     assert all(value not in json.dumps(line) for line in lines)
 
