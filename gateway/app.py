@@ -54,20 +54,23 @@ def create_app(config: Config) -> web.Application:
     )
     app[METRICS] = Metrics(app)
     app.on_response_prepare.extend([add_cors_headers, add_request_id_header])
-    app.on_shutdown.append(_close_streams)
+    app.on_shutdown.append(_shut_down)
     app.cleanup_ctx.extend([_store_ctx, _http_client_ctx, _runner_ctx])
     setup_routes(app)
     return app
 
 
-async def _close_streams(app: web.Application) -> None:
-    # Runs before the server waits for handlers: each open stream sends a reconnect hint and
-    # ends, so clients resume from their last id elsewhere (or here, after a restart).
+async def _shut_down(app: web.Application) -> None:
+    # Runs before the server waits for handlers, within the grace period: each open stream
+    # sends a reconnect hint and ends, so clients resume from their last id elsewhere (or
+    # here, after a restart); then running scans end interrupted, each with its terminal event.
     app[STREAMS].shutdown()
+    await app[RUNNER].close()
 
 
 async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     store = await SQLiteStore.open(app[CONFIG].database.path)
+    store.on_append(app[BUS].publish)
     interrupted = await store.interrupt_unfinished(RESTART_REASON)
     if interrupted:
         log.warning(

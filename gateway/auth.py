@@ -115,7 +115,12 @@ class TokenVerifier:
             )
         except jwt.InvalidTokenError as exc:
             raise _decode_error(exc, "token") from None
-        return Principal(_subject(claims, "token"), _expiry(claims), via)
+        if claims.get("aud") == _TICKET_AUDIENCE:
+            raise _invalid("a stream ticket is not an API token")
+        expires_at = _expiry(claims)
+        if expires_at is not None:  # what the leeway accepts, the stream accepts too
+            expires_at += self._config.leeway_seconds
+        return Principal(_subject(claims, "token"), expires_at, via)
 
     def issue(self, subject: str, ttl_seconds: int = 3600) -> str:
         """Sign a token with the configured HMAC secret (for demos and scripts)."""

@@ -229,6 +229,8 @@ def _validate(config: Config) -> None:
         raise ConfigError("auth.cookie_samesite: must be Strict, Lax or None")
     if config.auth.cookie_samesite == "None" and not config.auth.cookie_secure:
         raise ConfigError("auth.cookie_samesite: None needs auth.cookie_secure: true")
+    if config.auth.ticket_secret is not None and config.auth.ticket_secret == config.jwt.secret:
+        raise ConfigError("auth.ticket_secret: must differ from jwt.secret")
     for origin in config.cors.allowed_origins:
         parts = urlsplit(origin)
         if origin == "*" or parts.scheme not in ("http", "https") or not parts.netloc:

@@ -119,6 +119,8 @@ class Hub(Bus):
             raise ValueError("subscriber_buffer must be at least 1")
         self._buffer = subscriber_buffer
         self._channels: dict[str, set[Subscription]] = {}
+        self._subscriptions = 0  # open ones, counted apart from channels: a terminal event
+        # drops its channel while its subscribers are still sending their last frames
         self._idle = asyncio.Event()
         self._idle.set()
         self.stats = BusStats()
@@ -135,13 +137,8 @@ class Hub(Bus):
         return [len(subs) for subs in self._channels.values()]
 
     async def wait_idle(self) -> None:
-        """Return once no channel is open (every subscriber has left)."""
+        """Return once every subscriber has left."""
         await self._idle.wait()
-
-    def _drop_channel(self, scan_id: str) -> None:
-        del self._channels[scan_id]
-        if not self._channels:
-            self._idle.set()
 
     def publish(self, event: Event) -> None:
         self.stats.published += 1
@@ -156,12 +153,13 @@ class Hub(Bus):
                 self.stats.slow_disconnects += sub.ended is EndOfStream.SLOW
         if event.terminal:
             # Everyone got the end; the channel has nothing more to carry.
-            self._drop_channel(event.scan_id)
+            del self._channels[event.scan_id]
 
     @contextmanager
     def subscribe(self, scan_id: str) -> Iterator[Subscription]:
         sub = Subscription(scan_id, self._buffer)
         self._channels.setdefault(scan_id, set()).add(sub)
+        self._subscriptions += 1
         self._idle.clear()
         try:
             yield sub
@@ -170,4 +168,7 @@ class Hub(Bus):
             if subscribers is not None:
                 subscribers.discard(sub)
                 if not subscribers:
-                    self._drop_channel(scan_id)
+                    del self._channels[scan_id]
+            self._subscriptions -= 1
+            if not self._subscriptions:
+                self._idle.set()

@@ -21,6 +21,7 @@ __all__ = [
     "Status",
     "UpstreamUpdate",
     "apply_draft",
+    "compact_json",
     "utcnow",
 ]
 
@@ -52,6 +53,11 @@ RUNNING_STATUSES = frozenset(
     }
 )
 SEVERITIES = ("critical", "high", "medium", "low", "info", "unknown")
+
+
+def compact_json(value: Any) -> str:
+    """JSON without spaces or line breaks: what the log stores and SSE ``data:`` lines carry."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 def utcnow() -> str:

@@ -13,18 +13,18 @@ import logging
 import random
 import time
 from collections import Counter
-from collections.abc import AsyncGenerator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from typing import Any
 
 from .config import Config
-from .errors import LimitExceeded
+from .errors import LimitExceeded, StoreUnavailable
 from .hub import Bus
 from .logs import scan_id_var
 from .metrics import Metrics
-from .models import Event, EventDraft, ScanFinished, ScanRecord, Status
+from .models import Event, EventDraft, NewScan, ScanFinished, ScanRecord, Status
 from .normalise import UpstreamFormatError, normalise_update, severity_summary
 from .store import Store
-from .upstream import Malformed, UpstreamError
+from .upstream import Malformed, UpstreamError, idle_error
 
 __all__ = ["ScanRunner", "SourceFactory"]
 
@@ -60,9 +60,8 @@ class ScanRunner:
     def running(self) -> int:
         return len(self._tasks)
 
-    @contextlib.contextmanager
-    def admission(self, owner: str) -> Iterator[None]:
-        """Hold a place for one more scan of ``owner`` while it is created, or refuse (429)."""
+    def _admit(self, owner: str) -> None:
+        """Count one more scan for ``owner``, or refuse it (429)."""
         limits = self._config.limits
         if self._owners.total() >= limits.max_running_scans:
             raise LimitExceeded(
@@ -76,25 +75,42 @@ class ScanRunner:
                 retry_after=limits.retry_after_seconds,
             )
         self._owners[owner] += 1
-        try:
-            yield
-        except BaseException:
-            self._release(owner)
-            raise
 
     def _release(self, owner: str) -> None:
         self._owners[owner] -= 1
         if self._owners[owner] <= 0:
             del self._owners[owner]
 
-    def start(self, scan: ScanRecord) -> None:
-        """Run an admitted scan in a task the runner owns; ``close`` ends them all."""
-        self._started[scan.scan_id] = (scan.scanner_name, time.monotonic())
-        task = asyncio.create_task(self._run(scan), name=f"scan-{scan.scan_id}")
-        self._tasks[scan.scan_id] = task
-        task.add_done_callback(lambda _: self._finished(scan))
+    def submit(self, new: NewScan, first: EventDraft) -> asyncio.Future[ScanRecord]:
+        """Create and run a scan in a task the runner owns; the future gets its record.
 
-    def _finished(self, scan: ScanRecord) -> None:
+        The task, not the request, creates the scan: a client that goes away while it is
+        being stored cannot leave a scan that exists but never runs.
+        """
+        self._admit(new.owner)
+        created: asyncio.Future[ScanRecord] = asyncio.get_running_loop().create_future()
+        self._started[new.scan_id] = (new.scanner_name, time.monotonic())
+        task = asyncio.create_task(self._create_and_run(new, first, created))
+        self._tasks[new.scan_id] = task
+        task.add_done_callback(lambda _: self._finished(new))
+        return created
+
+    async def _create_and_run(
+        self, new: NewScan, first: EventDraft, created: asyncio.Future[ScanRecord]
+    ) -> None:
+        try:
+            scan, _ = await self._store.create_scan(new, first)
+        except BaseException as exc:
+            if not created.done():
+                created.set_exception(
+                    exc if isinstance(exc, Exception) else StoreUnavailable("interrupted")
+                )
+            raise
+        if not created.done():
+            created.set_result(scan)
+        await self._run(scan)
+
+    def _finished(self, scan: NewScan) -> None:
         self._tasks.pop(scan.scan_id, None)
         self._started.pop(scan.scan_id, None)
         self._cancel_requested.discard(scan.scan_id)
@@ -104,8 +120,9 @@ class ScanRunner:
         """Stop a scan (closing its upstream request) and end its log ``cancelled``."""
         task = self._tasks.get(scan_id)
         if task is not None:
-            self._cancel_requested.add(scan_id)
-            task.cancel()
+            if scan_id not in self._cancel_requested:  # a second DELETE only waits
+                self._cancel_requested.add(scan_id)
+                task.cancel()
             await asyncio.wait([task])
         # The task records the cancellation itself; this covers a task cancelled before it
         # ever ran. A scan that had already ended raises ScanFinished here.
@@ -134,11 +151,10 @@ class ScanRunner:
         vulnerabilities: Sequence[Mapping[str, Any]] = (),
         skipped_events: int | None = None,
     ) -> Event:
-        """Append an event to the log, then hand it to the live subscribers."""
+        """Append an event to the log (the store hands it to the live subscribers)."""
         event = await self._store.append_event(
             scan_id, draft, vulnerabilities=vulnerabilities, skipped_events=skipped_events
         )
-        self._bus.publish(event)
         if event.terminal and self._metrics is not None and scan_id in self._started:
             scanner, started = self._started[scan_id]
             self._metrics.scan_duration.labels(scanner, draft.status.value).observe(
@@ -169,10 +185,15 @@ class ScanRunner:
             await self._fail(scan.scan_id, "internal error in the gateway")
 
     async def _fail(self, scan_id: str, reason: str) -> None:
-        with contextlib.suppress(ScanFinished):
+        try:
             await self.record(
                 scan_id, EventDraft(Status.FAILED, progress_text=reason, error=reason)
             )
+        except ScanFinished:
+            pass
+        except Exception:
+            # Nothing more can be done here; the next start ends the scan from the log.
+            log.exception("scan %s: could not record its failure (%s)", scan_id, reason)
 
     async def _execute(self, scan: ScanRecord) -> None:
         target = scan.scanner_name
@@ -246,10 +267,7 @@ class _Consumer:
                 except StopAsyncIteration:
                     break
                 except TimeoutError:
-                    name = self.scan.scanner_name
-                    raise UpstreamError(
-                        "idle_timeout", f"{name} sent no event for {idle_seconds:g} s"
-                    ) from None
+                    raise idle_error(self.scan.scanner_name, idle_seconds) from None
                 if await self.handle(message):
                     return
         raise UpstreamError(

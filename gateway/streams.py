@@ -44,6 +44,9 @@ class StreamRegistry:
             if not self._per_subject[subject]:
                 del self._per_subject[subject]
 
+    def count_replayed(self, events: int) -> None:
+        self.replayed += events
+
     def disconnect(self, scan_id: str) -> int:
         """Ask every stream of a scan to reconnect (as at shutdown); returns how many."""
         dropped = [sub for sub in self._open if sub.scan_id == scan_id and sub.ended is None]

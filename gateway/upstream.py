@@ -18,7 +18,7 @@ import aiohttp
 from .config import UpstreamConfig
 from .sse_parser import SSELineTooLong, iter_sse
 
-__all__ = ["Malformed", "UpstreamError", "stream_scan"]
+__all__ = ["Malformed", "UpstreamError", "idle_error", "stream_scan"]
 
 _NDJSON_TYPES = frozenset(
     {
@@ -75,7 +75,7 @@ async def stream_scan(
         raise UpstreamError("connect", f"cannot connect to {scanner}: {exc.os_error}") from None
     except (aiohttp.ConnectionTimeoutError, aiohttp.ServerTimeoutError) as exc:
         if isinstance(exc, aiohttp.SocketTimeoutError):
-            raise _idle(scanner, config) from None
+            raise idle_error(scanner, config.idle_timeout_seconds) from None
         raise UpstreamError("connect", f"timed out connecting to {scanner}") from None
     except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError) as exc:
         raise UpstreamError("dropped", f"connection to {scanner} was lost: {exc}") from None
@@ -83,8 +83,7 @@ async def stream_scan(
         raise UpstreamError("http", f"request to {scanner} failed: {exc}") from None
 
 
-def _idle(scanner: str, config: UpstreamConfig) -> UpstreamError:
-    seconds = config.idle_timeout_seconds
+def idle_error(scanner: str, seconds: float) -> UpstreamError:
     return UpstreamError("idle_timeout", f"{scanner} sent no event for {seconds:g} s")
 
 
@@ -137,15 +136,11 @@ async def _ndjson_messages(
     async for chunk in response.content.iter_any():
         lines = (pending + chunk).split(b"\n")
         pending = lines.pop()
-        if len(pending) > limit:
+        if max(len(pending), *map(len, lines)) > limit:
             raise UpstreamError(
                 "line_too_long", f"{scanner} sent an NDJSON line longer than {limit} bytes"
             )
         for line in lines:
-            if len(line) > limit:
-                raise UpstreamError(
-                    "line_too_long", f"{scanner} sent an NDJSON line longer than {limit} bytes"
-                )
             text = line.decode("utf-8", "replace").strip()
             if text:
                 yield _decode(text)

@@ -37,7 +37,7 @@ async def read_json(request: web.Request) -> object:
     if not raw.strip():
         raise InvalidJSON("request body is empty; expected a JSON object")
     try:
-        return json.loads(raw.decode("utf-8"))
+        value = json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
     except UnicodeDecodeError:
         raise InvalidJSON("request body is not valid UTF-8") from None
     except json.JSONDecodeError as exc:
@@ -45,6 +45,18 @@ async def read_json(request: web.Request) -> object:
             "request body is not valid JSON",
             detail=f"{exc.msg} at line {exc.lineno} column {exc.colno}",
         ) from None
+    except (ValueError, RecursionError) as exc:  # NaN, huge integers, absurd nesting
+        raise InvalidJSON("request body is not valid JSON", detail=str(exc)[:200]) from None
+    try:
+        # Lone surrogates (\ud800) parse, but no UTF-8 text can hold them.
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidJSON("request body holds an unpaired UTF-16 surrogate escape") from None
+    return value
+
+
+def _no_constant(name: str) -> object:
+    raise ValueError(f"{name} is not a JSON value")
 
 
 def scan_request(body: object, scanners: Mapping[str, str]) -> ScanRequest:

@@ -42,6 +42,10 @@ def links(scan_id: str) -> dict[str, str]:
     }
 
 
+def scan_view(scan: ScanRecord) -> dict[str, Any]:
+    return {**scan.public(), **links(scan.scan_id)}
+
+
 @routes.post(f"{API}/")
 @routes.post(API)
 async def start_scan(request: web.Request) -> web.Response:
@@ -55,12 +59,7 @@ async def start_scan(request: web.Request) -> web.Response:
         sse_enabled=use_sse,
         configurations=wanted.configurations,
     )
-    runner = request.app[RUNNER]
-    with runner.admission(new.owner):
-        scan, _ = await request.app[STORE].create_scan(
-            new, EventDraft(Status.PENDING, 0, "Scan queued.")
-        )
-        runner.start(scan)
+    scan = await request.app[RUNNER].submit(new, EventDraft(Status.PENDING, 0, "Scan queued."))
     data: dict[str, Any] = {
         "scan_id": scan.scan_id,
         "status": scan.status.value,
@@ -86,7 +85,7 @@ async def list_scans(request: web.Request) -> web.Response:
 @routes.get(API + "/{scan_id}")
 async def get_scan(request: web.Request) -> web.Response:
     scan = await owned_scan(request)
-    return ok({**scan.public(), **links(scan.scan_id)})
+    return ok(scan_view(scan))
 
 
 @routes.delete(API + "/{scan_id}")
@@ -97,7 +96,7 @@ async def cancel_scan(request: web.Request) -> web.Response:
             await request.app[RUNNER].cancel(scan.scan_id)
         scan = await owned_scan(request)
         if scan.status is Status.CANCELLED:
-            return ok({**scan.public(), **links(scan.scan_id)}, message="scan cancelled")
+            return ok(scan_view(scan), message="scan cancelled")
     raise Conflict(f"scan already ended {scan.status.value}; only a running scan can be cancelled")
 
 

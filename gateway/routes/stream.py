@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
 from collections.abc import Coroutine
 from datetime import datetime
@@ -23,7 +22,7 @@ from aiohttp_sse import EventSourceResponse, sse_response
 from ..appkeys import BUS, CONFIG, STORE, STREAMS, TICKETS
 from ..auth import STREAM_ROUTE, TICKET_PARAM, Principal, principal
 from ..hub import ShuttingDown, SlowSubscriber, Subscription
-from ..models import Event, ScanRecord, utcnow
+from ..models import Event, ScanRecord, compact_json, utcnow
 from ..responses import ok
 from ..store import Store
 from .scans import API, owned_scan
@@ -59,8 +58,7 @@ class _Sender:
     async def named(self, name: str, seq: int | None, data: dict[str, object]) -> None:
         """A named event (``reset``, ``auth_expired``) that EventSource's onmessage ignores."""
         head = f"event: {name}\n" + (f"id: {seq}\n" if seq is not None else "")
-        payload = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
-        await self.write(f"{head}data: {payload}\n\n".encode())
+        await self.write(f"{head}data: {compact_json(data)}\n\n".encode())
 
     async def replay(self, store: Store, scan_id: str, until: int | None = None) -> bool:
         """Send stored events after the last sent (up to ``until``); True at the terminal one."""
@@ -100,7 +98,8 @@ def _resume_point(request: web.Request) -> int | str:
     if raw is None or raw.strip() == "":
         return 0
     raw = raw.strip()
-    return int(raw) if raw.isascii() and raw.isdigit() else raw
+    # Sequence numbers fit in 19 digits; anything longer is not an id this log gave out.
+    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 19 else raw
 
 
 async def _stream_scan(
@@ -172,7 +171,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
                 data = {"last_event_id": sender.last, "reason": reason}
                 await _last_words(sender.named("auth_expired", None, data))
             finally:
-                app[STREAMS].replayed += sender.replayed
+                app[STREAMS].count_replayed(sender.replayed)
     return response
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ..models import Event, EventDraft, NewScan, ScanRecord, Status
@@ -17,6 +17,11 @@ class Store(ABC):
     ``append_event`` is atomic: the event, the record's new state and (on completion) the
     results are written together, and sequence numbers have no gaps.
     """
+
+    @abstractmethod
+    def on_append(self, listener: Callable[[Event], None]) -> None:
+        """Call ``listener`` with every event once it is durably appended, in log order,
+        whether or not the caller that appended it is still waiting."""
 
     @abstractmethod
     async def create_scan(self, scan: NewScan, first: EventDraft) -> tuple[ScanRecord, Event]:

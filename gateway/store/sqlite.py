@@ -27,6 +27,7 @@ from ..models import (
     ScanState,
     Status,
     apply_draft,
+    compact_json,
     utcnow,
 )
 from .base import Store
@@ -36,7 +37,9 @@ __all__ = ["SQLiteStore"]
 log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
-_Write = Callable[[aiosqlite.Connection], Awaitable[Any]]
+# A write: runs inside one transaction; every event it appends goes in the list, and listeners
+# hear of them only after the commit.
+_Write = Callable[[aiosqlite.Connection, list[Event]], Awaitable[Any]]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS scans (
@@ -102,10 +105,6 @@ def _record(row: sqlite3.Row) -> ScanRecord:
     )
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-
-
 class SQLiteStore(Store):
     def __init__(self, writer: aiosqlite.Connection, reader: aiosqlite.Connection) -> None:
         self._writer = writer
@@ -113,6 +112,10 @@ class SQLiteStore(Store):
         self._queue: asyncio.Queue[tuple[_Write, asyncio.Future[Any]] | None] = asyncio.Queue()
         self._task = asyncio.create_task(self._write_loop(), name="sqlite-writer")
         self._closing = False
+        self._listeners: list[Callable[[Event], None]] = []
+
+    def on_append(self, listener: Callable[[Event], None]) -> None:
+        self._listeners.append(listener)
 
     @classmethod
     async def open(cls, path: str) -> SQLiteStore:
@@ -141,10 +144,11 @@ class SQLiteStore(Store):
     async def _write_loop(self) -> None:
         while (item := await self._queue.get()) is not None:
             write, future = item
+            appended: list[Event] = []
             try:
                 await self._writer.execute("BEGIN IMMEDIATE")
                 try:
-                    result = await write(self._writer)
+                    result = await write(self._writer, appended)
                 except BaseException:
                     await self._writer.rollback()
                     raise
@@ -152,11 +156,24 @@ class SQLiteStore(Store):
             except Exception as exc:
                 if not future.done():
                     future.set_exception(exc)
-            else:
-                if not future.done():
-                    future.set_result(result)
+                continue
+            # Told here, not by the caller: a caller cancelled meanwhile must not keep a
+            # committed event (a terminal one above all) from its live subscribers.
+            self._notify(appended)
+            if not future.done():
+                future.set_result(result)
 
-    async def _write(self, write: Callable[[aiosqlite.Connection], Awaitable[_T]]) -> _T:
+    def _notify(self, events: list[Event]) -> None:
+        for event in events:
+            for listener in self._listeners:
+                try:
+                    listener(event)
+                except Exception:
+                    log.exception("append listener failed for scan %s", event.scan_id)
+
+    async def _write(
+        self, write: Callable[[aiosqlite.Connection, list[Event]], Awaitable[_T]]
+    ) -> _T:
         if self._closing:
             raise StoreUnavailable("the store is closed")
         future: asyncio.Future[_T] = asyncio.get_running_loop().create_future()
@@ -169,9 +186,9 @@ class SQLiteStore(Store):
         now = utcnow()
         start = ScanState(Status.PENDING, 0, "", None, 0)
         state, payload = apply_draft(scan.scan_id, start, first)
-        event = Event(scan.scan_id, state.last_seq, _dumps(payload), state.terminal)
+        event = Event(scan.scan_id, state.last_seq, compact_json(payload), state.terminal)
 
-        async def write(db: aiosqlite.Connection) -> None:
+        async def write(db: aiosqlite.Connection, appended: list[Event]) -> None:
             await db.execute(
                 f"INSERT INTO scans ({_SCAN_COLUMNS}, created_order) VALUES "
                 "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, 0, "
@@ -182,7 +199,7 @@ class SQLiteStore(Store):
                     scan.repository_name,
                     scan.scanner_name,
                     int(scan.sse_enabled),
-                    _dumps(scan.configurations),
+                    compact_json(scan.configurations),
                     state.status.value,
                     state.progress_percent,
                     state.progress_text,
@@ -192,7 +209,7 @@ class SQLiteStore(Store):
                     state.last_seq,
                 ),
             )
-            await _insert_event(db, event)
+            await _insert_event(db, event, appended)
 
         await self._write(write)
         record = ScanRecord(
@@ -221,18 +238,18 @@ class SQLiteStore(Store):
         vulnerabilities: Sequence[Mapping[str, Any]] = (),
         skipped_events: int | None = None,
     ) -> Event:
-        async def write(db: aiosqlite.Connection) -> Event:
-            return await _append(db, scan_id, draft, vulnerabilities, skipped_events)
+        async def write(db: aiosqlite.Connection, appended: list[Event]) -> Event:
+            return await _append(db, scan_id, draft, vulnerabilities, skipped_events, appended)
 
         return await self._write(write)
 
     async def interrupt_unfinished(self, reason: str) -> list[Event]:
         draft = EventDraft(Status.FAILED, progress_text=reason, error=reason)
 
-        async def write(db: aiosqlite.Connection) -> list[Event]:
+        async def write(db: aiosqlite.Connection, appended: list[Event]) -> list[Event]:
             rows = await db.execute_fetchall("SELECT scan_id FROM scans WHERE finished_at IS NULL")
             scan_ids = [row[0] for row in rows]
-            return [await _append(db, scan_id, draft, (), None) for scan_id in scan_ids]
+            return [await _append(db, scan_id, draft, (), None, appended) for scan_id in scan_ids]
 
         return await self._write(write)
 
@@ -292,11 +309,12 @@ async def _connect(path: str) -> aiosqlite.Connection:
     return db
 
 
-async def _insert_event(db: aiosqlite.Connection, event: Event) -> None:
+async def _insert_event(db: aiosqlite.Connection, event: Event, appended: list[Event]) -> None:
     await db.execute(
         "INSERT INTO scan_events (scan_id, seq, terminal, data) VALUES (?, ?, ?, ?)",
         (event.scan_id, event.seq, int(event.terminal), event.data),
     )
+    appended.append(event)
 
 
 async def _append(
@@ -305,6 +323,7 @@ async def _append(
     draft: EventDraft,
     vulnerabilities: Sequence[Mapping[str, Any]],
     skipped_events: int | None,
+    appended: list[Event],
 ) -> Event:
     rows = list(
         await db.execute_fetchall(
@@ -318,7 +337,7 @@ async def _append(
     row = rows[0]
     state = ScanState(Status(row[0]), row[1], row[2], row[3], row[4])
     new, payload = apply_draft(scan_id, state, draft)
-    event = Event(scan_id, new.last_seq, _dumps(payload), new.terminal)
+    event = Event(scan_id, new.last_seq, compact_json(payload), new.terminal)
     now = payload["timestamp"]
     await db.execute(
         "UPDATE scans SET status = ?, progress_percent = ?, progress_text = ?, error = ?, "
@@ -336,12 +355,12 @@ async def _append(
             scan_id,
         ),
     )
-    await _insert_event(db, event)
+    await _insert_event(db, event, appended)
     if vulnerabilities:
         await db.executemany(
             "INSERT INTO vulnerabilities (scan_id, idx, severity, data) VALUES (?, ?, ?, ?)",
             [
-                (scan_id, index, str(vuln.get("severity", "unknown")), _dumps(vuln))
+                (scan_id, index, str(vuln.get("severity", "unknown")), compact_json(vuln))
                 for index, vuln in enumerate(vulnerabilities)
             ],
         )

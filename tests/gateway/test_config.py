@@ -57,6 +57,7 @@ def test_environment_overrides(tmp_path):
         ({"scanners": {"x": 3}}, "mapping of names to URLs"),
         ({"stream": {"heartbeat_seconds": 0}}, "stream.heartbeat_seconds: must be greater than 0"),
         ({"mock": {"step_delay_seconds": -1}}, "must not be negative"),
+        ({"jwt": {"secret": "s" * 40}, "auth": {"ticket_secret": "s" * 40}}, "must differ"),
     ],
 )
 def test_invalid_config_names_the_key(data, message):

@@ -71,7 +71,7 @@ async def test_finished_stream_answers_204_to_the_final_id(client):
     assert status == 204
 
 
-@pytest.mark.parametrize("bad_id", ["999", "abc", "-1", "1.5", "٣"])
+@pytest.mark.parametrize("bad_id", ["999", "abc", "-1", "1.5", "٣", "9" * 5000])
 async def test_unknown_id_gets_an_explicit_reset(client, bad_id):
     scan_id, full = await finished_scan(client)
     status, body = await raw_stream(client, scan_id, last_event_id=bad_id)

@@ -197,3 +197,25 @@ async def test_expiring_credential_ends_the_stream_with_auth_expired(gateway):
         assert response.status == 200
         first = await response.content.readuntil(b"\n\n")
         assert first == b"retry: 3000\n\n"
+
+
+async def test_leeway_applies_to_open_streams_too(gateway):
+    client = await gateway(jwt={"leeway_seconds": 60})
+    scan_id = await start_scan(client)
+    late = jwt.encode({"sub": "alice", "exp": int(time.time()) - 5}, SECRET)
+    async with client.get(
+        f"/api/v1/scans/{scan_id}/stream", headers={"Authorization": f"Bearer {late}"}
+    ) as response:
+        assert response.status == 200
+        body = await response.read()
+    assert b"auth_expired" not in body
+    assert b'"status":"completed"' in body
+
+
+async def test_a_token_shaped_like_a_ticket_is_not_an_api_token(client):
+    forged = jwt.encode(
+        {"sub": "alice", "exp": int(time.time()) + 60, "aud": "xployt-stream-ticket"}, SECRET
+    )
+    response = await client.get("/api/v1/scans/", headers={"Authorization": f"Bearer {forged}"})
+    assert response.status == 401
+    assert "ticket" in (await response.json())["message"]
