@@ -117,8 +117,13 @@ def normalise_update(raw: object, *, scanner: str, start_index: int = 0) -> Upst
     return UpstreamUpdate(status, progress, text, error, vulnerabilities)
 
 
+# C0 and C1 controls, ESC included: status text goes to terminals and pages as one line.
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
+
+
 def _cap(text: str) -> str:
-    return text[:MAX_TEXT]
+    """Status text as clients show it: one line, no control characters, bounded."""
+    return _CONTROLS.sub(" ", text).strip()[:MAX_TEXT]
 
 
 def _text(value: object) -> str | None:

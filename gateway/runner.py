@@ -292,7 +292,9 @@ class _Consumer:
             error = update.error or "scanner reported failure"
             await self.runner.record(
                 self.scan.scan_id,
-                EventDraft(Status.FAILED, progress_text=update.progress_text or error, error=error),
+                EventDraft(
+                    Status.FAILED, update.progress_percent, update.progress_text or error, error
+                ),
                 skipped_events=self.skipped,
             )
             return True

@@ -868,3 +868,13 @@ def test_summary_of_normalised_update() -> None:
     summary = severity_summary(result.vulnerabilities)
     assert list(summary) == list(SEVERITIES)
     assert summary == {"critical": 1, "high": 1, "medium": 2, "low": 0, "info": 1, "unknown": 1}
+
+
+def test_status_text_loses_control_characters():
+    update = normalise_update(
+        {"status": "scanning", "message": "line one\nline\x1b[31m two\x00", "error": None},
+        scanner="s",
+    )
+    assert update.progress_text == "line one line [31m two"
+    failed = normalise_update({"error": "bad\r\nthing\x9b"}, scanner="s")
+    assert failed.error == "bad thing"

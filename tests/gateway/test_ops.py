@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import socket
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -185,10 +186,13 @@ async def test_gateway_process_logs_json_lines(tmp_path, scanner):
     )
     log: list[str] = []
     value = token()
-    async with gateway_process(config_path, port, log), ClientSession() as http:
+    async with gateway_process(config_path, port, log) as process, ClientSession() as http:
         url = f"http://127.0.0.1:{port}/api/v1/scans/?access_token={value}"
         async with http.get(url, headers={"X-Request-ID": "json-1"}) as response:
             assert response.status == 200
+        # A clean stop: every line is written before the log is read.
+        process.send_signal(signal.SIGTERM)
+        await process.wait()
     lines = [json.loads(line) for line in log if line.strip()]
     assert all({"time", "level", "logger", "message"} <= set(line) for line in lines)
     access = [line for line in lines if line.get("request_id") == "json-1"]
