@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import math
 import secrets
 import time
 from dataclasses import dataclass
@@ -159,13 +160,14 @@ class TicketIssuer:
             self._key = secrets.token_bytes(32)
 
     def issue(self, subject: str, scan_id: str, ttl_seconds: float) -> str:
-        now = int(time.time())
+        now = time.time()
         claims = {
             "sub": subject,
             "scan": scan_id,
             "aud": _TICKET_AUDIENCE,
-            "iat": now,
-            "exp": now + max(1, int(ttl_seconds)),
+            "iat": int(now),
+            # Rounded up: a ticket never expires before the expires_in it was announced with.
+            "exp": math.ceil(now + max(1.0, ttl_seconds)),
         }
         return jwt.encode(claims, self._key, algorithm="HS256")
 

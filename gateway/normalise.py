@@ -268,7 +268,8 @@ def normalise_vulnerability(raw: Mapping[str, Any], *, scanner: str, index: int)
         _text,
     )
     severity = read.first(("severity",), _severity)
-    title = read.first(("title", "name", "message", "summary"), _text)
+    # A secret scanner's ``secret_type`` ("RSA Private Key") reads better than its rule id.
+    title = read.first(("title", "name", "message", "summary", "secret_type"), _text)
     # ``message`` describes the finding only when it did not already title it.
     description_keys = [key for key in _DESCRIPTION_KEYS if key not in read.used]
     return {
