@@ -16,6 +16,7 @@ BASE="http://127.0.0.1:$GATEWAY_PORT"
 cat <<TEXT
 
   Xployt scan gateway demo: mock scanner on :$SCANNER_PORT, gateway on :$GATEWAY_PORT
+  Demo page: $BASE/
   A token for the subject "demo" (valid 24 h):
 
     export TOKEN=$TOKEN
@@ -27,6 +28,8 @@ cat <<TEXT
       | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["scan_id"])')
   Watch it stream:
     curl -N -H "Authorization: Bearer \$TOKEN" "$BASE/api/v1/scans/\$SCAN/stream"
+  Or with the command line client:
+    .venv/bin/python -m gateway scan --scanner sast_scanner --repo acme/api --sse --watch --url $BASE --token \$TOKEN
   Poll it, then fetch its results:
     curl -s -H "Authorization: Bearer \$TOKEN" "$BASE/api/v1/scans/\$SCAN"
     curl -s -H "Authorization: Bearer \$TOKEN" "$BASE/api/v1/scans/\$SCAN/results"
