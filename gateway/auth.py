@@ -195,7 +195,9 @@ def bearer_token(header: str) -> str:
 
 
 def _query_token(request: web.Request, config: AuthConfig) -> str | None:
-    if not config.query_tokens:
+    # Reads only: a token in a URL travels in links, history and logs, so it must not be
+    # enough to start or cancel anything.
+    if not config.query_tokens or request.method not in _SAFE_METHODS:
         return None
     for name in QUERY_TOKEN_PARAMS:
         if request.query.get(name):

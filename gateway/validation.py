@@ -118,10 +118,9 @@ def parse_bool(raw: str | None, name: str, *, default: bool) -> bool:
 def parse_limit(raw: str | None, *, default: int, maximum: int) -> int:
     if raw is None or raw == "":
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise BadRequest(f"query parameter 'limit' must be a whole number, got {raw!r}") from None
+    if not (raw.isascii() and raw.isdigit()):
+        raise BadRequest(f"query parameter 'limit' must be a whole number, got {raw!r}")
+    value = int(raw)
     if not 1 <= value <= maximum:
         raise BadRequest(f"query parameter 'limit' must be between 1 and {maximum}, got {value}")
     return value

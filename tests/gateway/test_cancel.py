@@ -10,7 +10,7 @@ from gateway.appkeys import RUNNER, STORE
 from gateway.models import EventDraft, NewScan, Status
 from gateway.sse_parser import SSEParser
 from mock_scanner.app import scan_finished
-from tests.conftest import auth, error_shape, start_scan, stream
+from tests.conftest import auth, start_scan, stream
 
 
 async def watch_until(client, scan_id, status):
@@ -105,7 +105,9 @@ async def test_terminal_event_reaches_streams_even_if_its_writer_is_cancelled(ga
     watcher = await watch_until(client, scan_id, "connecting")
     runner = client.app[RUNNER]
     await runner.cancel(scan_id)  # ends the scan's own task first
-    writer = asyncio.create_task(client.app[STORE].append_event(scan_id, EventDraft(Status.SCANNING)))
+    writer = asyncio.create_task(
+        client.app[STORE].append_event(scan_id, EventDraft(Status.SCANNING))
+    )
     writer.cancel()  # cancelled while its write is queued: it still commits (or is refused)
     await asyncio.gather(writer, return_exceptions=True)
     rest = await asyncio.wait_for(watcher.content.read(), 10)

@@ -137,6 +137,8 @@ async def test_bad_use_sse_is_400(client):
         ("limit=0", "between 1 and 500"),
         ("limit=501", "between 1 and 500"),
         ("limit=ten", "whole number"),
+        ("limit=%E0%A5%AB", "whole number"),
+        ("limit=%2B5", "whole number"),
         ("status=paused", "one of pending"),
     ],
 )

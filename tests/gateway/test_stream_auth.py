@@ -219,3 +219,14 @@ async def test_a_token_shaped_like_a_ticket_is_not_an_api_token(client):
     response = await client.get("/api/v1/scans/", headers={"Authorization": f"Bearer {forged}"})
     assert response.status == 401
     assert "ticket" in (await response.json())["message"]
+
+
+async def test_query_tokens_only_read(client):
+    body = {"repository_name": "a/b", "scanner_name": "secret_scanner"}
+    refused = await client.post(f"/api/v1/scans/?access_token={token()}", json=body)
+    assert refused.status == 401
+    scan_id = await start_scan(client)
+    assert await get_status(client, f"/api/v1/scans/{scan_id}?token={token()}") == 200
+    cancel = await client.delete(f"/api/v1/scans/{scan_id}?token={token()}")
+    assert cancel.status == 401
+    await stream(client, scan_id)
