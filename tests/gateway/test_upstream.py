@@ -122,7 +122,7 @@ async def test_stream_ending_without_terminal_event_fails(gateway):
 
 async def test_connection_refused_fails_with_reason(gateway):
     url = f"http://127.0.0.1:{closed_port()}/scan"
-    client = await gateway(scanners={"sast_scanner": url})
+    client = await gateway(scanners={"sast_scanner": url}, upstream={"connect_retries": 0})
     _, events, record = await run(client, {})
     assert events[-1][1]["status"] == "failed"
     assert record["error"].startswith("cannot connect to sast_scanner")
