@@ -1,0 +1,58 @@
+"""The command-line client: ``python -m gateway scan`` and ``python -m gateway watch``.
+
+Each step is a small async function that takes an :class:`aiohttp.ClientSession`, a
+:class:`rich.console.Console` and :class:`Options`, so tests call them in-process against a real
+gateway. Nothing here reads the environment or global state: ``__main__`` resolves the URL and
+the token (:func:`resolve_url`, :func:`resolve_token`) and passes them in.
+
+``watch`` follows ``GET /api/v1/scans/{id}/stream`` the way an EventSource would: it reconnects
+with ``Last-Event-ID`` after a drop (waiting the server's ``retry:`` hint), adopts ``event: reset``
+snapshots, stops for good on 204 No Content, and gives up after a bounded number of consecutive
+attempts that deliver nothing. It cannot refresh a bearer token, so ``event: auth_expired`` ends
+it with :data:`EXIT_AUTH_EXPIRED` and a resume command.
+"""
+
+from __future__ import annotations
+
+from .client import (
+    EXIT_AUTH_EXPIRED,
+    EXIT_CANCELLED,
+    EXIT_CODES_HELP,
+    EXIT_COMPLETED,
+    EXIT_ERROR,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_UNREACHABLE,
+    CliError,
+    Options,
+    ScanRequest,
+    open_session,
+    parse_configurations,
+    resolve_token,
+    resolve_url,
+    start_scan,
+)
+from .watch import run_scan, run_watch, scan, watch
+
+__all__ = [
+    "EXIT_AUTH_EXPIRED",
+    "EXIT_CANCELLED",
+    "EXIT_CODES_HELP",
+    "EXIT_COMPLETED",
+    "EXIT_ERROR",
+    "EXIT_FAILED",
+    "EXIT_INTERRUPTED",
+    "EXIT_UNREACHABLE",
+    "CliError",
+    "Options",
+    "ScanRequest",
+    "open_session",
+    "parse_configurations",
+    "resolve_token",
+    "resolve_url",
+    "run_scan",
+    "run_watch",
+    "scan",
+    "start_scan",
+    "watch",
+]
