@@ -77,6 +77,7 @@ class UpstreamUpdate:
     progress_text: str | None = None
     error: str | None = None
     vulnerabilities: tuple[dict[str, Any], ...] = ()
+    extra: tuple[tuple[str, object], ...] = ()  # the message's other scalar fields, bounded
 
     @property
     def terminal(self) -> bool:
@@ -163,6 +164,7 @@ class EventDraft:
     progress_text: str | None = None
     error: str | None = None
     summary: dict[str, int] | None = None  # severity counts, on the completed event
+    extra: tuple[tuple[str, object], ...] = ()  # scanner-specific scalars, passed through
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,4 +214,6 @@ def apply_draft(
     }
     if draft.summary is not None:
         payload["summary"] = draft.summary
+    if draft.extra:
+        payload["extra"] = dict(draft.extra)
     return new, payload

@@ -45,6 +45,14 @@ T = TypeVar("T")
 _TEXT_KEYS = ("progress_text", "message", "text", "detail")
 _PROGRESS_KEYS = ("progress_percent", "progress")
 _VULNERABILITY_KEYS = ("vulnerabilities", "findings")
+_KNOWN_KEYS = frozenset(
+    {"status", "error", "scan_id", *_TEXT_KEYS, *_PROGRESS_KEYS, *_VULNERABILITY_KEYS}
+)
+# ``extra`` carries a message's other scalar fields (scanner-specific details, timestamps) to
+# clients, within these bounds.
+MAX_EXTRA_FIELDS = 16
+MAX_EXTRA_KEY = 64
+MAX_EXTRA_TEXT = 256
 _DESCRIPTION_KEYS = ("description", "details", "message")
 
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)", re.ASCII)
@@ -114,7 +122,23 @@ def normalise_update(raw: object, *, scanner: str, start_index: int = 0) -> Upst
     elif status is Status.COMPLETED:
         progress = 100
     vulnerabilities = _vulnerabilities(raw, scanner, start_index)
-    return UpstreamUpdate(status, progress, text, error, vulnerabilities)
+    return UpstreamUpdate(status, progress, text, error, vulnerabilities, _extra(raw))
+
+
+def _extra(raw: Mapping[str, Any]) -> tuple[tuple[str, object], ...]:
+    """The message's unknown scalar fields, bounded in number and size; nested values are
+    left out (findings have their own schema)."""
+    kept: list[tuple[str, object]] = []
+    for key, value in raw.items():
+        if key in _KNOWN_KEYS or len(key) > MAX_EXTRA_KEY or len(kept) == MAX_EXTRA_FIELDS:
+            continue
+        if isinstance(value, str):
+            kept.append((key, _CONTROLS.sub(" ", value)[:MAX_EXTRA_TEXT]))
+        elif value is None or isinstance(value, bool | int | float):
+            if isinstance(value, float) and not math.isfinite(value):
+                continue
+            kept.append((key, value))
+    return tuple(kept)
 
 
 # C0 and C1 controls, ESC included: status text goes to terminals and pages as one line.

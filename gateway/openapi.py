@@ -164,6 +164,13 @@ def _schemas(config: Config) -> dict[str, Schema]:
         "error": {"type": ["string", "null"]},
         "timestamp": _timestamp("when the event was stored"),
         "summary": _ref("SeveritySummary"),
+        "extra": {
+            "type": "object",
+            "description": "The scanner message's other scalar fields (at most 16; strings cut "
+            "at 256 characters).",
+            "additionalProperties": {"type": ["string", "number", "boolean", "null"]},
+            "maxProperties": 16,
+        },
     }
     error_codes = (
         "`bad_request`, `invalid_json`, `unknown_scanner` (400); `unauthorized` (401); "
@@ -278,10 +285,10 @@ def _schemas(config: Config) -> dict[str, Schema]:
         ),
         "Event": _object(
             event_fields,
-            optional=("summary",),
+            optional=("summary", "extra"),
             description=(
                 "The `data:` of each unnamed event of the stream; `summary` only on the "
-                "`completed` event."
+                "`completed` event, `extra` when the scanner's message had fields of its own."
             ),
         ),
         "ResetEvent": _object(

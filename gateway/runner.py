@@ -256,7 +256,7 @@ class _Consumer:
         self.vulnerabilities: list[dict[str, Any]] = []
         self.skipped = 0
         self.status = Status.SCANNING
-        self.last: tuple[Status, int | None, str | None] | None = None
+        self.last: tuple[object, ...] | None = None
 
     async def consume(self, source: AsyncGenerator[object, None], idle_seconds: float) -> None:
         async with contextlib.aclosing(source):
@@ -300,13 +300,15 @@ class _Consumer:
             return True
         if update.status is not None:
             self.status = update.status
-        key = (self.status, update.progress_percent, update.progress_text)
+        key = (self.status, update.progress_percent, update.progress_text, update.extra)
         said = update.status or update.progress_percent is not None or update.progress_text
-        if said and key != self.last:
+        if (said or update.extra) and key != self.last:
             self.last = key
             await self.runner.record(
                 self.scan.scan_id,
-                EventDraft(self.status, update.progress_percent, update.progress_text),
+                EventDraft(
+                    self.status, update.progress_percent, update.progress_text, extra=update.extra
+                ),
             )
         return False
 

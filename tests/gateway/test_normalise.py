@@ -878,3 +878,30 @@ def test_status_text_loses_control_characters():
     assert update.progress_text == "line one line [31m two"
     failed = normalise_update({"error": "bad\r\nthing\x9b"}, scanner="s")
     assert failed.error == "bad thing"
+
+
+def test_unknown_scalars_travel_under_extra_within_bounds():
+    raw = {
+        "status": "scanning",
+        "progress_percent": 5,
+        "t": 1764000000123456789,
+        "seq": 7,
+        "host": "runner-3\x1b",
+        "ratio": 0.5,
+        "nan": float("nan"),
+        "nested": {"a": 1},
+        "list": [1, 2],
+        "long": "x" * 1000,
+        "k" * 65: 1,
+        **{f"f{i}": i for i in range(30)},
+    }
+    extra = dict(normalise_update(raw, scanner="s").extra)
+    assert extra["t"] == 1764000000123456789
+    assert extra["seq"] == 7
+    assert extra["host"] == "runner-3 "
+    assert extra["ratio"] == 0.5
+    assert len(extra["long"]) == 256
+    assert "nan" not in extra and "nested" not in extra and "list" not in extra
+    assert "k" * 65 not in extra
+    assert len(extra) == 16
+    assert normalise_update({"status": "scanning", "message": "m"}, scanner="s").extra == ()

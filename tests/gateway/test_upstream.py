@@ -136,3 +136,31 @@ async def test_scanner_gets_the_scan_and_its_configurations(client, scanner):
     async with ClientSession() as session, session.get(scanner.make_url("/requests")) as response:
         received = await response.json()
     assert [(r["scan_id"], r["kind"]) for r in received] == [(scan_id, "sast_scanner")]
+
+
+async def test_scanner_specific_scalars_reach_clients_under_extra(gateway):
+    from aiohttp import web
+    from aiohttp.test_utils import TestServer
+
+    async def detailed(request):
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        for seq in (1, 2):  # same status and percent: each message still becomes an event
+            await response.write(
+                f'data: {{"status": "scanning", "progress_percent": 10, "seq": {seq}, '
+                f'"worker": "w-{seq}"}}\n\n'.encode()
+            )
+        await response.write(b'data: {"status": "completed", "vulnerabilities": []}\n\n')
+        return response
+
+    app = web.Application()
+    app.router.add_post("/scan", detailed)
+    server = TestServer(app)
+    await server.start_server()
+    try:
+        client = await gateway(scanners={"sast_scanner": str(server.make_url("/scan"))})
+        _, events, _ = await run(client, {})
+    finally:
+        await server.close()
+    extras = [data.get("extra") for _, data in events]
+    assert extras == [None, None, {"seq": 1, "worker": "w-1"}, {"seq": 2, "worker": "w-2"}, None]
