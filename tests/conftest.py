@@ -26,11 +26,12 @@ MakeConfig = Callable[..., Config]
 Gateway = Callable[..., Awaitable[TestClient[Any, Any]]]
 
 
-def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+def merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Nested config overrides on top of a base."""
     merged = dict(base)
     for key, value in overrides.items():
         if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
+            merged[key] = merge(merged[key], value)
         else:
             merged[key] = value
     return merged
@@ -55,7 +56,7 @@ def make_config(tmp_path: Path, scanner: TestServer) -> MakeConfig:
             "stream": {"heartbeat_seconds": 15},
             "mock": {"step_delay_seconds": 0.0, "steps": 5},
         }
-        return config_from_dict(_merge(base, overrides))
+        return config_from_dict(merge(base, overrides))
 
     return make
 

@@ -9,8 +9,18 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 from tests.conftest import SECRET
+
+
+def write_config(directory: Path, data: dict[str, Any]) -> Path:
+    """A config file for a gateway process, with its own database in ``directory``."""
+    path = directory / "config.yaml"
+    path.write_text(yaml.safe_dump({"database": {"path": str(directory / "gateway.db")}, **data}))
+    return path
 
 
 def free_port() -> int:

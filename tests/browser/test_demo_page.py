@@ -24,7 +24,7 @@ from gateway import create_app
 from gateway.appkeys import CONFIG, STORE, STREAMS
 from gateway.auth import TokenVerifier
 from gateway.models import ScanRecord, Status
-from tests.conftest import Gateway, MakeConfig, auth, error_shape, token
+from tests.conftest import Gateway, MakeConfig, auth, error_shape, merge, token
 
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -44,16 +44,6 @@ PAGE_CONFIG: dict[str, Any] = {
     "stream": {"retry_ms": 100},
     "mock": {"step_delay_seconds": 0.05, "steps": 10},
 }
-
-
-def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in top.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
 
 
 @dataclass
@@ -189,7 +179,7 @@ async def open_demo(
     demos: list[Demo] = []
 
     async def open_(**overrides: Any) -> Demo:
-        app = create_app(make_config(**_merge(PAGE_CONFIG, overrides)))
+        app = create_app(make_config(**merge(PAGE_CONFIG, overrides)))
         recorder = Recorder()
         app.middlewares.insert(0, recorder.middleware)
         server = await aiohttp_server(app)

@@ -169,20 +169,16 @@ def test_token_filter_redacts_anything_shaped_like_a_jwt():
 
 
 async def test_gateway_process_logs_json_lines(tmp_path, scanner):
-    import yaml
     from aiohttp import ClientSession
 
-    from tests.processes import free_port, gateway_process
+    from tests.processes import free_port, gateway_process, write_config
 
     port = free_port()
-    config_path = tmp_path / "config.yaml"
-    config_path.write_text(
-        yaml.safe_dump(
-            {
-                "database": {"path": str(tmp_path / "gateway.db")},
-                "logging": {"json": True},
-            }
-        )
+    config_path = write_config(
+        tmp_path,
+        {
+            "logging": {"json": True},
+        },
     )
     log: list[str] = []
     value = token()

@@ -5,27 +5,21 @@ from __future__ import annotations
 import json
 import signal
 
-import yaml
 from aiohttp import ClientSession
 
 from gateway.sse_parser import SSEEvent, SSEParser
 from tests.conftest import auth
-from tests.processes import free_port, gateway_process
+from tests.processes import free_port, gateway_process, write_config
 
 
 async def test_scan_left_running_is_failed_by_the_next_process(tmp_path, scanner):
     port = free_port()
-    config_path = tmp_path / "config.yaml"
-    config_path.write_text(
-        yaml.safe_dump(
-            {
-                "database": {"path": str(tmp_path / "gateway.db")},
-                "scanners": {
-                    "secret_scanner": str(scanner.make_url("/scanners/secret_scanner/scan"))
-                },
-                "mock": {"step_delay_seconds": 0.05, "steps": 200},
-            }
-        )
+    config_path = write_config(
+        tmp_path,
+        {
+            "scanners": {"secret_scanner": str(scanner.make_url("/scanners/secret_scanner/scan"))},
+            "mock": {"step_delay_seconds": 0.05, "steps": 200},
+        },
     )
     base = f"http://127.0.0.1:{port}/api/v1/scans"
     async with ClientSession() as http:

@@ -8,11 +8,10 @@ import json
 import signal
 import sqlite3
 
-import yaml
 from aiohttp import ClientSession, TCPConnector
 
 from tests.conftest import auth
-from tests.processes import free_port, gateway_process
+from tests.processes import free_port, gateway_process, write_config
 
 STREAMS = 300
 GRACE = 5
@@ -21,20 +20,15 @@ GRACE = 5
 async def test_sigterm_ends_every_stream_and_interrupts_scans(tmp_path, scanner):
     port = free_port()
     db = tmp_path / "gateway.db"
-    config_path = tmp_path / "config.yaml"
-    config_path.write_text(
-        yaml.safe_dump(
-            {
-                "database": {"path": str(db)},
-                "scanners": {
-                    "secret_scanner": str(scanner.make_url("/scanners/secret_scanner/scan"))
-                },
-                "mock": {"step_delay_seconds": 0.2, "steps": 500},
-                "server": {"shutdown_grace_seconds": GRACE},
-                "stream": {"retry_ms": 2500},
-                "limits": {"max_streams_per_subject": STREAMS},
-            }
-        )
+    config_path = write_config(
+        tmp_path,
+        {
+            "scanners": {"secret_scanner": str(scanner.make_url("/scanners/secret_scanner/scan"))},
+            "mock": {"step_delay_seconds": 0.2, "steps": 500},
+            "server": {"shutdown_grace_seconds": GRACE},
+            "stream": {"retry_ms": 2500},
+            "limits": {"max_streams_per_subject": STREAMS},
+        },
     )
     base = f"http://127.0.0.1:{port}/api/v1/scans"
     # Slow scans in both modes, so all are running at the signal.
