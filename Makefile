@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help install run run-mock mock-scanner test lint format clean
+.PHONY: help install run run-mock mock-scanner test lint format clean bench
 
 help:
 	@echo "make run-mock   start the mock scanner and the gateway (demo, Ctrl-C stops both)"
@@ -43,6 +43,30 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff format gateway mock_scanner tests
 	$(BIN)/ruff check --fix gateway mock_scanner tests
+
+# SSE fan-out and pipeline benchmarks beside the shared harness's anchors, in one session
+# (about 12 minutes on 2 cores; see docs/BENCHMARKS.md). BENCH_ANCHORS=0 skips the anchors;
+# BENCH_ARGS passes more options to bench/run.py (e.g. --profile fanout:5000).
+SHARED_BENCH ?= ../shared/bench
+SSEBENCH_WORK ?= /tmp/ssebench-work
+BENCH_ANCHORS ?= 1
+BENCH_ANCHOR_SERVERS ?= nchan-w1,aiohttp-sse,fastapi-sse-starlette
+BENCH_SCENARIOS ?= 100x20x10,1000x20x10,5000x20x10,10000x20x10,1000x500x5
+BENCH_ARGS ?=
+
+bench: $(STAMP)
+	@if [ ! -f $(SHARED_BENCH)/ssebench.py ] || [ ! -f $(SHARED_BENCH)/run_anchors.sh ]; then \
+		echo "make bench: the shared SSE harness is missing: no $(SHARED_BENCH)/ssebench.py or run_anchors.sh."; \
+		echo "It is shared/bench beside the project; SHARED_BENCH=/path/to/bench points elsewhere."; \
+		exit 1; fi
+	@since=$$(date +%s); anchors=""; \
+	if [ "$(BENCH_ANCHORS)" != 0 ]; then \
+		SSEBENCH_WORK=$(SSEBENCH_WORK) bash $(SHARED_BENCH)/run_anchors.sh --only $(BENCH_ANCHOR_SERVERS) \
+			--scenarios $(BENCH_SCENARIOS) --prefix anchors-xployt || exit 1; \
+		anchors="--anchors-prefix anchors-xployt --anchors-since $$since"; \
+	fi; \
+	SSEBENCH_WORK=$(SSEBENCH_WORK) $(BIN)/python bench/run.py --shared $(SHARED_BENCH) \
+		--fanout $(BENCH_SCENARIOS) $$anchors $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -14,6 +14,15 @@ Routes
     A JSON list with one ``{"scan_id", "kind", "received_at"}`` per scan POST received, valid or
     not (``null`` where the body did not say), oldest first; ``closed_at`` is added once a
     streamed answer has ended, however it ended.
+``POST /bench/{scan_id}/publish``
+    Bench mode (see the ``bench`` knob): the body, one JSON object, goes out at once on that
+    scan's open stream as ``{"status": "scanning", "progress_percent": 1, ...its fields...}``.
+    ``204`` when queued; ``404 {"error": "not_found", ...}`` when no bench stream of that scan
+    is open; ``400`` when the body is not a JSON object; ``503`` when the stream is too far
+    behind (``BENCH_QUEUE_MAX`` frames waiting).
+``POST /bench/{scan_id}/finish``
+    Bench mode: the stream sends a ``completed`` event (no findings) and ends. ``204``, or
+    ``404`` as above.
 
 The scan body is ``{"scan_id": str, "repository_name": str, "configurations": {}}``
 (``configurations`` optional). A body that is not JSON, not an object, lacks a non-empty
@@ -67,6 +76,13 @@ All optional, read from ``configurations``; other keys there are ignored.
     Send this Content-Type instead of the format's own.
 ``bom`` (bool)
     Start the body with a UTF-8 byte order mark.
+``bench`` (bool)
+    Bench mode, for load tests: send one ``{"status": "scanning", "progress_percent": 1,
+    "message": "bench"}`` event, then stay open and send whatever ``POST
+    /bench/{scan_id}/publish`` receives, in order, until ``POST /bench/{scan_id}/finish``.
+    Only ``heartbeat``, ``line_ending`` and ``bom`` apply with it (``format`` must be ``sse``);
+    the other knobs are ignored. One open bench stream per scan id (a second POST gets
+    ``409``).
 
 When several of ``drop_at``, ``stall_at`` and ``fail_at`` apply to the same event they are
 checked in that order. A client that disconnects mid-stream ends the handler at its next write
@@ -115,6 +131,18 @@ _POLL_SECONDS: Final = 0.1
 """How often a waiting handler checks whether its client left or the server is stopping."""
 _MIN_HEARTBEAT: Final = 0.01
 _MAX_HEARTBEAT: Final = 3600.0
+BENCH_QUEUE_MAX: Final = 100_000
+"""Frames one bench stream may have waiting before ``publish`` answers 503."""
+_BENCH_POLL_SECONDS: Final = 0.5
+"""How often an idle bench stream checks whether its client left or the server is stopping."""
+_BENCH_FIRST: Final = {"status": "scanning", "progress_percent": 1, "message": "bench"}
+_BENCH_EVENT: Final = {"status": "scanning", "progress_percent": 1}
+_BENCH_DONE: Final = {
+    "status": "completed",
+    "progress_percent": 100,
+    "message": scenario.COMPLETED_MESSAGE,
+    "vulnerabilities": [],
+}
 
 
 @dataclass
@@ -124,6 +152,8 @@ class _State:
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     # Set when the handler serving a scan ends, however it ends (tests await these).
     finished: dict[str, asyncio.Event] = field(default_factory=dict)
+    # The open bench-mode streams by scan id.
+    bench: dict[str, _BenchChannel] = field(default_factory=dict)
 
 
 _STATE: Final = web.AppKey("mock_scanner_state", _State)
@@ -155,6 +185,7 @@ class _Knobs:
     status_code: int | None = None
     content_type: str | None = None
     bom: bool = False
+    bench: bool = False
 
 
 @dataclass(frozen=True)
@@ -219,6 +250,11 @@ def _parse_knobs(conf: dict[str, Any], config: MockScannerConfig) -> _Knobs:
     bom = conf.get("bom")
     if bom is not None and not isinstance(bom, bool):
         _bad("invalid_configuration", "configurations.bom must be true or false")
+    bench = conf.get("bench")
+    if bench is not None and not isinstance(bench, bool):
+        _bad("invalid_configuration", "configurations.bench must be true or false")
+    if bench and fmt not in (None, "sse"):
+        _bad("invalid_configuration", "configurations.bench needs format sse")
     return _Knobs(
         step_delay=config.step_delay if step_delay is None else step_delay,
         steps=config.steps if steps is None else steps,
@@ -233,6 +269,7 @@ def _parse_knobs(conf: dict[str, Any], config: MockScannerConfig) -> _Knobs:
         status_code=_int_knob(conf, "status_code", 400, 599),
         content_type=content_type,
         bom=bool(bom),
+        bench=bool(bench),
     )
 
 
@@ -464,6 +501,117 @@ async def _run(request: web.Request, scan: _Scan, stopping: asyncio.Event) -> we
     return stream.response
 
 
+class _BenchChannel:
+    """The frames waiting to go out on one open bench stream; ``None`` asks it to finish."""
+
+    def __init__(self, line_ending: str) -> None:
+        self.queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self.eol = line_ending
+        self.finishing = False
+
+    def frame(self, payload: dict[str, Any]) -> bytes:
+        eol = self.eol
+        return f"data: {json.dumps(payload)}{eol}{eol}".encode()
+
+
+async def _bench(request: web.Request, scan: _Scan, state: _State) -> web.StreamResponse:
+    channel = _BenchChannel(scan.knobs.line_ending)
+    state.bench[scan.scan_id] = channel
+    try:
+        return await _bench_stream(_Stream(request, scan, state.stopping), channel)
+    finally:
+        if state.bench.get(scan.scan_id) is channel:
+            del state.bench[scan.scan_id]
+
+
+async def _bench_stream(stream: _Stream, channel: _BenchChannel) -> web.StreamResponse:
+    """The first event, then every published frame (batched when several wait), then the end."""
+    scan_id = stream.scan.scan_id
+    log.info("scan %s: bench mode, waiting for publishes", scan_id)
+
+    def left() -> web.StreamResponse:
+        log.info("scan %s: bench stream ended: client gone or server stopping", scan_id)
+        return stream.response or web.Response(status=499)
+
+    if not await stream.start() or not await stream.event(dict(_BENCH_FIRST)):
+        return left()
+    loop = asyncio.get_running_loop()
+    beat = stream.knobs.heartbeat
+    next_beat = None if beat is None else loop.time() + beat
+    while True:
+        wait = _BENCH_POLL_SECONDS
+        if next_beat is not None:
+            wait = max(0.0, min(wait, next_beat - loop.time()))
+        item: bytes | None
+        try:
+            async with asyncio.timeout(wait):
+                item = await channel.queue.get()
+        except TimeoutError:
+            if stream.gone():
+                return left()
+            now = loop.time()
+            if beat is not None and next_beat is not None and now >= next_beat:
+                eol = channel.eol
+                if not await stream._write(f": keep-alive{eol}{eol}".encode()):
+                    return left()
+                next_beat = max(next_beat + beat, now)
+            continue
+        frames: list[bytes] = []
+        while item is not None:
+            frames.append(item)
+            if channel.queue.empty():
+                break
+            item = channel.queue.get_nowait()
+        finish = item is None
+        if finish:
+            frames.append(channel.frame(_BENCH_DONE))
+        if not await stream._write(b"".join(frames)) or (not finish and stream.gone()):
+            return left()
+        if finish:
+            log.info("scan %s: bench stream finished", scan_id)
+            assert stream.response is not None
+            return stream.response
+
+
+def _no_bench_stream(scan_id: str) -> web.Response:
+    return web.json_response(
+        {"error": "not_found", "message": f"no open bench stream for scan {scan_id!r}"},
+        status=404,
+    )
+
+
+async def _bench_publish(request: web.Request) -> web.Response:
+    """Queue one payload on a bench stream; kept cheap, it runs at hundreds per second."""
+    scan_id = request.match_info["scan_id"]
+    channel = request.app[_STATE].bench.get(scan_id)
+    if channel is None or channel.finishing:
+        return _no_bench_stream(scan_id)
+    try:
+        payload = json.loads(await request.read())
+    except ValueError:
+        return _error_response(_BadRequest("invalid_json", "the request body is not valid JSON"))
+    if not isinstance(payload, dict):
+        return _error_response(_BadRequest("invalid_body", "the payload must be a JSON object"))
+    if channel.queue.qsize() >= BENCH_QUEUE_MAX:
+        return web.json_response(
+            {"error": "overloaded", "message": f"{BENCH_QUEUE_MAX} frames already waiting"},
+            status=503,
+        )
+    channel.queue.put_nowait(channel.frame({**_BENCH_EVENT, **payload}))
+    return web.Response(status=204)
+
+
+async def _bench_finish(request: web.Request) -> web.Response:
+    """End a bench stream with a ``completed`` event, after what was published before."""
+    scan_id = request.match_info["scan_id"]
+    channel = request.app[_STATE].bench.get(scan_id)
+    if channel is None or channel.finishing:
+        return _no_bench_stream(scan_id)
+    channel.finishing = True
+    channel.queue.put_nowait(None)
+    return web.Response(status=204)
+
+
 async def _scan(request: web.Request) -> web.StreamResponse:
     state = request.app[_STATE]
     raw = await request.read()
@@ -481,8 +629,15 @@ async def _scan(request: web.Request) -> web.StreamResponse:
         if knobs.content_type is not None:
             response.headers[hdrs.CONTENT_TYPE] = knobs.content_type
         return response
+    if knobs.bench and scan.scan_id in state.bench:
+        return web.json_response(
+            {"error": "conflict", "message": f"scan {scan.scan_id!r} already has a bench stream"},
+            status=409,
+        )
     done = state.finished.setdefault(scan.scan_id, asyncio.Event())
     try:
+        if knobs.bench:
+            return await _bench(request, scan, state)
         return await _run(request, scan, state.stopping)
     finally:
         entry["closed_at"] = datetime.now(UTC).isoformat()
@@ -518,4 +673,6 @@ def create_app(config: MockScannerConfig | None = None) -> web.Application:
     app.router.add_post("/scanners/{kind}/scan", _scan)
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/requests", _requests)
+    app.router.add_post("/bench/{scan_id}/publish", _bench_publish)
+    app.router.add_post("/bench/{scan_id}/finish", _bench_finish)
     return app
