@@ -17,7 +17,7 @@ $(STAMP): setup.cfg pyproject.toml
 		|| { echo "Python 3.11 or newer is required (found $(PYTHON))"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test,dev]'
+	$(BIN)/pip install --quiet -e '.[test,dev,fast]'
 	@touch $@
 
 install: $(STAMP)

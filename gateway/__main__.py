@@ -11,6 +11,7 @@ import os
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
+from importlib import metadata
 from typing import NoReturn
 
 from aiohttp import web
@@ -145,6 +146,21 @@ def _client(args: argparse.Namespace) -> int:
         return cli.EXIT_INTERRUPTED
 
 
+def _event_loop(want_uvloop: bool) -> asyncio.AbstractEventLoop:
+    """uvloop when installed (the ``fast`` extra) and not turned off; asyncio's otherwise."""
+    if want_uvloop:
+        try:
+            import uvloop
+        except ImportError:
+            log.info("event loop: asyncio (install the 'fast' extra for uvloop)")
+        else:
+            log.info("event loop: uvloop %s", metadata.version("uvloop"))
+            return uvloop.new_event_loop()
+    else:
+        log.info("event loop: asyncio (server.uvloop is false)")
+    return asyncio.new_event_loop()
+
+
 def _serve(config: Config, host: str | None, port: int | None) -> None:
     server = replace(
         config.server,
@@ -152,10 +168,12 @@ def _serve(config: Config, host: str | None, port: int | None) -> None:
         port=port if port is not None else config.server.port,
     )
     config = replace(config, server=server)
+    loop = _event_loop(server.uvloop)
     web.run_app(
         create_app(config),
         host=server.host,
         port=server.port,
+        loop=loop,
         handler_cancellation=True,  # a client that goes away ends its stream at once
         access_log_class=RedactingAccessLogger,
         shutdown_timeout=server.shutdown_grace_seconds,

@@ -40,6 +40,7 @@ class ServerConfig:
     port: int = 8000
     max_body_bytes: int = 65536
     shutdown_grace_seconds: float = 10
+    uvloop: bool = True  # used when installed (the "fast" extra)
 
 
 @dataclass(frozen=True, slots=True)

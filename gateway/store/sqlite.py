@@ -37,6 +37,7 @@ __all__ = ["SQLiteStore"]
 log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
+MAX_BATCH = 500  # writes committed together at most
 # A write: runs inside one transaction; every event it appends goes in the list, and listeners
 # hear of them only after the commit.
 _Write = Callable[[aiosqlite.Connection, list[Event]], Awaitable[Any]]
@@ -142,25 +143,56 @@ class SQLiteStore(Store):
     # -- the writer ---------------------------------------------------------------------------
 
     async def _write_loop(self) -> None:
-        while (item := await self._queue.get()) is not None:
-            write, future = item
-            appended: list[Event] = []
+        stopping = False
+        while not stopping:
+            batch = [await self._queue.get()]
+            while len(batch) < MAX_BATCH and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            if None in batch:  # close() queues it last; nothing is accepted after it
+                stopping = True
+                batch = batch[: batch.index(None)]
+            await self._commit([item for item in batch if item is not None])
+
+    async def _commit(self, batch: list[tuple[_Write, asyncio.Future[Any]]]) -> None:
+        """One transaction for every write that queued up meanwhile (nothing waits for more:
+        a burst costs one commit, a lone write is not delayed). Each write runs in a savepoint,
+        so one that fails fails alone."""
+        if not batch:
+            return
+        db = self._writer
+        outcomes: list[tuple[asyncio.Future[Any], object, BaseException | None, list[Event]]] = []
+        try:
+            await db.execute("BEGIN IMMEDIATE")
             try:
-                await self._writer.execute("BEGIN IMMEDIATE")
-                try:
-                    result = await write(self._writer, appended)
-                except BaseException:
-                    await self._writer.rollback()
-                    raise
-                await self._writer.commit()
-            except Exception as exc:
+                for write, future in batch:
+                    appended: list[Event] = []
+                    await db.execute("SAVEPOINT write")
+                    try:
+                        result = await write(db, appended)
+                    except Exception as exc:
+                        await db.execute("ROLLBACK TO write")
+                        outcomes.append((future, None, exc, []))
+                    else:
+                        outcomes.append((future, result, None, appended))
+                    await db.execute("RELEASE write")
+            except BaseException:
+                await db.rollback()
+                raise
+            await db.commit()
+        except Exception as exc:  # the transaction itself failed: nothing was written
+            for _, future in batch:
                 if not future.done():
                     future.set_exception(exc)
-                continue
+            return
+        for future, result, error, appended in outcomes:
             # Told here, not by the caller: a caller cancelled meanwhile must not keep a
             # committed event (a terminal one above all) from its live subscribers.
             self._notify(appended)
-            if not future.done():
+            if future.done():
+                continue
+            if error is not None:
+                future.set_exception(error)
+            else:
                 future.set_result(result)
 
     def _notify(self, events: list[Event]) -> None:

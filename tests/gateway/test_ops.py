@@ -191,6 +191,8 @@ async def test_gateway_process_logs_json_lines(tmp_path, scanner):
         await process.wait()
     lines = [json.loads(line) for line in log if line.strip()]
     assert all({"time", "level", "logger", "message"} <= set(line) for line in lines)
+    loops = [line["message"] for line in lines if line["message"].startswith("event loop:")]
+    assert loops and loops[0].startswith("event loop: uvloop"), "the fast extra is installed"
     access = [line for line in lines if line.get("request_id") == "json-1"]
     assert len(access) == 1
     assert "access_token=[redacted]" in access[0]["message"]

@@ -137,3 +137,25 @@ async def test_closed_store_refuses_work(tmp_path):
         await store.ping()
     with pytest.raises(StoreUnavailable):
         await store.create_scan(new_scan(), EventDraft(Status.PENDING))
+
+
+async def test_a_failing_write_fails_alone_within_a_batch(store):
+    await store.create_scan(new_scan("live"), EventDraft(Status.PENDING))
+    await store.create_scan(new_scan("ended"), EventDraft(Status.PENDING))
+    await store.append_event("ended", EventDraft(Status.COMPLETED))
+    heard: list[tuple[str, int]] = []
+    store.on_append(lambda event: heard.append((event.scan_id, event.seq)))
+    # Queued together, so the writer commits them as one batch.
+    results = await asyncio.gather(
+        *(store.append_event("live", EventDraft(Status.SCANNING, i)) for i in range(10)),
+        store.append_event("ended", EventDraft(Status.SCANNING, 1)),
+        *(store.append_event("live", EventDraft(Status.SCANNING, i)) for i in range(10, 20)),
+        return_exceptions=True,
+    )
+    assert isinstance(results[10], ScanFinished)
+    live = [result.seq for result in results if not isinstance(result, BaseException)]
+    assert live == list(range(2, 22))
+    assert heard == [("live", seq) for seq in range(2, 22)], "listeners hear commits, in order"
+    stored = [e.seq for e in await store.events_after("live", 0, limit=100)]
+    assert stored == list(range(1, 22))
+    assert [e.seq for e in await store.events_after("ended", 0, limit=10)] == [1, 2]
