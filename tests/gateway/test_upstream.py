@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 
 import pytest
+from aiohttp import web
 
 from tests.conftest import auth, start_scan, stream
 
@@ -45,6 +46,26 @@ async def test_malformed_events_are_counted_and_skipped(client):
     _, events, record = await run(client, {"malformed": 3})
     assert events[-1][1]["status"] == "completed"
     assert record["skipped_events"] == 3
+
+
+@pytest.fixture
+def scripted_scanner(aiohttp_server):
+    """A scanner that answers every scan with the given SSE frames, then ends its body."""
+
+    async def start(frames: list[bytes]) -> str:
+        async def answer(request: web.Request) -> web.StreamResponse:
+            response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+            await response.prepare(request)
+            for frame in frames:
+                await response.write(frame)
+            await response.write_eof()
+            return response
+
+        app = web.Application()
+        app.router.add_post("/scan", answer)
+        return str((await aiohttp_server(app)).make_url("/scan"))
+
+    return start
 
 
 def closed_port() -> int:
@@ -93,28 +114,11 @@ async def test_upstream_faults_end_the_scan_failed_with_a_reason(gateway, fault)
     assert ids == list(range(1, len(ids) + 1))
 
 
-async def test_stream_ending_without_terminal_event_fails(gateway):
+async def test_stream_ending_without_terminal_event_fails(gateway, scripted_scanner):
     # A scanner that closes its body cleanly mid-scan (a shutdown, a proxy) without completing.
-    from aiohttp import web
-
-    async def truncated(request):
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-        await response.prepare(request)
-        await response.write(b'data: {"status": "scanning", "progress_percent": 10}\n\n')
-        await response.write_eof()
-        return response
-
-    app = web.Application()
-    app.router.add_post("/scan", truncated)
-    from aiohttp.test_utils import TestServer
-
-    server = TestServer(app)
-    await server.start_server()
-    try:
-        client = await gateway(scanners={"sast_scanner": str(server.make_url("/scan"))})
-        _, events, record = await run(client, {})
-    finally:
-        await server.close()
+    url = await scripted_scanner([b'data: {"status": "scanning", "progress_percent": 10}\n\n'])
+    client = await gateway(scanners={"sast_scanner": url})
+    _, events, record = await run(client, {})
     assert [data["status"] for _, data in events] == ["pending", "connecting", "scanning", "failed"]
     assert "ended its stream without a terminal event" in record["error"]
     assert record["progress_percent"] == 10
@@ -138,29 +142,17 @@ async def test_scanner_gets_the_scan_and_its_configurations(client, scanner):
     assert [(r["scan_id"], r["kind"]) for r in received] == [(scan_id, "sast_scanner")]
 
 
-async def test_scanner_specific_scalars_reach_clients_under_extra(gateway):
-    from aiohttp import web
-    from aiohttp.test_utils import TestServer
-
-    async def detailed(request):
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-        await response.prepare(request)
-        for seq in (1, 2):  # same status and percent: each message still becomes an event
-            await response.write(
-                f'data: {{"status": "scanning", "progress_percent": 10, "seq": {seq}, '
-                f'"worker": "w-{seq}"}}\n\n'.encode()
-            )
-        await response.write(b'data: {"status": "completed", "vulnerabilities": []}\n\n')
-        return response
-
-    app = web.Application()
-    app.router.add_post("/scan", detailed)
-    server = TestServer(app)
-    await server.start_server()
-    try:
-        client = await gateway(scanners={"sast_scanner": str(server.make_url("/scan"))})
-        _, events, _ = await run(client, {})
-    finally:
-        await server.close()
+async def test_scanner_specific_scalars_reach_clients_under_extra(gateway, scripted_scanner):
+    # The same status and percent twice: each message still becomes an event.
+    frames = [
+        f'data: {{"status": "scanning", "progress_percent": 10, "seq": {seq}, '
+        f'"worker": "w-{seq}"}}\n\n'.encode()
+        for seq in (1, 2)
+    ]
+    url = await scripted_scanner(
+        [*frames, b'data: {"status": "completed", "vulnerabilities": []}\n\n']
+    )
+    client = await gateway(scanners={"sast_scanner": url})
+    _, events, _ = await run(client, {})
     extras = [data.get("extra") for _, data in events]
     assert extras == [None, None, {"seq": 1, "worker": "w-1"}, {"seq": 2, "worker": "w-2"}, None]
