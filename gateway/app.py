@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator
 
@@ -55,7 +57,7 @@ def create_app(config: Config) -> web.Application:
     app[METRICS] = Metrics(app)
     app.on_response_prepare.extend([add_cors_headers, add_request_id_header])
     app.on_shutdown.append(_shut_down)
-    app.cleanup_ctx.extend([_store_ctx, _http_client_ctx, _runner_ctx])
+    app.cleanup_ctx.extend([_store_ctx, _http_client_ctx, _runner_ctx, _heartbeat_ctx])
     setup_routes(app)
     return app
 
@@ -79,6 +81,16 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     app[STORE] = store
     yield
     await store.close()
+
+
+async def _heartbeat_ctx(app: web.Application) -> AsyncIterator[None]:
+    beat = asyncio.create_task(
+        app[STREAMS].heartbeat(app[CONFIG].stream.heartbeat_seconds), name="stream heartbeat"
+    )
+    yield
+    beat.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await beat
 
 
 async def _http_client_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -74,6 +74,17 @@ class DatabaseConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class RedisConfig:
+    url: str = "redis://127.0.0.1:6379/0"
+    key_prefix: str = "xployt:"
+    retention_seconds: float = 24 * 3600  # a finished scan's event log
+    record_retention_seconds: float = 30 * 24 * 3600  # its record and results
+    lease_seconds: float = 15  # a replica that stops renewing loses its running scans
+    sweep_interval_seconds: float = 5  # how often each replica looks for lost scans
+    store_retry_seconds: float = 30  # how long an append waits for Redis to come back
+
+
+@dataclass(frozen=True, slots=True)
 class JWTConfig:
     secret: str = DEV_JWT_SECRET
     algorithms: tuple[str, ...] = ("HS256",)
@@ -104,6 +115,9 @@ class StreamConfig:
     heartbeat_seconds: float = 15
     subscriber_buffer: int = 1000
     send_timeout_seconds: float = 30
+    # Events are written straight to a client while its socket buffer holds less than this;
+    # above it they queue (up to subscriber_buffer) for the stream's own task to send.
+    write_high_water_bytes: int = 64 * 1024
     retry_ms: int = 3000  # the reconnection delay suggested to EventSource
 
 
@@ -136,7 +150,9 @@ class MetricsConfig:
 @dataclass(frozen=True, slots=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
+    backend: str = "sqlite"  # or "redis": several replicas share one Redis
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
+    redis: RedisConfig = field(default_factory=RedisConfig)
     jwt: JWTConfig = field(default_factory=JWTConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
     cors: CorsConfig = field(default_factory=CorsConfig)
@@ -156,6 +172,7 @@ class Config:
 
 
 _T = TypeVar("_T")
+BACKENDS = ("sqlite", "redis")
 
 
 def _build(cls: type[_T], data: Any, where: str) -> _T:
@@ -260,7 +277,18 @@ def _validate(config: Config) -> None:
         "upstream.retry_backoff_seconds": config.upstream.retry_backoff_seconds,
         "upstream.retry_backoff_max_seconds": config.upstream.retry_backoff_max_seconds,
         "stream.retry_ms": config.stream.retry_ms,
+        "stream.write_high_water_bytes": config.stream.write_high_water_bytes,
+        "redis.retention_seconds": config.redis.retention_seconds,
+        "redis.lease_seconds": config.redis.lease_seconds,
+        "redis.sweep_interval_seconds": config.redis.sweep_interval_seconds,
+        "redis.store_retry_seconds": config.redis.store_retry_seconds,
     }
+    if config.backend not in BACKENDS:
+        raise ConfigError(f"backend: {config.backend!r} is not one of {', '.join(BACKENDS)}")
+    if config.redis.record_retention_seconds < config.redis.retention_seconds:
+        raise ConfigError("redis.record_retention_seconds: must be at least retention_seconds")
+    if urlsplit(config.redis.url).scheme not in ("redis", "rediss", "unix"):
+        raise ConfigError(f"redis.url: {config.redis.url!r} is not a redis:// URL")
     if config.upstream.connect_retries < 0:
         raise ConfigError("upstream.connect_retries: must not be negative")
     if config.auth.ticket_ttl_seconds is not None and config.auth.ticket_ttl_seconds <= 0:
@@ -282,6 +310,8 @@ ENV_OVERRIDES: dict[str, tuple[str, str, type]] = {
     "XPLOYT_HOST": ("server", "host", str),
     "XPLOYT_PORT": ("server", "port", int),
     "XPLOYT_DB_PATH": ("database", "path", str),
+    "XPLOYT_BACKEND": ("", "backend", str),
+    "XPLOYT_REDIS_URL": ("redis", "url", str),
     "XPLOYT_JWT_SECRET": ("jwt", "secret", str),
     "XPLOYT_LOG_LEVEL": ("logging", "level", str),
 }
@@ -332,7 +362,9 @@ def apply_environment(config: Config, environ: Mapping[str, str]) -> Config:
             value = kind(raw)
         except ValueError:
             raise ConfigError(f"{var}: {raw!r} is not a valid {kind.__name__}") from None
-        config = replace(config, **{section: replace(getattr(config, section), **{key: value})})
+        if section:
+            value = replace(getattr(config, section), **{key: value})
+        config = replace(config, **{section or key: value})
     if "XPLOYT_DEV_MODE" in environ:
         raw = environ["XPLOYT_DEV_MODE"].strip().lower()
         if raw not in _BOOL_WORDS:

@@ -1,39 +1,50 @@
 """The channel hub: live fan-out of a scan's events to its subscribers.
 
-A channel exists while a scan has subscribers. Each subscriber owns a bounded ``asyncio.Queue``
-of events; the frame bytes inside an event are encoded once and shared. A subscriber whose queue
-is full has fallen too far behind: it is cut off (it can reconnect and catch up from the log)
-instead of slowing the others or growing without bound.
+A channel exists while a scan has subscribers. Publishing puts the event on the channel's
+``asyncio.Queue``; one fan-out task per channel takes whatever has queued up as one batch and
+hands it to every subscriber. A subscriber that is following live has a sink (its client's
+socket): while the socket's buffer is below its high-water mark the batch is written there at
+once, the frames joined once per batch and shared by all subscribers, with no task woken per
+subscriber. Otherwise the events wait in the subscriber's bounded pending list for its own task
+to send; one that falls more than ``subscriber_buffer`` events behind is cut off (it can
+reconnect and catch up from the log) instead of slowing the others or growing without bound.
 """
 
 from __future__ import annotations
 
 import asyncio
 import enum
+import logging
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
+from typing import Protocol
 
 from .models import Event
 
 __all__ = [
+    "Batch",
     "Bus",
     "BusStats",
     "EndOfStream",
     "Hub",
     "ShuttingDown",
+    "Sink",
     "SlowSubscriber",
     "Subscription",
 ]
 
+log = logging.getLogger(__name__)
+
 
 class EndOfStream(enum.Enum):
-    """What a subscription yields instead of an event when its live feed ends."""
+    """Why a subscription's live feed ended."""
 
-    TERMINAL = "terminal"  # the scan's terminal event was published
+    TERMINAL = "terminal"  # the scan's terminal event was sent
     SLOW = "slow"  # the subscriber fell too far behind and was cut off
-    SHUTDOWN = "shutdown"  # the gateway is shutting down
+    SHUTDOWN = "shutdown"  # the gateway is shutting down (or asks the client to reconnect)
+    DISCONNECTED = "disconnected"  # the client went away
 
 
 class SlowSubscriber(Exception):
@@ -44,46 +55,123 @@ class ShuttingDown(Exception):
     """The gateway is stopping; the subscriber should resume elsewhere."""
 
 
+class Batch:
+    """Events published together, with their frames joined once for every subscriber."""
+
+    __slots__ = ("_chunk", "_data", "events")
+
+    def __init__(self, events: Sequence[Event]) -> None:
+        self.events = events
+        self._data: bytes | None = None
+        self._chunk: bytes | None = None
+
+    @property
+    def data(self) -> bytes:
+        if self._data is None:
+            self._data = b"".join(event.frame for event in self.events)
+        return self._data
+
+    @property
+    def chunk(self) -> bytes:
+        """The frames as one HTTP/1.1 chunk (what a chunked response writes)."""
+        if self._chunk is None:
+            data = self.data
+            self._chunk = b"%x\r\n%b\r\n" % (len(data), data)
+        return self._chunk
+
+
+class Sink(Protocol):
+    """Where a following subscriber's events go without waking its task."""
+
+    def ready(self) -> bool:
+        """True if a write now would go straight out (the client keeps up)."""
+
+    def write_batch(self, batch: Batch) -> bool:
+        """Write the whole batch at once; False if the client has gone away."""
+
+    def write_comment(self, comment: bytes) -> bool:
+        """Write an SSE comment unless the client is behind; False if it has gone away."""
+
+
 class Subscription:
-    """One subscriber's view of a channel: an async iterator over live events."""
+    """One subscriber: its sink while it follows live, its pending events otherwise."""
 
-    def __init__(self, scan_id: str, buffer: int) -> None:
+    __slots__ = ("_sink", "_waiter", "ended", "last", "limit", "pending", "scan_id")
+
+    def __init__(self, scan_id: str, limit: int) -> None:
         self.scan_id = scan_id
-        self.limit = buffer
-        # One slot beyond the limit for the end marker, so it always fits.
-        self.queue: asyncio.Queue[Event | EndOfStream] = asyncio.Queue(maxsize=buffer + 1)
+        self.limit = limit
+        self.pending: list[Event] = []
         self.ended: EndOfStream | None = None
+        self.last = 0  # the highest sequence number the client was sent
+        self._sink: Sink | None = None
+        self._waiter: asyncio.Future[None] | None = None
 
-    def offer(self, event: Event) -> bool:
-        """Queue an event; False (and the subscription ends) if the subscriber is too slow."""
+    def offer(self, batch: Batch) -> bool:
+        """Take a published batch; False once the subscription has ended."""
         if self.ended is not None:
             return False
-        if self.queue.qsize() >= self.limit:
-            self.end(EndOfStream.SLOW)
+        events = batch.events
+        sink = self._sink
+        if sink is not None and not self.pending:
+            start = 0
+            while start < len(events) and events[start].seq <= self.last:
+                start += 1  # already sent from the log, just before following live
+            if start == len(events):
+                return True
+            if events[start].seq == self.last + 1 and sink.ready():
+                if not sink.write_batch(batch if start == 0 else Batch(events[start:])):
+                    self.end(EndOfStream.DISCONNECTED)
+                    return False
+                self.last = events[-1].seq
+                if events[-1].terminal:
+                    self.end(EndOfStream.TERMINAL)
+                return True
+            events = events[start:]
+        # The client is behind (or a gap needs filling from the log): its task sends these.
+        if len(self.pending) + len(events) > self.limit:
+            self.end(EndOfStream.SLOW)  # what is pending is still sent, then the cut
             return False
-        self.queue.put_nowait(event)
-        if event.terminal:
-            self.end(EndOfStream.TERMINAL)
+        self.pending.extend(events)
+        self._wake()
         return True
+
+    def follow(self, sink: Sink) -> bool:
+        """Send live events straight to ``sink`` from now on; False if some are pending."""
+        if self.pending or self.ended is not None:
+            return False
+        self._sink = sink
+        return True
+
+    def take(self) -> list[Event]:
+        """The pending events, for the subscriber's task to send; live events queue meanwhile."""
+        self._sink = None
+        pending, self.pending = self.pending, []
+        return pending
+
+    async def wait(self) -> None:
+        """Wait until there is something pending or the subscription has ended."""
+        if self.pending or self.ended is not None:
+            return
+        self._waiter = asyncio.get_running_loop().create_future()
+        try:
+            await self._waiter
+        finally:
+            self._waiter = None
 
     def end(self, reason: EndOfStream) -> None:
         if self.ended is None:
             self.ended = reason
-            self.queue.put_nowait(reason)
+            self._sink = None
+            self._wake()
 
-    def __aiter__(self) -> AsyncIterator[Event]:
-        return self._events()
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
 
-    async def _events(self) -> AsyncIterator[Event]:
-        while True:
-            item = await self.queue.get()
-            if item is EndOfStream.SLOW:
-                raise SlowSubscriber(self.scan_id)
-            if item is EndOfStream.SHUTDOWN:
-                raise ShuttingDown(self.scan_id)
-            if isinstance(item, EndOfStream):
-                return
-            yield item
+    @property
+    def sink(self) -> Sink | None:
+        return self._sink
 
 
 @dataclass(slots=True)
@@ -92,12 +180,12 @@ class BusStats:
     but an integer add)."""
 
     published: int = 0  # events handed to the bus
-    delivered: int = 0  # event copies queued for subscribers
+    delivered: int = 0  # event copies handed to subscribers
     slow_disconnects: int = 0
 
 
 class Bus(ABC):
-    """Live event delivery. The embedded hub is in-process; a shared one comes later."""
+    """Live event delivery to this process's subscribers."""
 
     stats: BusStats
 
@@ -113,12 +201,21 @@ class Bus(ABC):
         """Register for live events; leaving the block unregisters."""
 
 
+class _Channel:
+    __slots__ = ("queue", "subscribers", "task")
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[Event] = asyncio.Queue()
+        self.subscribers: set[Subscription] = set()
+        self.task: asyncio.Task[None] | None = None
+
+
 class Hub(Bus):
     def __init__(self, *, subscriber_buffer: int) -> None:
         if subscriber_buffer < 1:
             raise ValueError("subscriber_buffer must be at least 1")
         self._buffer = subscriber_buffer
-        self._channels: dict[str, set[Subscription]] = {}
+        self._channels: dict[str, _Channel] = {}
         self._subscriptions = 0  # open ones, counted apart from channels: a terminal event
         # drops its channel while its subscribers are still sending their last frames
         self._idle = asyncio.Event()
@@ -131,44 +228,75 @@ class Hub(Bus):
 
     @property
     def subscriber_count(self) -> int:
-        return sum(len(subs) for subs in self._channels.values())
+        return sum(len(channel.subscribers) for channel in self._channels.values())
 
     def subscriber_counts(self) -> list[int]:
-        return [len(subs) for subs in self._channels.values()]
+        return [len(channel.subscribers) for channel in self._channels.values()]
 
     async def wait_idle(self) -> None:
         """Return once every subscriber has left."""
         await self._idle.wait()
 
+    async def drained(self, scan_id: str) -> None:
+        """Return once every event published so far for ``scan_id`` was handed out."""
+        channel = self._channels.get(scan_id)
+        if channel is not None:
+            await channel.queue.join()
+
     def publish(self, event: Event) -> None:
         self.stats.published += 1
-        subscribers = self._channels.get(event.scan_id)
-        if not subscribers:
-            return
+        channel = self._channels.get(event.scan_id)
+        if channel is not None:
+            channel.queue.put_nowait(event)
+
+    async def _fan_out(self, scan_id: str, channel: _Channel) -> None:
+        queue = channel.queue
+        while True:
+            events = [await queue.get()]
+            while not queue.empty():
+                events.append(queue.get_nowait())
+            try:
+                self._deliver(channel, Batch(events))
+            except Exception:  # a bug here must not silence the channel for good
+                log.exception("fan-out of scan %s failed", scan_id)
+            for _ in events:
+                queue.task_done()
+            if events[-1].terminal:
+                # Everyone got the end; the channel has nothing more to carry.
+                if self._channels.get(scan_id) is channel:
+                    del self._channels[scan_id]
+                return
+
+    def _deliver(self, channel: _Channel, batch: Batch) -> None:
+        subscribers = channel.subscribers
         for sub in list(subscribers):
-            if sub.offer(event):
-                self.stats.delivered += 1
+            if sub.offer(batch):
+                self.stats.delivered += len(batch.events)
             else:
                 subscribers.discard(sub)
                 self.stats.slow_disconnects += sub.ended is EndOfStream.SLOW
-        if event.terminal:
-            # Everyone got the end; the channel has nothing more to carry.
-            del self._channels[event.scan_id]
 
     @contextmanager
     def subscribe(self, scan_id: str) -> Iterator[Subscription]:
         sub = Subscription(scan_id, self._buffer)
-        self._channels.setdefault(scan_id, set()).add(sub)
+        channel = self._channels.get(scan_id)
+        if channel is None:
+            channel = self._channels[scan_id] = _Channel()
+            channel.task = asyncio.get_running_loop().create_task(
+                self._fan_out(scan_id, channel), name=f"fan-out {scan_id}"
+            )
+        channel.subscribers.add(sub)
         self._subscriptions += 1
         self._idle.clear()
         try:
             yield sub
         finally:
-            subscribers = self._channels.get(scan_id)
-            if subscribers is not None:
-                subscribers.discard(sub)
-                if not subscribers:
-                    del self._channels[scan_id]
+            sub.end(EndOfStream.DISCONNECTED)
+            channel.subscribers.discard(sub)
+            if not channel.subscribers and self._channels.get(scan_id) is channel:
+                del self._channels[scan_id]
+                if channel.task is not None:
+                    channel.task.cancel()
             self._subscriptions -= 1
             if not self._subscriptions:
                 self._idle.set()

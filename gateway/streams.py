@@ -1,7 +1,8 @@
-"""The registry of open event streams: per-subject limits, and the shutdown notice."""
+"""The registry of open event streams: per-subject limits, heartbeats, the shutdown notice."""
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -10,6 +11,8 @@ from .errors import LimitExceeded
 from .hub import EndOfStream, Subscription
 
 __all__ = ["StreamRegistry"]
+
+PING = b": ping\n\n"
 
 
 class StreamRegistry:
@@ -43,6 +46,16 @@ class StreamRegistry:
             self._per_subject[subject] -= 1
             if not self._per_subject[subject]:
                 del self._per_subject[subject]
+
+    async def heartbeat(self, interval: float) -> None:
+        """Every ``interval``, a comment to each stream following live, so that proxies keep
+        idle streams open and a client that went away is noticed: one task for all streams."""
+        while True:
+            await asyncio.sleep(interval)
+            for subscription in list(self._open):
+                sink = subscription.sink
+                if sink is not None and not sink.write_comment(PING):
+                    subscription.end(EndOfStream.DISCONNECTED)
 
     def count_replayed(self, events: int) -> None:
         self.replayed += events

@@ -17,11 +17,13 @@ from collections.abc import Coroutine
 from datetime import datetime
 
 from aiohttp import web
-from aiohttp_sse import EventSourceResponse, sse_response
+from aiohttp.http import HttpVersion11
+from aiohttp_sse import EventSourceResponse
 
 from ..appkeys import BUS, CONFIG, STORE, STREAMS, TICKETS
 from ..auth import STREAM_ROUTE, TICKET_PARAM, Principal, principal
-from ..hub import ShuttingDown, SlowSubscriber, Subscription
+from ..config import StreamConfig
+from ..hub import Batch, EndOfStream, ShuttingDown, SlowSubscriber, Subscription
 from ..models import Event, ScanRecord, compact_json, utcnow
 from ..responses import ok
 from ..store import Store
@@ -38,12 +40,29 @@ SHUTDOWN_COMMENT = b": gateway shutting down; reconnect to resume\n\n"
 routes = web.RouteTableDef()
 
 
-class _Sender:
-    """Writes to one client and remembers the last id it sent."""
+class _EventStream(EventSourceResponse):
+    """aiohttp-sse's response without its ping task per stream: the stream registry's one
+    heartbeat task pings every stream that is following live."""
 
-    def __init__(self, response: EventSourceResponse, timeout: float) -> None:
+    async def _ping(self) -> None:
+        return None
+
+
+class _Sender:
+    """Writes to one client and remembers the last id it sent.
+
+    It is also the subscription's sink: while the client keeps up, the fan-out writes live
+    batches straight to its transport (HTTP/1.1 chunks, as aiohttp would frame them), and
+    this stream's task sleeps until something needs it.
+    """
+
+    def __init__(self, request: web.Request, response: EventSourceResponse, config: StreamConfig):
         self.response = response
-        self.timeout = timeout
+        self.timeout = config.send_timeout_seconds
+        self.high_water = config.write_high_water_bytes
+        self.transport = request.transport
+        # aiohttp frames a body of unknown length as chunks from HTTP/1.1 on.
+        self.chunked = request.version >= HttpVersion11
         self.last = 0
         self.replayed = 0
 
@@ -51,39 +70,99 @@ class _Sender:
         async with asyncio.timeout(self.timeout):
             await self.response.write(data)
 
-    async def send(self, event: Event) -> None:
-        await self.write(event.frame)
-        self.last = event.seq
+    async def send(self, events: list[Event]) -> None:
+        if events:
+            await self.write(b"".join(event.frame for event in events))
+            self.last = events[-1].seq
 
     async def named(self, name: str, seq: int | None, data: dict[str, object]) -> None:
         """A named event (``reset``, ``auth_expired``) that EventSource's onmessage ignores."""
         head = f"event: {name}\n" + (f"id: {seq}\n" if seq is not None else "")
         await self.write(f"{head}data: {compact_json(data)}\n\n".encode())
 
+    def ready(self) -> bool:
+        transport = self.transport
+        return (
+            transport is not None
+            and not transport.is_closing()
+            and transport.get_write_buffer_size() < self.high_water
+        )
+
+    def write_batch(self, batch: Batch) -> bool:
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return False
+        transport.write(batch.chunk if self.chunked else batch.data)
+        return True
+
+    def write_comment(self, comment: bytes) -> bool:
+        """A heartbeat, written like a batch; False if the client has gone away."""
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return False
+        if transport.get_write_buffer_size() < self.high_water:
+            transport.write(b"%x\r\n%b\r\n" % (len(comment), comment) if self.chunked else comment)
+        return True
+
     async def replay(self, store: Store, scan_id: str, until: int | None = None) -> bool:
-        """Send stored events after the last sent (up to ``until``); True at the terminal one."""
+        """Send stored events after the last sent (up to ``until``), a page per write;
+        True at the terminal one."""
         while until is None or self.last < until:
             page = await store.events_after(scan_id, self.last, limit=REPLAY_PAGE)
-            for event in page:
-                if until is not None and event.seq > until:
-                    return False
-                await self.send(event)
-                self.replayed += 1
-                if event.terminal:
-                    return True
+            if until is not None:
+                page = [event for event in page if event.seq <= until]
+            await self.send(page)
+            self.replayed += len(page)
+            if page and page[-1].terminal:
+                return True
             if len(page) < REPLAY_PAGE:
                 return False
         return False
 
     async def follow(self, store: Store, live: Subscription) -> None:
-        async for event in live:
-            if event.seq <= self.last:
-                continue  # already sent from the log
-            if event.seq > self.last + 1 and await self.replay(store, event.scan_id, event.seq - 1):
-                return
-            await self.send(event)
+        """Send live events until the terminal one: the fan-out writes them while the client
+        keeps up; this task sends what queued up meanwhile, and fills gaps from the log."""
+        try:
+            while True:
+                live.last = self.last
+                if not live.follow(self):
+                    events = live.take()
+                    if not events:
+                        _raise_for_end(live)
+                        return
+                    if await self._send_pending(store, events):
+                        return
+                    continue
+                await live.wait()
+                if live.ended is EndOfStream.TERMINAL:
+                    return  # the fan-out wrote the terminal event itself
+                self.last = live.last
+        finally:
+            live.take()  # whatever happens next is written by this task alone
+            self.last = max(self.last, live.last)
+
+    async def _send_pending(self, store: Store, events: list[Event]) -> bool:
+        """Send events that queued for this client; True once the terminal one is sent."""
+        fresh = [event for event in events if event.seq > self.last]
+        if fresh and fresh[0].seq > self.last + 1:
+            if await self.replay(store, fresh[0].scan_id, fresh[0].seq - 1):
+                return True
+            fresh = [event for event in fresh if event.seq > self.last]
+        for index, event in enumerate(fresh):
             if event.terminal:
-                return
+                await self.send(fresh[: index + 1])
+                return True
+        await self.send(fresh)
+        return False
+
+
+def _raise_for_end(live: Subscription) -> None:
+    if live.ended is EndOfStream.SLOW:
+        raise SlowSubscriber(live.scan_id)
+    if live.ended is EndOfStream.SHUTDOWN:
+        raise ShuttingDown(live.scan_id)
+    if live.ended is EndOfStream.DISCONNECTED:
+        raise ConnectionResetError("the client went away")
 
 
 def _resume_point(request: web.Request) -> int | str:
@@ -106,21 +185,31 @@ async def _stream_scan(
     sender: _Sender, store: Store, scan: ScanRecord, resume: int | str, live: Subscription
 ) -> None:
     if isinstance(resume, str) or resume > scan.last_seq:
-        # An id this log never held (or no longer holds): say so, never replay from elsewhere.
-        current = await store.get_scan(scan.scan_id) or scan
-        snapshot = {
-            **current.public(),
-            "reason": f"unknown Last-Event-ID {str(resume)[:64]!r}; resuming from this snapshot",
-            "timestamp": utcnow(),
-        }
-        await sender.named("reset", current.last_seq, snapshot)
-        sender.last = current.last_seq
-        if current.terminal:
+        # An id this log never held: say so, never replay from elsewhere.
+        if await _reset(sender, store, scan, f"unknown Last-Event-ID {str(resume)[:64]!r}"):
             return
     else:
         sender.last = resume
-    if not await sender.replay(store, scan.scan_id):
-        await sender.follow(store, live)
+    if await sender.replay(store, scan.scan_id):
+        return
+    # The record counting events the log no longer holds means its retention ran out.
+    expired = sender.last < scan.last_seq
+    if expired and await _reset(sender, store, scan, "the scan's event log has expired"):
+        return
+    await sender.follow(store, live)
+
+
+async def _reset(sender: _Sender, store: Store, scan: ScanRecord, why: str) -> bool:
+    """Send an explicit ``reset`` with the scan's current state; True if it has ended."""
+    current = await store.get_scan(scan.scan_id) or scan
+    snapshot = {
+        **current.public(),
+        "reason": f"{why}; resuming from this snapshot",
+        "timestamp": utcnow(),
+    }
+    await sender.named("reset", current.last_seq, snapshot)
+    sender.last = current.last_seq
+    return current.terminal
 
 
 def _expiry_deadline(who: Principal) -> float | None:
@@ -142,36 +231,33 @@ async def stream(request: web.Request) -> web.StreamResponse:
     store = app[STORE]
     who = principal(request)
     with app[BUS].subscribe(scan.scan_id) as live, app[STREAMS].register(who.subject, live):
-        async with sse_response(
-            request,
-            sep="\n",
-            ping_interval=config.heartbeat_seconds,
-            send_timeout=config.send_timeout_seconds,
-        ) as response:
-            sender = _Sender(response, config.send_timeout_seconds)
-            retry = f"retry: {config.retry_ms}\n".encode()
-            expiry = asyncio.timeout_at(_expiry_deadline(who))
-            try:
-                await sender.write(retry + b"\n")
-                async with expiry:
-                    await _stream_scan(sender, store, scan, resume, live)
-            except SlowSubscriber:
-                await _last_words(sender.write(SLOW_COMMENT))
-            except ShuttingDown:
-                await _last_words(sender.write(retry + SHUTDOWN_COMMENT))
-            except ConnectionResetError:
-                pass  # the client went away; it resumes from its last id
-            except TimeoutError:
-                if not expiry.expired():
-                    # A client that stops reading would hold a write forever: drop it.
-                    if request.transport is not None:
-                        request.transport.abort()
-                    return response
-                reason = f"{who.via} credential expired; resume with a fresh one"
-                data = {"last_event_id": sender.last, "reason": reason}
-                await _last_words(sender.named("auth_expired", None, data))
-            finally:
-                app[STREAMS].count_replayed(sender.replayed)
+        response = _EventStream(send_timeout=config.send_timeout_seconds)
+        await response.prepare(request)
+        sender = _Sender(request, response, config)
+        retry = f"retry: {config.retry_ms}\n".encode()
+        expiry = asyncio.timeout_at(_expiry_deadline(who))
+        try:
+            # Through aiohttp first: it sends the headers with it, before any direct write.
+            await sender.write(retry + b"\n")
+            async with expiry:
+                await _stream_scan(sender, store, scan, resume, live)
+        except SlowSubscriber:
+            await _last_words(sender.write(SLOW_COMMENT))
+        except ShuttingDown:
+            await _last_words(sender.write(retry + SHUTDOWN_COMMENT))
+        except ConnectionResetError:
+            pass  # the client went away; it resumes from its last id
+        except TimeoutError:
+            if not expiry.expired():
+                # A client that stops reading would hold a write forever: drop it.
+                if request.transport is not None:
+                    request.transport.abort()
+                return response
+            reason = f"{who.via} credential expired; resume with a fresh one"
+            data = {"last_event_id": sender.last, "reason": reason}
+            await _last_words(sender.named("auth_expired", None, data))
+        finally:
+            app[STREAMS].count_replayed(sender.replayed)
     return response
 
 

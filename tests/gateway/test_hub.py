@@ -1,4 +1,4 @@
-"""The channel hub: fan-out, bounded buffers, release of everything a channel held."""
+"""The channel hub: batched fan-out, direct writes, bounded buffers, release of everything."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from gateway.appkeys import BUS
-from gateway.hub import EndOfStream, Hub, SlowSubscriber
+from gateway.appkeys import BUS, STREAMS
+from gateway.hub import Batch, EndOfStream, Hub
 from gateway.models import Event
 from tests.conftest import auth, start_scan
 
@@ -17,51 +17,107 @@ def event(seq: int, terminal: bool = False, scan_id: str = "s") -> Event:
     return Event(scan_id, seq, json.dumps({"n": seq}), terminal)
 
 
-async def collect(sub):
-    return [e.seq async for e in sub]
+class ListSink:
+    """A client socket stand-in: records what the fan-out writes straight to it."""
+
+    def __init__(self, *, ready: bool = True) -> None:
+        self.writes: list[bytes] = []
+        self.is_ready = ready
+        self.gone = False
+
+    def ready(self) -> bool:
+        return self.is_ready
+
+    def write_batch(self, batch: Batch) -> bool:
+        if self.gone:
+            return False
+        self.writes.append(batch.data)
+        return True
+
+    def write_comment(self, comment: bytes) -> bool:
+        return not self.gone
+
+    def seqs(self) -> list[int]:
+        data = b"".join(self.writes)
+        return [int(line[4:]) for line in data.split(b"\n") if line.startswith(b"id: ")]
 
 
-async def test_fan_out_shares_one_frame_and_ends_on_terminal():
+async def test_batch_is_joined_once_and_shared_by_every_following_subscriber():
     hub = Hub(subscriber_buffer=10)
     with hub.subscribe("s") as a, hub.subscribe("s") as b, hub.subscribe("other") as c:
         assert (hub.channel_count, hub.subscriber_count) == (2, 3)
-        first = event(1)
-        hub.publish(first)
-        hub.publish(event(2, terminal=True))
+        sinks = [ListSink(), ListSink(), ListSink()]
+        for sub, sink in zip((a, b, c), sinks, strict=True):
+            assert sub.follow(sink)
+        for seq in (1, 2, 3):
+            hub.publish(event(seq))  # nothing yields in between: one batch
+        await hub.drained("s")
+        joined = event(1).frame + event(2).frame + event(3).frame
+        assert sinks[0].writes == sinks[1].writes == [joined]
+        assert sinks[0].writes[0] is sinks[1].writes[0], "frames joined once, not per subscriber"
+        assert sinks[2].writes == []
+        assert not a.pending, "nothing waited for the subscriber's own task"
+        hub.publish(event(4, terminal=True))
+        await hub.drained("s")
+        assert sinks[0].seqs() == [1, 2, 3, 4]
+        assert a.ended is b.ended is EndOfStream.TERMINAL
         assert hub.channel_count == 1, "a channel closes with its terminal event"
-        assert await collect(a) == [1, 2]
-        assert await collect(b) == [1, 2]
-        assert c.queue.empty()
     assert (hub.channel_count, hub.subscriber_count) == (0, 0)
     await asyncio.wait_for(hub.wait_idle(), 1)
 
 
-async def test_slow_subscriber_is_cut_off_without_slowing_others():
+async def test_events_already_sent_from_the_log_are_skipped_and_a_gap_goes_to_the_task():
+    hub = Hub(subscriber_buffer=10)
+    with hub.subscribe("s") as sub:
+        sink = ListSink()
+        sub.last = 2
+        assert sub.follow(sink)
+        hub.publish(event(2))
+        hub.publish(event(3))
+        await hub.drained("s")
+        assert sink.seqs() == [3], "seq 2 was sent from the log already"
+        hub.publish(event(5))  # 4 is missing: only the log can fill it
+        await hub.drained("s")
+        assert sink.seqs() == [3]
+        await asyncio.wait_for(sub.wait(), 1)
+        assert [e.seq for e in sub.take()] == [5]
+        assert sub.sink is None, "while its task sends, live events queue"
+
+
+async def test_subscriber_behind_its_high_water_mark_queues_then_is_cut_off():
     hub = Hub(subscriber_buffer=3)
     with hub.subscribe("s") as slow, hub.subscribe("s") as fast:
+        slow_sink, fast_sink = ListSink(ready=False), ListSink()
+        assert slow.follow(slow_sink) and fast.follow(fast_sink)
         for seq in range(1, 4):
             hub.publish(event(seq))
-            assert fast.queue.get_nowait() == event(seq)  # keeps up
+            await hub.drained("s")
+        assert [e.seq for e in slow.pending] == [1, 2, 3]
+        assert slow.ended is None
+        assert not slow.follow(slow_sink), "it may follow live only once its queue is sent"
         hub.publish(event(4))
+        await hub.drained("s")
         assert slow.ended is EndOfStream.SLOW
         assert hub.stats.slow_disconnects == 1
         assert hub.subscriber_count == 1
-        assert slow.queue.qsize() == 4, "bounded: the buffer plus the end marker"
-        received: list[int] = []
-
-        async def drain() -> None:
-            async for item in slow:
-                received.append(item.seq)
-
-        with pytest.raises(SlowSubscriber):
-            await drain()
-        assert received == [1, 2, 3], "what was queued is still delivered, in order"
-        hub.publish(event(5, terminal=True))
-        assert fast.queue.get_nowait() == event(4)
-        assert await collect(fast) == [5]
+        assert slow_sink.writes == []
+        assert fast_sink.seqs() == [1, 2, 3, 4], "the others were not slowed"
 
 
-def test_publish_without_subscribers_keeps_nothing():
+async def test_a_client_gone_away_is_dropped_at_the_next_write():
+    hub = Hub(subscriber_buffer=3)
+    with hub.subscribe("s") as sub:
+        sink = ListSink()
+        assert sub.follow(sink)
+        sink.gone = True
+        hub.publish(event(1))
+        await hub.drained("s")
+        assert sub.ended is EndOfStream.DISCONNECTED
+        assert hub.subscriber_count == 0
+        await asyncio.wait_for(sub.wait(), 1)
+
+
+async def test_publish_without_subscribers_keeps_nothing():
     hub = Hub(subscriber_buffer=1)
     hub.publish(event(1))
     assert hub.channel_count == 0
@@ -72,18 +128,29 @@ def test_buffer_must_be_positive():
         Hub(subscriber_buffer=0)
 
 
-async def test_stream_of_a_slow_subscriber_ends_with_a_comment(gateway):
-    client = await gateway(stream={"subscriber_buffer": 5}, mock={"step_delay_seconds": 30})
+async def test_stream_of_a_client_that_stops_reading_ends_with_a_comment(gateway):
+    client = await gateway(
+        stream={"subscriber_buffer": 5, "write_high_water_bytes": 1024},
+        mock={"step_delay_seconds": 30},
+    )
     scan_id = await start_scan(client)
     hub = client.app[BUS]
+    payload = "x" * 65536
     async with client.get(f"/api/v1/scans/{scan_id}/stream", headers=auth()) as response:
         received = await response.content.readuntil(b"id: 2\n")
         await response.content.readuntil(b"\n\n")
-        # Publish faster than the handler can run: nothing yields between these calls.
-        for seq in range(3, 20):
-            hub.publish(Event(scan_id, seq, json.dumps({"seq": seq}), False))
+        # The client reads nothing more: socket buffers fill, then its queue, then the cut.
+        (live,) = client.app[STREAMS]._open
+        published = 2
+        while live.ended is None and published < 2000:
+            published += 1
+            data = json.dumps({"seq": published, "p": payload})
+            hub.publish(Event(scan_id, published, data, False))
+            await hub.drained(scan_id)
+        assert live.ended is EndOfStream.SLOW
         received += await response.content.read()
     assert b"fell too far behind" in received
     ids = [int(line[4:]) for line in received.split(b"\n") if line.startswith(b"id: ")]
-    assert ids == list(range(1, 8)), "the five queued events are delivered, then the cut"
+    assert ids == list(range(1, ids[-1] + 1)), "every event up to the cut, in order"
+    assert ids[-1] < published
     assert hub.subscriber_count == 0

@@ -120,3 +120,22 @@ async def test_500_subscribers_connect_and_leave_without_leaks(gateway):
             break
         await asyncio.sleep(0.01)
     assert leftovers() == []
+
+
+async def test_http_1_0_client_gets_unchunked_live_events(gateway):
+    """Live events go straight to the socket; for an HTTP/1.0 client without chunk framing."""
+    client = await gateway(mock={"step_delay_seconds": 0.01, "steps": 5})
+    scan_id = await start_scan(client)
+    reader, writer = await asyncio.open_connection(client.host, client.port)
+    headers = "".join(f"{k}: {v}\r\n" for k, v in auth().items())
+    writer.write(f"GET /api/v1/scans/{scan_id}/stream HTTP/1.0\r\n{headers}\r\n".encode())
+    raw = await asyncio.wait_for(reader.read(), 30)  # HTTP/1.0: the server closes at the end
+    writer.close()
+    await writer.wait_closed()
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.0 200") and b"chunked" not in head.lower()
+    fields = (b"id: ", b"data: ", b"retry: ", b": ")
+    assert all(line == b"" or line.startswith(fields) for line in body.split(b"\n")), body
+    events = list(SSEParser().feed(body))
+    assert [int(e.id) for e in events] == list(range(1, len(events) + 1))
+    assert json.loads(events[-1].data)["status"] == "completed"
