@@ -1,9 +1,11 @@
 """The embedded store: one SQLite file in WAL mode, one writer, separate reader.
 
-aiosqlite runs each connection on its own thread; a shared connection does not isolate
-transactions between tasks, so every write goes through one writer task that wraps it in
-``BEGIN IMMEDIATE`` ... ``COMMIT``. A caller that is cancelled while waiting does not leave a
-transaction half done: the writer finishes it.
+Every write goes through one writer task. It takes whatever writes queued up meanwhile and
+runs them on the writer's own thread in one call: one ``BEGIN IMMEDIATE`` ... ``COMMIT``, each
+write in a savepoint of its own, so one that fails fails alone. A burst of appends costs one
+hand-off to the thread and one commit, not several of each per event; a lone write is not
+delayed. A caller cancelled while waiting does not leave a transaction half done: the writer
+finishes it. Reads go through aiosqlite on a second connection.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ import asyncio
 import json
 import logging
 import sqlite3
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -38,9 +41,11 @@ log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 MAX_BATCH = 500  # writes committed together at most
-# A write: runs inside one transaction; every event it appends goes in the list, and listeners
-# hear of them only after the commit.
-_Write = Callable[[aiosqlite.Connection, list[Event]], Awaitable[Any]]
+# A write: runs on the writer thread inside one transaction; every event it appends goes in
+# the list, and listeners hear of them only after the commit.
+_Write = Callable[[sqlite3.Connection, list[Event]], Any]
+# What became of one write: (its result, its error, the events it appended).
+_Outcome = tuple[Any, Exception | None, list[Event]]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS scans (
@@ -107,8 +112,11 @@ def _record(row: sqlite3.Row) -> ScanRecord:
 
 
 class SQLiteStore(Store):
-    def __init__(self, writer: aiosqlite.Connection, reader: aiosqlite.Connection) -> None:
+    def __init__(
+        self, writer: sqlite3.Connection, thread: ThreadPoolExecutor, reader: aiosqlite.Connection
+    ) -> None:
         self._writer = writer
+        self._thread = thread  # the writer connection is used on this one thread only
         self._reader = reader
         self._queue: asyncio.Queue[tuple[_Write, asyncio.Future[Any]] | None] = asyncio.Queue()
         self._task = asyncio.create_task(self._write_loop(), name="sqlite-writer")
@@ -122,14 +130,20 @@ class SQLiteStore(Store):
     async def open(cls, path: str) -> SQLiteStore:
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        writer = await _connect(path)
+        thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
+        loop = asyncio.get_running_loop()
         try:
-            await writer.executescript(SCHEMA)
+            writer = await loop.run_in_executor(thread, _open_writer, path)
+        except BaseException:
+            thread.shutdown(wait=False)
+            raise
+        try:
             reader = await _connect(path)
         except BaseException:
-            await writer.close()
+            await loop.run_in_executor(thread, writer.close)
+            thread.shutdown(wait=False)
             raise
-        return cls(writer, reader)
+        return cls(writer, thread, reader)
 
     async def close(self) -> None:
         if self._closing:
@@ -138,7 +152,8 @@ class SQLiteStore(Store):
         await self._queue.put(None)
         await self._task
         await self._reader.close()
-        await self._writer.close()
+        await asyncio.get_running_loop().run_in_executor(self._thread, self._writer.close)
+        self._thread.shutdown(wait=True)
 
     # -- the writer ---------------------------------------------------------------------------
 
@@ -154,37 +169,18 @@ class SQLiteStore(Store):
             await self._commit([item for item in batch if item is not None])
 
     async def _commit(self, batch: list[tuple[_Write, asyncio.Future[Any]]]) -> None:
-        """One transaction for every write that queued up meanwhile (nothing waits for more:
-        a burst costs one commit, a lone write is not delayed). Each write runs in a savepoint,
-        so one that fails fails alone."""
         if not batch:
             return
-        db = self._writer
-        outcomes: list[tuple[asyncio.Future[Any], object, BaseException | None, list[Event]]] = []
+        writes = [write for write, _ in batch]
+        loop = asyncio.get_running_loop()
         try:
-            await db.execute("BEGIN IMMEDIATE")
-            try:
-                for write, future in batch:
-                    appended: list[Event] = []
-                    await db.execute("SAVEPOINT write")
-                    try:
-                        result = await write(db, appended)
-                    except Exception as exc:
-                        await db.execute("ROLLBACK TO write")
-                        outcomes.append((future, None, exc, []))
-                    else:
-                        outcomes.append((future, result, None, appended))
-                    await db.execute("RELEASE write")
-            except BaseException:
-                await db.rollback()
-                raise
-            await db.commit()
+            outcomes = await loop.run_in_executor(self._thread, _run_batch, self._writer, writes)
         except Exception as exc:  # the transaction itself failed: nothing was written
             for _, future in batch:
                 if not future.done():
                     future.set_exception(exc)
             return
-        for future, result, error, appended in outcomes:
+        for (_, future), (result, error, appended) in zip(batch, outcomes, strict=True):
             # Told here, not by the caller: a caller cancelled meanwhile must not keep a
             # committed event (a terminal one above all) from its live subscribers.
             self._notify(appended)
@@ -203,9 +199,7 @@ class SQLiteStore(Store):
                 except Exception:
                     log.exception("append listener failed for scan %s", event.scan_id)
 
-    async def _write(
-        self, write: Callable[[aiosqlite.Connection, list[Event]], Awaitable[_T]]
-    ) -> _T:
+    async def _write(self, write: Callable[[sqlite3.Connection, list[Event]], _T]) -> _T:
         if self._closing:
             raise StoreUnavailable("the store is closed")
         future: asyncio.Future[_T] = asyncio.get_running_loop().create_future()
@@ -220,8 +214,8 @@ class SQLiteStore(Store):
         state, payload = apply_draft(scan.scan_id, start, first)
         event = Event(scan.scan_id, state.last_seq, compact_json(payload), state.terminal)
 
-        async def write(db: aiosqlite.Connection, appended: list[Event]) -> None:
-            await db.execute(
+        def write(db: sqlite3.Connection, appended: list[Event]) -> None:
+            db.execute(
                 f"INSERT INTO scans ({_SCAN_COLUMNS}, created_order) VALUES "
                 "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, 0, "
                 "(SELECT COALESCE(MAX(created_order), 0) + 1 FROM scans))",
@@ -241,7 +235,7 @@ class SQLiteStore(Store):
                     state.last_seq,
                 ),
             )
-            await _insert_event(db, event, appended)
+            _insert_event(db, event, appended)
 
         await self._write(write)
         record = ScanRecord(
@@ -270,18 +264,17 @@ class SQLiteStore(Store):
         vulnerabilities: Sequence[Mapping[str, Any]] = (),
         skipped_events: int | None = None,
     ) -> Event:
-        async def write(db: aiosqlite.Connection, appended: list[Event]) -> Event:
-            return await _append(db, scan_id, draft, vulnerabilities, skipped_events, appended)
+        def write(db: sqlite3.Connection, appended: list[Event]) -> Event:
+            return _append(db, scan_id, draft, vulnerabilities, skipped_events, appended)
 
         return await self._write(write)
 
     async def interrupt_unfinished(self, reason: str) -> list[Event]:
         draft = EventDraft(Status.FAILED, progress_text=reason, error=reason)
 
-        async def write(db: aiosqlite.Connection, appended: list[Event]) -> list[Event]:
-            rows = await db.execute_fetchall("SELECT scan_id FROM scans WHERE finished_at IS NULL")
-            scan_ids = [row[0] for row in rows]
-            return [await _append(db, scan_id, draft, (), None, appended) for scan_id in scan_ids]
+        def write(db: sqlite3.Connection, appended: list[Event]) -> list[Event]:
+            rows = db.execute("SELECT scan_id FROM scans WHERE finished_at IS NULL").fetchall()
+            return [_append(db, row[0], draft, (), None, appended) for row in rows]
 
         return await self._write(write)
 
@@ -335,43 +328,76 @@ class SQLiteStore(Store):
 async def _connect(path: str) -> aiosqlite.Connection:
     db = await aiosqlite.connect(path, isolation_level=None)
     db.row_factory = sqlite3.Row
-    await db.execute("PRAGMA journal_mode=WAL")
-    await db.execute("PRAGMA synchronous=NORMAL")
     await db.execute("PRAGMA busy_timeout=5000")
     return db
 
 
-async def _insert_event(db: aiosqlite.Connection, event: Event, appended: list[Event]) -> None:
-    await db.execute(
+def _open_writer(path: str) -> sqlite3.Connection:
+    """The writer connection (on the writer thread): WAL, and the schema."""
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("PRAGMA busy_timeout=5000")
+        db.executescript(SCHEMA)
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
+def _run_batch(db: sqlite3.Connection, writes: list[_Write]) -> list[_Outcome]:
+    """Run writes in one transaction (on the writer thread), each in its own savepoint."""
+    outcomes: list[_Outcome] = []
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        for write in writes:
+            appended: list[Event] = []
+            db.execute("SAVEPOINT write")
+            try:
+                result = write(db, appended)
+            except Exception as exc:
+                db.execute("ROLLBACK TO write")
+                outcomes.append((None, exc, []))
+            else:
+                outcomes.append((result, None, appended))
+            db.execute("RELEASE write")
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+    return outcomes
+
+
+def _insert_event(db: sqlite3.Connection, event: Event, appended: list[Event]) -> None:
+    db.execute(
         "INSERT INTO scan_events (scan_id, seq, terminal, data) VALUES (?, ?, ?, ?)",
         (event.scan_id, event.seq, int(event.terminal), event.data),
     )
     appended.append(event)
 
 
-async def _append(
-    db: aiosqlite.Connection,
+def _append(
+    db: sqlite3.Connection,
     scan_id: str,
     draft: EventDraft,
     vulnerabilities: Sequence[Mapping[str, Any]],
     skipped_events: int | None,
     appended: list[Event],
 ) -> Event:
-    rows = list(
-        await db.execute_fetchall(
-            "SELECT status, progress_percent, progress_text, error, last_seq FROM scans "
-            "WHERE scan_id = ?",
-            (scan_id,),
-        )
-    )
-    if not rows:
+    row = db.execute(
+        "SELECT status, progress_percent, progress_text, error, last_seq FROM scans "
+        "WHERE scan_id = ?",
+        (scan_id,),
+    ).fetchone()
+    if row is None:
         raise KeyError(scan_id)
-    row = rows[0]
     state = ScanState(Status(row[0]), row[1], row[2], row[3], row[4])
     new, payload = apply_draft(scan_id, state, draft)
     event = Event(scan_id, new.last_seq, compact_json(payload), new.terminal)
     now = payload["timestamp"]
-    await db.execute(
+    db.execute(
         "UPDATE scans SET status = ?, progress_percent = ?, progress_text = ?, error = ?, "
         "updated_at = ?, finished_at = ?, last_seq = ?, "
         "skipped_events = COALESCE(?, skipped_events) WHERE scan_id = ?",
@@ -387,9 +413,9 @@ async def _append(
             scan_id,
         ),
     )
-    await _insert_event(db, event, appended)
+    _insert_event(db, event, appended)
     if vulnerabilities:
-        await db.executemany(
+        db.executemany(
             "INSERT INTO vulnerabilities (scan_id, idx, severity, data) VALUES (?, ?, ?, ?)",
             [
                 (scan_id, index, str(vuln.get("severity", "unknown")), compact_json(vuln))
