@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,9 +44,32 @@ async def scanner(aiohttp_server: Callable[..., Awaitable[TestServer]]) -> TestS
 
 
 @pytest.fixture
-def make_config(tmp_path: Path, scanner: TestServer) -> MakeConfig:
+def backend(request: pytest.FixtureRequest) -> str:
+    """The store and bus the gateway runs on; a module runs on both with
+    ``pytestmark = pytest.mark.parametrize("backend", BACKENDS, indirect=True)``."""
+    return str(getattr(request, "param", "sqlite"))
+
+
+BACKENDS = ("sqlite", "redis")
+
+
+@pytest.fixture
+async def backend_config(backend: str, tmp_path: Path) -> AsyncIterator[dict[str, Any]]:
+    """Config for the chosen backend: for Redis, a redis-server of the test's own."""
+    if backend != "redis":
+        yield {}
+        return
+    from tests.redis_server import running_redis
+
+    async with running_redis(tmp_path / "redis") as server:
+        yield {"backend": "redis", "redis": {"url": server.url}}
+
+
+@pytest.fixture
+def make_config(tmp_path: Path, scanner: TestServer, backend_config: dict[str, Any]) -> MakeConfig:
     def make(**overrides: Any) -> Config:
         base = {
+            **backend_config,
             "database": {"path": str(tmp_path / "gateway.db")},
             "jwt": {"secret": SECRET},
             "scanners": {
@@ -63,8 +86,10 @@ def make_config(tmp_path: Path, scanner: TestServer) -> MakeConfig:
 
 @pytest.fixture
 def gateway(
-    aiohttp_client: Callable[..., Awaitable[TestClient[Any, Any]]], make_config: MakeConfig
+    make_config: MakeConfig, aiohttp_client: Callable[..., Awaitable[TestClient[Any, Any]]]
 ) -> Gateway:
+    # make_config first: its backend (a redis-server) is set up before the app, so it is
+    # still there while the app shuts down.
     """Start a gateway app (config overrides as keyword arguments) and return its client."""
 
     async def start(**overrides: Any) -> TestClient[Any, Any]:
@@ -137,3 +162,13 @@ def error_shape(body: dict[str, Any]) -> None:
     assert isinstance(body["message"], str) and body["message"]
     assert isinstance(body["detail"], str) and body["detail"]
     assert body["timestamp"].endswith("+00:00")
+
+
+@pytest.fixture
+async def redis_server(tmp_path: Path) -> AsyncIterator[Any]:
+    """A real redis-server of this test's own, on a free port (skips without one)."""
+    # Imported here: tests.redis_server imports tests.processes, which imports this module.
+    from tests.redis_server import running_redis
+
+    async with running_redis(tmp_path / "redis") as server:
+        yield server

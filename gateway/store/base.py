@@ -23,6 +23,10 @@ class Store(ABC):
         """Call ``listener`` with every event once it is durably appended, in log order,
         whether or not the caller that appended it is still waiting."""
 
+    def on_lost(self, callback: Callable[[str], None]) -> None:  # noqa: B027 (optional hook)
+        """Call ``callback`` with the id of a scan this process runs once another process has
+        ended it (a shared store only; the embedded one has no other process)."""
+
     @abstractmethod
     async def create_scan(self, scan: NewScan, first: EventDraft) -> tuple[ScanRecord, Event]:
         """Store a new scan and its first event (sequence 1)."""

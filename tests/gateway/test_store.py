@@ -1,25 +1,95 @@
-"""The SQLite store: gap-free logs, atomic appends, cancel-safe reads and writes, recovery."""
+"""Every store: gap-free logs, atomic appends, cancel-safe reads and writes, recovery.
+
+The behaviour tests run against each backend (``sqlite``, and ``redis`` on a real
+redis-server of their own); ``test_store_redis`` holds what only the shared store does.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
+import time
 
 import pytest
+from redis.asyncio import Redis
 
 from gateway.models import EventDraft, NewScan, ScanFinished, Status
-from gateway.store import SQLiteStore
+from gateway.store import RedisStore, SQLiteStore, Store
+
+LEASE_SECONDS = 0.3  # short, so a closed Redis store's leases lapse quickly
 
 
 def new_scan(scan_id: str = "s1", owner: str = "alice") -> NewScan:
     return NewScan(scan_id, owner, "acme/web", "secret_scanner", True, {"depth": 2})
 
 
+class Backend:
+    """Opens stores over one backend's data, and closes them all at the end."""
+
+    def __init__(self) -> None:
+        self.opened: list[Store] = []
+
+    async def open(self) -> Store:
+        store = await self._open()
+        self.opened.append(store)
+        return store
+
+    async def reopen(self, store: Store) -> Store:
+        """A new process over the same data, once the one that ran ``store`` is gone."""
+        await store.close()
+        return await self.open()
+
+    async def close_all(self) -> None:
+        for store in self.opened:
+            await store.close()
+
+    async def _open(self) -> Store:
+        raise NotImplementedError
+
+
+class SQLiteBackend(Backend):
+    def __init__(self, path: str) -> None:
+        super().__init__()
+        self.path = path
+
+    async def _open(self) -> Store:
+        return await SQLiteStore.open(self.path)
+
+
+class RedisBackend(Backend):
+    def __init__(self, url: str) -> None:
+        super().__init__()
+        self.url = url
+
+    async def _open(self) -> Store:
+        return await RedisStore.open(self.url, lease_seconds=LEASE_SECONDS)
+
+    async def reopen(self, store: Store) -> Store:
+        await store.close()
+        # Gone means its leases have lapsed: until then its scans still count as running.
+        client = Redis.from_url(self.url)
+        try:
+            deadline = time.monotonic() + 5
+            while await client.keys("xployt:lease:*"):
+                assert time.monotonic() < deadline, "the closed store's leases never lapsed"
+                await asyncio.sleep(LEASE_SECONDS / 10)
+        finally:
+            await client.aclose()
+        return await self.open()
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def store_backend(request, tmp_path) -> Backend:
+    if request.param == "redis":
+        return RedisBackend(request.getfixturevalue("redis_server").url)
+    return SQLiteBackend(str(tmp_path / "var" / "db.sqlite"))
+
+
 @pytest.fixture
-async def store(tmp_path):
-    store = await SQLiteStore.open(str(tmp_path / "var" / "db.sqlite"))
-    yield store
-    await store.close()
+async def store(store_backend):
+    yield await store_backend.open()
+    await store_backend.close_all()
 
 
 async def test_open_creates_directory_and_wal(tmp_path):
@@ -76,6 +146,8 @@ async def test_concurrent_appends_never_share_a_sequence_number(store):
 
 
 async def test_cancelled_writer_caller_leaves_no_open_transaction(store):
+    heard: list[int] = []
+    store.on_append(lambda event: heard.append(event.seq))
     await store.create_scan(new_scan(), EventDraft(Status.PENDING))
     task = asyncio.create_task(store.append_event("s1", EventDraft(Status.SCANNING, 5)))
     await asyncio.sleep(0)
@@ -86,6 +158,7 @@ async def test_cancelled_writer_caller_leaves_no_open_transaction(store):
     stored = [e.seq for e in await store.events_after("s1", 0, limit=10)]
     assert stored[-1] == event.seq
     assert stored == list(range(1, event.seq + 1))
+    assert heard == stored, "what was committed for a cancelled caller was still told"
 
 
 async def test_cancelled_reader_does_not_hide_later_writes(store):
@@ -113,11 +186,12 @@ async def test_list_is_per_owner_newest_first(store):
     assert [scan.scan_id for scan in failed] == ["s2"]
 
 
-async def test_interrupt_unfinished_ends_only_running_scans(store):
+async def test_interrupt_unfinished_ends_only_running_scans(store_backend, store):
     await store.create_scan(new_scan("running"), EventDraft(Status.PENDING))
     await store.append_event("running", EventDraft(Status.SCANNING, 30, "working"))
     await store.create_scan(new_scan("done"), EventDraft(Status.PENDING))
     await store.append_event("done", EventDraft(Status.COMPLETED))
+    store = await store_backend.reopen(store)
     events = await store.interrupt_unfinished("interrupted: gateway restarted")
     assert [(e.scan_id, e.seq, e.terminal) for e in events] == [("running", 3, True)]
     data = json.loads(events[0].data)
@@ -127,10 +201,10 @@ async def test_interrupt_unfinished_ends_only_running_scans(store):
     assert await store.interrupt_unfinished("again") == []
 
 
-async def test_closed_store_refuses_work(tmp_path):
+async def test_closed_store_refuses_work(store_backend):
     from gateway.errors import StoreUnavailable
 
-    store = await SQLiteStore.open(str(tmp_path / "db"))
+    store = await store_backend.open()
     await store.close()
     await store.close()  # twice is fine
     with pytest.raises(StoreUnavailable):
@@ -159,3 +233,37 @@ async def test_a_failing_write_fails_alone_within_a_batch(store):
     stored = [e.seq for e in await store.events_after("live", 0, limit=100)]
     assert stored == list(range(1, 22))
     assert [e.seq for e in await store.events_after("ended", 0, limit=10)] == [1, 2]
+
+
+async def test_unknown_scans(store):
+    assert await store.get_scan("nope") is None
+    assert await store.events_after("nope", 0, limit=10) == []
+    assert await store.vulnerabilities("nope") == []
+    assert await store.list_scans("nobody", limit=10) == []
+    with pytest.raises(KeyError):
+        await store.append_event("nope", EventDraft(Status.SCANNING, 1))
+
+
+async def test_a_scan_id_is_stored_once(store):
+    await store.create_scan(new_scan("s1"), EventDraft(Status.PENDING, 0, "queued"))
+    with pytest.raises(sqlite3.IntegrityError):
+        await store.create_scan(new_scan("s1", "bob"), EventDraft(Status.PENDING))
+    scan = await store.get_scan("s1")
+    assert scan is not None
+    assert scan.owner == "alice"
+    assert [e.seq for e in await store.events_after("s1", 0, limit=10)] == [1]
+
+
+async def test_record_round_trip(store):
+    record, _ = await store.create_scan(new_scan(), EventDraft(Status.PENDING, 0, "queued"))
+    assert await store.get_scan("s1") == record
+    assert (record.error, record.finished_at, record.skipped_events) == (None, None, 0)
+    assert record.sse_enabled is True
+    failed = await store.append_event("s1", EventDraft(Status.FAILED, 20, "boom", error="bad"))
+    scan = await store.get_scan("s1")
+    assert scan is not None
+    assert (scan.status, scan.error, scan.progress_text) == (Status.FAILED, "bad", "boom")
+    assert scan.finished_at == scan.updated_at == failed.payload()["timestamp"]
+    assert scan.created_at == record.created_at
+    assert [s.scan_id for s in await store.list_scans("alice", limit=5)] == ["s1"]
+    assert await store.vulnerabilities("s1") == []

@@ -1,0 +1,638 @@
+"""The shared store: scan records and per-scan logs in Redis, leases on running scans.
+
+Every gateway replica opens one ``RedisStore`` on the same Redis. The keys, under
+``key_prefix`` (``xployt:`` by default):
+
+    scan:{id}      hash    the ScanRecord's fields as text (configurations as compact JSON;
+                           error and finished_at absent while None) and created_order
+    log:{id}       stream  one entry per event, entry id ``{seq}-0``, fields ``d`` (Event.data)
+                           and ``t`` (b"1" on the terminal event, else b"0")
+    vulns:{id}     string  the vulnerabilities, one compact JSON array
+    owner:{owner}  zset    the owner's scan ids, scored by created_order
+    created        string  the counter created_order comes from
+    running        set     scan ids whose log has no terminal event yet
+    lease:{id}     string  the id of the replica running the scan, expiring (PX)
+
+The SSE id of an event is the first part of its stream entry id: ``Last-Event-ID: 7`` resumes
+with ``XRANGE log:{id} (7-0 +`` and a live reader blocks in ``XREAD ... log:{id} 7-0``.
+
+An append is an optimistic transaction (WATCH ``scan:{id}``, read the state, ``apply_draft``,
+MULTI/EXEC, start over if another process wrote first), so logs stay gap-free whichever
+replicas write. Within one process, appends to a scan also queue on a lock, which keeps their
+listeners in log order and their retries for conflicts with other processes. A terminal
+append drops the lease and sets expiries: the log after ``retention_seconds``, the record and
+results after ``record_retention_seconds``.
+
+A replica renews the lease of each scan it created, every third of ``lease_seconds``, until
+the scan ends; ``on_lost`` listeners hear of a scan that ended through another replica. A
+replica that dies stops renewing, and ``interrupt_unfinished`` on any replica ends its scans.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sqlite3
+import uuid
+import weakref
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any, TypeVar, cast
+
+from redis import exceptions as redis_errors
+from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.retry import Retry
+from redis.typing import EncodableT
+
+from ..errors import StoreUnavailable
+from ..models import (
+    Event,
+    EventDraft,
+    NewScan,
+    ScanFinished,
+    ScanRecord,
+    ScanState,
+    Status,
+    apply_draft,
+    compact_json,
+    utcnow,
+)
+from .base import Store
+
+__all__ = ["RedisStore"]
+
+log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+
+# Redis cannot answer or cannot take writes now (ConnectionError covers BusyLoadingError and
+# MaxConnectionsError); other Redis errors are bugs and propagate as they are.
+_UNAVAILABLE = (
+    redis_errors.ConnectionError,
+    redis_errors.TimeoutError,
+    redis_errors.ReadOnlyError,
+    redis_errors.OutOfMemoryError,
+    redis_errors.TryAgainError,
+)
+MAX_ATTEMPTS = 50  # an optimistic transaction starts over at most this often
+SOCKET_TIMEOUT = 15.0  # seconds; above MAX_BLOCK_MS, so a blocked XREAD is not cut short
+MAX_BLOCK_MS = 10_000
+# Each blocked tail holds a connection of its own: no small cap (Redis's default maxclients).
+MAX_CONNECTIONS = 10_000
+TAIL_COUNT = 500  # events one tail call returns at most
+_STATE = ("status", "progress_percent", "progress_text", "error", "last_seq")
+# A stream entry as redis-py returns it (decode_responses=False): (id, fields).
+_Entry = tuple[bytes, dict[bytes, bytes]]
+
+# Renew a lease if its scan still runs and the lease is ours or has lapsed; 0 means lost.
+_RENEW = """
+if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 0 then return 0 end
+local holder = redis.call('GET', KEYS[1])
+if holder and holder ~= ARGV[2] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+return 1
+"""
+
+
+class _Keys:
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.running = f"{prefix}running"
+        self.created = f"{prefix}created"
+
+    def scan(self, scan_id: str) -> str:
+        return f"{self.prefix}scan:{scan_id}"
+
+    def log(self, scan_id: str) -> str:
+        return f"{self.prefix}log:{scan_id}"
+
+    def vulns(self, scan_id: str) -> str:
+        return f"{self.prefix}vulns:{scan_id}"
+
+    def owner(self, owner: str) -> str:
+        return f"{self.prefix}owner:{owner}"
+
+    def lease(self, scan_id: str) -> str:
+        return f"{self.prefix}lease:{scan_id}"
+
+
+class RedisStore(Store):
+    def __init__(
+        self,
+        client: Redis,
+        *,
+        key_prefix: str,
+        retention_seconds: float,
+        record_retention_seconds: float,
+        lease_seconds: float,
+        replica_id: str,
+    ) -> None:
+        self.replica_id = replica_id
+        self._redis = client
+        self._keys = _Keys(key_prefix)
+        self._log_ms = _ms(retention_seconds)
+        self._record_ms = _ms(record_retention_seconds)
+        self._lease_seconds = lease_seconds
+        self._lease_ms = _ms(lease_seconds)
+        self._listeners: list[Callable[[Event], None]] = []
+        self._lost_listeners: list[Callable[[str], None]] = []
+        self._held: set[str] = set()  # scans whose lease this replica renews
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        self._writes: set[asyncio.Task[Any]] = set()
+        self._renew_script = client.register_script(_RENEW)
+        self._closed = False
+        self._renewer = asyncio.create_task(self._renew_forever(), name="redis-lease-renewer")
+
+    @classmethod
+    async def open(
+        cls,
+        url: str,
+        *,
+        key_prefix: str = "xployt:",
+        retention_seconds: float = 86400,
+        record_retention_seconds: float = 604800,
+        lease_seconds: float = 15.0,
+        replica_id: str | None = None,
+    ) -> RedisStore:
+        if retention_seconds <= 0 or lease_seconds <= 0:
+            raise ValueError("retention_seconds and lease_seconds must be positive")
+        if record_retention_seconds < retention_seconds:
+            raise ValueError("record_retention_seconds must be at least retention_seconds")
+        client = Redis.from_url(
+            url,
+            decode_responses=False,
+            protocol=2,  # the reply shapes below are RESP2's
+            socket_timeout=SOCKET_TIMEOUT,
+            socket_connect_timeout=5.0,
+            max_connections=MAX_CONNECTIONS,
+            # One quick retry rides over a pooled connection Redis closed (a restart); more
+            # would only make callers wait longer for StoreUnavailable.
+            retry=Retry(ExponentialWithJitterBackoff(base=0.01, cap=0.1), retries=1),
+        )
+        try:
+            with _answering():
+                await client.ping()
+        except BaseException:
+            await client.aclose()
+            raise
+        return cls(
+            client,
+            key_prefix=key_prefix,
+            retention_seconds=retention_seconds,
+            record_retention_seconds=record_retention_seconds,
+            lease_seconds=lease_seconds,
+            replica_id=replica_id or uuid.uuid4().hex,
+        )
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._renewer.cancel()
+        await asyncio.wait([self._renewer, *self._writes])  # writes under way finish
+        await self._redis.aclose()
+
+    def on_append(self, listener: Callable[[Event], None]) -> None:
+        self._listeners.append(listener)
+
+    def on_lost(self, callback: Callable[[str], None]) -> None:
+        """Call ``callback`` with the id of a scan this replica holds once it has ended
+        through another replica (a cancel there, or a sweep after this lease lapsed)."""
+        self._lost_listeners.append(callback)
+
+    @contextmanager
+    def _use(self) -> Iterator[None]:
+        if self._closed:
+            raise StoreUnavailable("the store is closed")
+        with _answering():
+            yield
+
+    # -- writes -------------------------------------------------------------------------------
+
+    async def create_scan(self, scan: NewScan, first: EventDraft) -> tuple[ScanRecord, Event]:
+        with self._use():
+            return await self._own(self._create(scan, first))
+
+    async def append_event(
+        self,
+        scan_id: str,
+        draft: EventDraft,
+        *,
+        vulnerabilities: Sequence[Mapping[str, Any]] = (),
+        skipped_events: int | None = None,
+    ) -> Event:
+        with self._use():
+            event = await self._own(self._append(scan_id, draft, vulnerabilities, skipped_events))
+        assert event is not None  # only a sweep's append is skipped
+        return event
+
+    async def interrupt_unfinished(self, reason: str) -> list[Event]:
+        """End ``failed`` with ``reason`` every running scan that no replica holds a lease on.
+
+        Replicas may sweep at the same time: the transaction makes exactly one of them write
+        the terminal event, and a lease taken meanwhile spares the scan."""
+        draft = EventDraft(Status.FAILED, progress_text=reason, error=reason)
+        events: list[Event] = []
+        with self._use():
+            for scan_id in await self._unleased():
+                try:
+                    event = await self._own(self._append(scan_id, draft, leased_skips=True))
+                except ScanFinished:
+                    continue  # it ended meanwhile
+                except KeyError:  # its record is gone: nothing left to end
+                    await self._redis.srem(self._keys.running, scan_id)
+                    continue
+                if event is not None:
+                    events.append(event)
+        return events
+
+    async def _unleased(self) -> list[str]:
+        """Running scans that are not ours and have no lease (a first look, one round trip;
+        the append checks again inside its transaction)."""
+        members = await self._redis.smembers(self._keys.running)
+        candidates = sorted({_text(m) for m in members} - self._held)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for scan_id in candidates:
+                pipe.exists(self._keys.lease(scan_id))
+            leased = await pipe.execute()
+        return [scan_id for scan_id, exists in zip(candidates, leased, strict=True) if not exists]
+
+    async def _own(self, write: Coroutine[Any, Any, _T]) -> _T:
+        """Run ``write`` as the store's task: a caller cancelled meanwhile does not cut it
+        short, so what it commits still reaches the listeners (as the SQLite writer does)."""
+        if self._closed:  # close() waits only for the writes it saw
+            write.close()
+            raise StoreUnavailable("the store is closed")
+        task = asyncio.create_task(write)
+        self._writes.add(task)
+        task.add_done_callback(self._write_done)
+        await asyncio.wait([task])
+        return task.result()
+
+    def _write_done(self, task: asyncio.Task[Any]) -> None:
+        self._writes.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved: a caller that went away no longer wants it
+
+    async def _create(self, scan: NewScan, first: EventDraft) -> tuple[ScanRecord, Event]:
+        now = utcnow()
+        start = ScanState(Status.PENDING, 0, "", None, 0)
+        state, payload = apply_draft(scan.scan_id, start, first)
+        event = Event(scan.scan_id, state.last_seq, compact_json(payload), state.terminal)
+        record = ScanRecord(
+            scan_id=scan.scan_id,
+            owner=scan.owner,
+            repository_name=scan.repository_name,
+            scanner_name=scan.scanner_name,
+            sse_enabled=scan.sse_enabled,
+            configurations=scan.configurations,
+            status=state.status,
+            progress_percent=state.progress_percent,
+            progress_text=state.progress_text,
+            error=state.error,
+            created_at=now,
+            updated_at=now,
+            finished_at=now if state.terminal else None,
+            last_seq=state.last_seq,
+        )
+        keys = self._keys
+
+        async def write(pipe: Pipeline) -> Event:
+            if await pipe.exists(keys.scan(scan.scan_id)):
+                # What SQLite raises, so callers see one error whichever store they have.
+                raise sqlite3.IntegrityError("UNIQUE constraint failed: scans.scan_id")
+            order = await pipe.incr(keys.created)
+            _multi(pipe)
+            pipe.hset(keys.scan(scan.scan_id), mapping={**_fields(record), "created_order": order})
+            pipe.zadd(keys.owner(scan.owner), {scan.scan_id: order})
+            if not event.terminal:
+                pipe.sadd(keys.running, scan.scan_id)
+                pipe.set(keys.lease(scan.scan_id), self.replica_id, px=self._lease_ms)
+            self._queue_event(pipe, event, ())
+            return event
+
+        await self._transaction([keys.scan(scan.scan_id)], write)
+        if not event.terminal:
+            self._held.add(scan.scan_id)
+        self._notify(event)
+        return record, event
+
+    async def _append(
+        self,
+        scan_id: str,
+        draft: EventDraft,
+        vulnerabilities: Sequence[Mapping[str, Any]] = (),
+        skipped_events: int | None = None,
+        *,
+        leased_skips: bool = False,
+    ) -> Event | None:
+        """Append one event; ``None`` when ``leased_skips`` and the scan has a lease."""
+        scan_key, lease_key = self._keys.scan(scan_id), self._keys.lease(scan_id)
+
+        async def write(pipe: Pipeline) -> Event | None:
+            if leased_skips and await pipe.exists(lease_key):
+                return None
+            values = await pipe.hmget(scan_key, _STATE)
+            if values[0] is None:
+                raise KeyError(scan_id)
+            new, payload = apply_draft(scan_id, _state(values), draft)
+            event = Event(scan_id, new.last_seq, compact_json(payload), new.terminal)
+            changes: dict[EncodableT, EncodableT] = {
+                "status": new.status.value,
+                "progress_percent": new.progress_percent,
+                "progress_text": new.progress_text,
+                "updated_at": payload["timestamp"],
+                "last_seq": new.last_seq,
+            }
+            if new.terminal:
+                changes["finished_at"] = payload["timestamp"]
+            if skipped_events is not None:
+                changes["skipped_events"] = skipped_events
+            _multi(pipe)
+            if new.error is None:
+                pipe.hdel(scan_key, "error")
+            else:
+                changes["error"] = new.error
+            pipe.hset(scan_key, mapping=changes)
+            self._queue_event(pipe, event, vulnerabilities)
+            return event
+
+        watch = [scan_key, lease_key] if leased_skips else [scan_key]
+        async with self._lock(scan_id):
+            event = await self._transaction(watch, write)
+            if event is not None:
+                if event.terminal:
+                    self._held.discard(scan_id)
+                self._notify(event)
+            return event
+
+    def _queue_event(
+        self, pipe: Pipeline, event: Event, vulnerabilities: Sequence[Mapping[str, Any]]
+    ) -> None:
+        """Queue the writes every event makes, and on the terminal one the end of the scan."""
+        keys, scan_id = self._keys, event.scan_id
+        fields: dict[EncodableT, EncodableT] = {
+            "d": event.data,
+            "t": b"1" if event.terminal else b"0",
+        }
+        pipe.xadd(keys.log(scan_id), fields, id=f"{event.seq}-0")
+        if vulnerabilities:
+            pipe.set(keys.vulns(scan_id), compact_json(list(vulnerabilities)))
+        if event.terminal:
+            pipe.srem(keys.running, scan_id)
+            pipe.delete(keys.lease(scan_id))
+            pipe.pexpire(keys.log(scan_id), self._log_ms)
+            pipe.pexpire(keys.scan(scan_id), self._record_ms)
+            pipe.pexpire(keys.vulns(scan_id), self._record_ms)
+
+    async def _transaction(
+        self, watch: list[str], write: Callable[[Pipeline], Coroutine[Any, Any, _T]]
+    ) -> _T:
+        """Run ``write`` (reads while ``watch`` is watched, then ``multi()`` and the writes)
+        until EXEC succeeds; a write that queues nothing returns without EXEC."""
+        async with self._redis.pipeline() as pipe:
+            for _ in range(MAX_ATTEMPTS):
+                try:
+                    await pipe.watch(*watch)
+                    result = await write(pipe)
+                    if pipe.explicit_transaction:
+                        await pipe.execute()
+                except redis_errors.WatchError as exc:
+                    if isinstance(exc.__context__, _UNAVAILABLE):
+                        # The connection died mid-transaction: EXEC may have been applied,
+                        # so starting over could append the event twice.
+                        message = f"store does not answer: {exc.__context__}"
+                        raise StoreUnavailable(message) from None
+                    continue
+                return result
+        raise StoreUnavailable(f"store too busy: {MAX_ATTEMPTS} conflicting transactions")
+
+    def _lock(self, scan_id: str) -> asyncio.Lock:
+        lock = self._locks.get(scan_id)
+        if lock is None:
+            lock = self._locks[scan_id] = asyncio.Lock()
+        return lock
+
+    def _appending(self, scan_id: str) -> bool:
+        lock = self._locks.get(scan_id)
+        return lock is not None and lock.locked()
+
+    def _notify(self, event: Event) -> None:
+        for listener in self._listeners:
+            try:
+                listener(event)
+            except Exception:
+                log.exception("append listener failed for scan %s", event.scan_id)
+
+    # -- leases -------------------------------------------------------------------------------
+
+    async def _renew_forever(self) -> None:
+        failing = False
+        while True:
+            await asyncio.sleep(self._lease_seconds / 3)
+            try:
+                with _answering():
+                    await self._renew()
+            except Exception as exc:  # Redis down (or a bug): said once, tried again next tick
+                log.debug("lease renewal failed: %s", exc)
+                if not failing:
+                    log.warning("cannot renew scan leases, retrying: %s", exc)
+                failing = True
+            else:
+                if failing:
+                    log.info("scan leases renewed again")
+                failing = False
+
+    async def _renew(self) -> None:
+        held = sorted(self._held)
+        if not held:
+            return
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for scan_id in held:
+                keys = [self._keys.lease(scan_id), self._keys.running]
+                await self._renew_script(
+                    keys=keys, args=[scan_id, self.replica_id, self._lease_ms], client=pipe
+                )
+            renewed = await pipe.execute()
+        for scan_id, ok in zip(held, renewed, strict=True):
+            # An append of ours under way (a terminal one, maybe) decides on the next tick.
+            if not ok and scan_id in self._held and not self._appending(scan_id):
+                self._held.discard(scan_id)
+                self._tell_lost(scan_id)
+
+    def _tell_lost(self, scan_id: str) -> None:
+        for callback in self._lost_listeners:
+            try:
+                callback(scan_id)
+            except Exception:
+                log.exception("lost-lease callback failed for scan %s", scan_id)
+
+    # -- reads --------------------------------------------------------------------------------
+
+    async def get_scan(self, scan_id: str) -> ScanRecord | None:
+        with self._use():
+            return _record(await self._redis.hgetall(self._keys.scan(scan_id)))
+
+    async def list_scans(
+        self, owner: str, *, limit: int, status: Status | None = None
+    ) -> list[ScanRecord]:
+        key = self._keys.owner(owner)
+        page = limit if status is None else max(limit, 100)
+        found: list[ScanRecord] = []
+        expired: list[bytes] = []
+        start = 0
+        with self._use():
+            while len(found) < limit:
+                # Members only (no scores asked for).
+                ids = cast("list[bytes]", await self._redis.zrevrange(key, start, start + page - 1))
+                if not ids:
+                    break
+                start += len(ids)
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    for scan_id in ids:
+                        pipe.hgetall(self._keys.scan(scan_id.decode()))
+                    records = [_record(fields) for fields in await pipe.execute()]
+                expired += [
+                    scan_id for scan_id, rec in zip(ids, records, strict=True) if rec is None
+                ]
+                found += [rec for rec in records if rec and status in (None, rec.status)]
+            if expired:
+                await self._redis.zrem(key, *expired)
+        return found[:limit]
+
+    async def events_after(self, scan_id: str, after: int, *, limit: int) -> list[Event]:
+        with self._use():
+            entries = await self._redis.xrange(
+                self._keys.log(scan_id), f"({after}-0", "+", count=limit
+            )
+        return [_event(scan_id, entry) for entry in cast("list[_Entry]", entries or [])]
+
+    async def tail(
+        self, scan_id: str, after: int, *, block_ms: int, limit: int = TAIL_COUNT
+    ) -> list[Event]:
+        """The events after ``after``, waiting up to ``block_ms`` for one to be appended by
+        any replica; ``[]`` when none was. Each waiting call holds a connection of its own."""
+        if not 0 < block_ms <= MAX_BLOCK_MS:
+            raise ValueError(f"block_ms must be between 1 and {MAX_BLOCK_MS}")
+        with self._use():
+            reply = await self._redis.xread(
+                {self._keys.log(scan_id): f"{after}-0"}, count=limit, block=block_ms
+            )
+        streams = cast("list[tuple[bytes, list[_Entry]]]", reply or [])  # [[key, entries]]
+        return [_event(scan_id, entry) for _, entries in streams for entry in entries]
+
+    async def last_seq(self, scan_id: str) -> int:
+        """The scan's last sequence number, 0 for an unknown scan. It comes from the record,
+        which outlives the log: ``events_after`` returning nothing below it means the log
+        has expired."""
+        with self._use():
+            value = await self._redis.hget(self._keys.scan(scan_id), "last_seq")
+        return 0 if value is None else int(value)
+
+    async def vulnerabilities(self, scan_id: str) -> list[dict[str, Any]]:
+        with self._use():
+            value = await self._redis.get(self._keys.vulns(scan_id))
+        return [] if value is None else list(json.loads(value))
+
+    async def ping(self) -> None:
+        with self._use():
+            await self._redis.ping()
+
+
+@contextmanager
+def _answering() -> Iterator[None]:
+    """Redis not answering, whichever command noticed, is ``StoreUnavailable``; and a
+    cancellation that arrived meanwhile is not lost.
+
+    On Python 3.11, ``asyncio.wait_for`` (redis-py's send) returns normally when the task is
+    cancelled just as the awaited write completes (fixed in 3.12). A cancel request that came
+    during the call yet never surfaced is raised here, so a cancelled reader or the lease
+    renewer does stop.
+    """
+    task = asyncio.current_task()
+    cancelling = task.cancelling() if task is not None else 0
+    error = None
+    try:
+        yield
+    except _UNAVAILABLE as exc:
+        error = StoreUnavailable(f"store does not answer: {exc}")
+    if task is not None and task.cancelling() > cancelling:
+        raise asyncio.CancelledError
+    if error is not None:
+        raise error
+
+
+def _ms(seconds: float) -> int:
+    return max(1, round(seconds * 1000))
+
+
+def _fields(record: ScanRecord) -> dict[EncodableT, EncodableT]:
+    fields: dict[EncodableT, EncodableT | None] = {
+        "scan_id": record.scan_id,
+        "owner": record.owner,
+        "repository_name": record.repository_name,
+        "scanner_name": record.scanner_name,
+        "sse_enabled": int(record.sse_enabled),
+        "configurations": compact_json(record.configurations),
+        "status": record.status.value,
+        "progress_percent": record.progress_percent,
+        "progress_text": record.progress_text,
+        "error": record.error,
+        "created_at": record.created_at,
+        "updated_at": record.updated_at,
+        "finished_at": record.finished_at,
+        "last_seq": record.last_seq,
+        "skipped_events": record.skipped_events,
+    }
+    return {name: value for name, value in fields.items() if value is not None}
+
+
+def _record(fields: Mapping[bytes | str, bytes | str]) -> ScanRecord | None:
+    if not fields:
+        return None
+    text = {_text(name): _text(value) for name, value in fields.items()}
+    return ScanRecord(
+        scan_id=text["scan_id"],
+        owner=text["owner"],
+        repository_name=text["repository_name"],
+        scanner_name=text["scanner_name"],
+        sse_enabled=text["sse_enabled"] == "1",
+        configurations=json.loads(text["configurations"]),
+        status=Status(text["status"]),
+        progress_percent=int(text["progress_percent"]),
+        progress_text=text["progress_text"],
+        error=text.get("error"),
+        created_at=text["created_at"],
+        updated_at=text["updated_at"],
+        finished_at=text.get("finished_at"),
+        last_seq=int(text["last_seq"]),
+        skipped_events=int(text.get("skipped_events", 0)),
+    )
+
+
+def _state(values: Sequence[bytes | str | None]) -> ScanState:
+    status, percent, text, error, last_seq = (None if v is None else _text(v) for v in values)
+    assert status is not None
+    assert percent is not None
+    assert text is not None
+    assert last_seq is not None
+    return ScanState(Status(status), int(percent), text, error, int(last_seq))
+
+
+def _event(scan_id: str, entry: _Entry) -> Event:
+    """The event a log entry holds; the entry id is ``{seq}-0``."""
+    entry_id, fields = entry
+    seq = int(entry_id.split(b"-", 1)[0])
+    return Event(scan_id, seq, fields[b"d"].decode(), fields[b"t"] == b"1")
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _multi(pipe: Pipeline) -> None:
+    """End the reads of a watched transaction: the commands after this are queued."""
+    pipe.multi()  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
