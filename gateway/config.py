@@ -285,6 +285,15 @@ def _validate(config: Config) -> None:
     }
     if config.backend not in BACKENDS:
         raise ConfigError(f"backend: {config.backend!r} is not one of {', '.join(BACKENDS)}")
+    if (
+        config.backend == "redis"
+        and not config.auth.ticket_secret
+        and not set(config.jwt.algorithms) <= {"HS256", "HS384", "HS512"}
+    ):
+        raise ConfigError(
+            "auth.ticket_secret: required with backend redis and asymmetric JWT algorithms, "
+            "so that every replica accepts the stream tickets of the others"
+        )
     if config.redis.record_retention_seconds < config.redis.retention_seconds:
         raise ConfigError("redis.record_retention_seconds: must be at least retention_seconds")
     if urlsplit(config.redis.url).scheme not in ("redis", "rediss", "unix"):

@@ -16,8 +16,8 @@ import asyncio
 import enum
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -28,11 +28,13 @@ __all__ = [
     "Bus",
     "BusStats",
     "EndOfStream",
+    "FeedUnavailable",
     "Hub",
     "ShuttingDown",
     "Sink",
     "SlowSubscriber",
     "Subscription",
+    "Written",
 ]
 
 log = logging.getLogger(__name__)
@@ -45,6 +47,8 @@ class EndOfStream(enum.Enum):
     SLOW = "slow"  # the subscriber fell too far behind and was cut off
     SHUTDOWN = "shutdown"  # the gateway is shutting down (or asks the client to reconnect)
     DISCONNECTED = "disconnected"  # the client went away
+    UNAVAILABLE = "unavailable"  # the live feed was lost (the shared store does not answer)
+    EXPIRED = "expired"  # the subscriber's credential expired
 
 
 class SlowSubscriber(Exception):
@@ -53,6 +57,10 @@ class SlowSubscriber(Exception):
 
 class ShuttingDown(Exception):
     """The gateway is stopping; the subscriber should resume elsewhere."""
+
+
+class FeedUnavailable(Exception):
+    """The live feed was lost; the subscriber should reconnect and resume."""
 
 
 class Batch:
@@ -80,14 +88,20 @@ class Batch:
         return self._chunk
 
 
+class Written(enum.Enum):
+    WROTE = "wrote"
+    BEHIND = "behind"  # the client's socket buffer is above its high-water mark
+    GONE = "gone"  # the client went away
+
+
+WROTE, BEHIND, GONE = Written.WROTE, Written.BEHIND, Written.GONE
+
+
 class Sink(Protocol):
     """Where a following subscriber's events go without waking its task."""
 
-    def ready(self) -> bool:
-        """True if a write now would go straight out (the client keeps up)."""
-
-    def write_batch(self, batch: Batch) -> bool:
-        """Write the whole batch at once; False if the client has gone away."""
+    def try_write(self, batch: Batch) -> Written:
+        """Write the whole batch now if the client keeps up."""
 
     def write_comment(self, comment: bytes) -> bool:
         """Write an SSE comment unless the client is behind; False if it has gone away."""
@@ -114,21 +128,22 @@ class Subscription:
         events = batch.events
         sink = self._sink
         if sink is not None and not self.pending:
-            start = 0
-            while start < len(events) and events[start].seq <= self.last:
-                start += 1  # already sent from the log, just before following live
-            if start == len(events):
-                return True
-            if events[start].seq == self.last + 1 and sink.ready():
-                if not sink.write_batch(batch if start == 0 else Batch(events[start:])):
+            if events[0].seq <= self.last:  # sent from the log just before following live
+                events = [event for event in events if event.seq > self.last]
+                if not events:
+                    return True
+                batch = Batch(events)
+            if events[0].seq == self.last + 1:  # else a gap: the log must fill it
+                written = sink.try_write(batch)
+                if written is WROTE:
+                    self.last = events[-1].seq
+                    if events[-1].terminal:
+                        self.end(EndOfStream.TERMINAL)
+                    return True
+                if written is GONE:
                     self.end(EndOfStream.DISCONNECTED)
                     return False
-                self.last = events[-1].seq
-                if events[-1].terminal:
-                    self.end(EndOfStream.TERMINAL)
-                return True
-            events = events[start:]
-        # The client is behind (or a gap needs filling from the log): its task sends these.
+        # The client is behind (or a gap needs filling): its own task sends these.
         if len(self.pending) + len(events) > self.limit:
             self.end(EndOfStream.SLOW)  # what is pending is still sent, then the cut
             return False
@@ -197,17 +212,23 @@ class Bus(ABC):
     def publish(self, event: Event) -> None: ...
 
     @abstractmethod
-    def subscribe(self, scan_id: str) -> AbstractContextManager[Subscription]:
-        """Register for live events; leaving the block unregisters."""
+    def subscribe(self, scan_id: str) -> AbstractAsyncContextManager[Subscription]:
+        """Register for live events; leaving the block unregisters. Every event appended
+        after the block is entered is delivered (or the subscription ends)."""
+
+    @abstractmethod
+    async def wait_idle(self) -> None:
+        """Return once every subscriber has left."""
 
 
 class _Channel:
-    __slots__ = ("queue", "subscribers", "task")
+    __slots__ = ("last", "queue", "subscribers", "task")
 
     def __init__(self) -> None:
         self.queue: asyncio.Queue[Event] = asyncio.Queue()
         self.subscribers: set[Subscription] = set()
         self.task: asyncio.Task[None] | None = None
+        self.last = 0  # the highest sequence number handed out
 
 
 class Hub(Bus):
@@ -252,16 +273,23 @@ class Hub(Bus):
     async def _fan_out(self, scan_id: str, channel: _Channel) -> None:
         queue = channel.queue
         while True:
-            events = [await queue.get()]
+            received = [await queue.get()]
             while not queue.empty():
-                events.append(queue.get_nowait())
+                received.append(queue.get_nowait())
+            # A log's events come in order; one seen twice (two feeds overlapping) goes once.
+            events = []
+            for event in received:
+                if event.seq > channel.last:
+                    events.append(event)
+                    channel.last = event.seq
             try:
-                self._deliver(channel, Batch(events))
+                if events:
+                    self._deliver(channel, Batch(events))
             except Exception:  # a bug here must not silence the channel for good
                 log.exception("fan-out of scan %s failed", scan_id)
-            for _ in events:
+            for _ in received:
                 queue.task_done()
-            if events[-1].terminal:
+            if events and events[-1].terminal:
                 # Everyone got the end; the channel has nothing more to carry.
                 if self._channels.get(scan_id) is channel:
                     del self._channels[scan_id]
@@ -276,8 +304,17 @@ class Hub(Bus):
                 subscribers.discard(sub)
                 self.stats.slow_disconnects += sub.ended is EndOfStream.SLOW
 
-    @contextmanager
-    def subscribe(self, scan_id: str) -> Iterator[Subscription]:
+    def end_channel(self, scan_id: str, reason: EndOfStream) -> None:
+        """End every subscription of a scan (its subscribers reconnect and resume)."""
+        channel = self._channels.get(scan_id)
+        if channel is not None:
+            for sub in channel.subscribers:
+                sub.end(reason)
+
+    def subscribe(self, scan_id: str) -> _Subscribing:
+        return _Subscribing(self, scan_id)
+
+    def _join(self, scan_id: str) -> Subscription:
         sub = Subscription(scan_id, self._buffer)
         channel = self._channels.get(scan_id)
         if channel is None:
@@ -288,15 +325,37 @@ class Hub(Bus):
         channel.subscribers.add(sub)
         self._subscriptions += 1
         self._idle.clear()
-        try:
-            yield sub
-        finally:
-            sub.end(EndOfStream.DISCONNECTED)
+        return sub
+
+    def _leave(self, sub: Subscription) -> None:
+        sub.end(EndOfStream.DISCONNECTED)
+        channel = self._channels.get(sub.scan_id)
+        if channel is not None and sub in channel.subscribers:
             channel.subscribers.discard(sub)
-            if not channel.subscribers and self._channels.get(scan_id) is channel:
-                del self._channels[scan_id]
+            if not channel.subscribers:
+                del self._channels[sub.scan_id]
                 if channel.task is not None:
                     channel.task.cancel()
-            self._subscriptions -= 1
-            if not self._subscriptions:
-                self._idle.set()
+        self._subscriptions -= 1
+        if not self._subscriptions:
+            self._idle.set()
+
+
+class _Subscribing:
+    """``async with hub.subscribe(scan_id) as sub``: a plain object rather than a generator,
+    since every open stream holds one."""
+
+    __slots__ = ("_hub", "_scan_id", "_sub")
+
+    def __init__(self, hub: Hub, scan_id: str) -> None:
+        self._hub = hub
+        self._scan_id = scan_id
+        self._sub: Subscription | None = None
+
+    async def __aenter__(self) -> Subscription:
+        self._sub = self._hub._join(self._scan_id)
+        return self._sub
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._sub is not None:
+            self._hub._leave(self._sub)

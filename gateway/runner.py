@@ -44,8 +44,11 @@ class ScanRunner:
         upstream: SourceFactory,
         simulation: SourceFactory,
         metrics: Metrics | None = None,
+        store_retry_seconds: float = 0,
     ) -> None:
         self._store = store
+        # How long an append waits for a shared store to come back (0: it fails at once).
+        self._store_retry = store_retry_seconds
         self._bus = bus
         self._config = config
         self._upstream = upstream
@@ -53,6 +56,8 @@ class ScanRunner:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._owners: Counter[str] = Counter()  # running or admitted scans per subject
         self._cancel_requested: set[str] = set()
+        self._abandoned: set[str] = set()  # ended elsewhere: stop without writing
+        self._closing = False
         self._metrics = metrics
         self._started: dict[str, tuple[str, float]] = {}  # scan -> (scanner, start time)
 
@@ -114,6 +119,7 @@ class ScanRunner:
         self._tasks.pop(scan.scan_id, None)
         self._started.pop(scan.scan_id, None)
         self._cancel_requested.discard(scan.scan_id)
+        self._abandoned.discard(scan.scan_id)
         self._release(scan.owner)
 
     async def cancel(self, scan_id: str) -> None:
@@ -129,6 +135,14 @@ class ScanRunner:
         if task is None or not await self._ended(scan_id):
             await self.record(scan_id, _CANCELLED)
 
+    def abandon(self, scan_id: str) -> None:
+        """Stop a scan that ended elsewhere (another replica cancelled or interrupted it),
+        closing its upstream request and writing nothing more."""
+        task = self._tasks.get(scan_id)
+        if task is not None and scan_id not in self._cancel_requested:
+            self._abandoned.add(scan_id)
+            task.cancel()
+
     async def _ended(self, scan_id: str) -> bool:
         scan = await self._store.get_scan(scan_id)
         return scan is not None and scan.terminal
@@ -138,6 +152,7 @@ class ScanRunner:
         await asyncio.gather(*self._tasks.values(), return_exceptions=True)
 
     async def close(self) -> None:
+        self._closing = True  # last words only: no waiting for a store to come back
         tasks = list(self._tasks.values())
         for task in tasks:
             task.cancel()
@@ -152,9 +167,21 @@ class ScanRunner:
         skipped_events: int | None = None,
     ) -> Event:
         """Append an event to the log (the store hands it to the live subscribers)."""
-        event = await self._store.append_event(
-            scan_id, draft, vulnerabilities=vulnerabilities, skipped_events=skipped_events
-        )
+        deadline = time.monotonic() + self._store_retry
+        delay = 0.05
+        while True:
+            try:
+                event = await self._store.append_event(
+                    scan_id, draft, vulnerabilities=vulnerabilities, skipped_events=skipped_events
+                )
+                break
+            except StoreUnavailable as exc:
+                # A shared store restarting: the scan waits (the upstream waits with it).
+                if self._closing or time.monotonic() + delay > deadline:
+                    raise
+                log.warning("scan %s: %s; retrying in %.2f s", scan_id, exc.message, delay)
+                await asyncio.sleep(delay)
+                delay = min(1.0, delay * 2)
         if event.terminal and self._metrics is not None and scan_id in self._started:
             scanner, started = self._started[scan_id]
             self._metrics.scan_duration.labels(scanner, draft.status.value).observe(
@@ -174,7 +201,9 @@ class ScanRunner:
                 self._metrics.upstream_errors.labels(scan.scanner_name, exc.kind).inc()
             await self._fail(scan.scan_id, exc.message)
         except asyncio.CancelledError:
-            if scan.scan_id in self._cancel_requested:
+            if scan.scan_id in self._abandoned:
+                pass  # another replica ended it; its terminal event is in the log
+            elif scan.scan_id in self._cancel_requested:
                 with contextlib.suppress(ScanFinished):
                     await self.record(scan.scan_id, _CANCELLED)
             else:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 from .errors import LimitExceeded
 from .hub import EndOfStream, Subscription
@@ -27,9 +25,8 @@ class StreamRegistry:
     def __len__(self) -> int:
         return len(self._open)
 
-    @contextmanager
-    def register(self, subject: str, subscription: Subscription) -> Iterator[None]:
-        """Count a stream for ``subject`` while it is open, or refuse it (429)."""
+    def add(self, subject: str, subscription: Subscription) -> None:
+        """Count a stream for ``subject`` until ``remove``, or refuse it (429)."""
         if self._per_subject[subject] >= self._max:
             raise LimitExceeded(
                 f"you already have {self._max} streams open, the maximum; close one",
@@ -39,13 +36,12 @@ class StreamRegistry:
             subscription.end(EndOfStream.SHUTDOWN)
         self._open[subscription] = subject
         self._per_subject[subject] += 1
-        try:
-            yield
-        finally:
-            del self._open[subscription]
-            self._per_subject[subject] -= 1
-            if not self._per_subject[subject]:
-                del self._per_subject[subject]
+
+    def remove(self, subscription: Subscription) -> None:
+        subject = self._open.pop(subscription)
+        self._per_subject[subject] -= 1
+        if not self._per_subject[subject]:
+            del self._per_subject[subject]
 
     async def heartbeat(self, interval: float) -> None:
         """Every ``interval``, a comment to each stream following live, so that proxies keep

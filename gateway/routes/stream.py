@@ -23,7 +23,19 @@ from aiohttp_sse import EventSourceResponse
 from ..appkeys import BUS, CONFIG, STORE, STREAMS, TICKETS
 from ..auth import STREAM_ROUTE, TICKET_PARAM, Principal, principal
 from ..config import StreamConfig
-from ..hub import Batch, EndOfStream, ShuttingDown, SlowSubscriber, Subscription
+from ..errors import StoreUnavailable
+from ..hub import (
+    BEHIND,
+    GONE,
+    WROTE,
+    Batch,
+    EndOfStream,
+    FeedUnavailable,
+    ShuttingDown,
+    SlowSubscriber,
+    Subscription,
+    Written,
+)
 from ..models import Event, ScanRecord, compact_json, utcnow
 from ..responses import ok
 from ..store import Store
@@ -36,6 +48,7 @@ REPLAY_PAGE = 500
 MIN_TICKET_SECONDS = 60
 SLOW_COMMENT = b": you fell too far behind; reconnect with Last-Event-ID to resume\n\n"
 SHUTDOWN_COMMENT = b": gateway shutting down; reconnect to resume\n\n"
+UNAVAILABLE_COMMENT = b": the event store does not answer; reconnect to resume\n\n"
 
 routes = web.RouteTableDef()
 
@@ -80,20 +93,14 @@ class _Sender:
         head = f"event: {name}\n" + (f"id: {seq}\n" if seq is not None else "")
         await self.write(f"{head}data: {compact_json(data)}\n\n".encode())
 
-    def ready(self) -> bool:
-        transport = self.transport
-        return (
-            transport is not None
-            and not transport.is_closing()
-            and transport.get_write_buffer_size() < self.high_water
-        )
-
-    def write_batch(self, batch: Batch) -> bool:
-        transport = self.transport
+    def try_write(self, batch: Batch) -> Written:
+        transport = self.transport  # called per subscriber per batch: kept lean
         if transport is None or transport.is_closing():
-            return False
+            return GONE
+        if transport.get_write_buffer_size() >= self.high_water:
+            return BEHIND
         transport.write(batch.chunk if self.chunked else batch.data)
-        return True
+        return WROTE
 
     def write_comment(self, comment: bytes) -> bool:
         """A heartbeat, written like a batch; False if the client has gone away."""
@@ -124,6 +131,8 @@ class _Sender:
         keeps up; this task sends what queued up meanwhile, and fills gaps from the log."""
         try:
             while True:
+                if live.ended is EndOfStream.EXPIRED:
+                    raise CredentialExpired(live.scan_id)  # not one event more
                 live.last = self.last
                 if not live.follow(self):
                     events = live.take()
@@ -156,11 +165,19 @@ class _Sender:
         return False
 
 
+class CredentialExpired(Exception):
+    """The stream's credential expired while it was open."""
+
+
 def _raise_for_end(live: Subscription) -> None:
     if live.ended is EndOfStream.SLOW:
         raise SlowSubscriber(live.scan_id)
     if live.ended is EndOfStream.SHUTDOWN:
         raise ShuttingDown(live.scan_id)
+    if live.ended is EndOfStream.EXPIRED:
+        raise CredentialExpired(live.scan_id)
+    if live.ended is EndOfStream.UNAVAILABLE:
+        raise FeedUnavailable(live.scan_id)
     if live.ended is EndOfStream.DISCONNECTED:
         raise ConnectionResetError("the client went away")
 
@@ -212,52 +229,78 @@ async def _reset(sender: _Sender, store: Store, scan: ScanRecord, why: str) -> b
     return current.terminal
 
 
-def _expiry_deadline(who: Principal) -> float | None:
-    """The loop time at which the caller's credential expires."""
+@routes.get(API + "/{scan_id}/stream", name=STREAM_ROUTE)
+async def stream(request: web.Request) -> web.StreamResponse:
+    try:
+        scan = await owned_scan(request)
+        resume = _resume_point(request)
+        if scan.terminal and resume == scan.last_seq:
+            return web.Response(status=204)  # the end was delivered: EventSource stops for good
+        async with request.app[BUS].subscribe(scan.scan_id) as live:
+            return await _serve(request, scan, resume, live)
+    except StoreUnavailable:
+        if "text/event-stream" not in request.headers.get("Accept", ""):
+            raise
+        # An EventSource gives up for good on an error status; this keeps it retrying until
+        # the store is back. It says nothing about the scan, not even that it exists.
+        return await _retry_later(request)
+
+
+async def _serve(
+    request: web.Request, scan: ScanRecord, resume: int | str, live: Subscription
+) -> web.StreamResponse:
+    app = request.app
+    config = app[CONFIG].stream
+    who = principal(request)
+    streams = app[STREAMS]
+    streams.add(who.subject, live)
+    expiry = _end_at_expiry(who, live)
+    response = _EventStream(send_timeout=config.send_timeout_seconds)
+    sender = _Sender(request, response, config)
+    retry = f"retry: {config.retry_ms}\n".encode()
+    try:
+        await response.prepare(request)
+        # Through aiohttp first: it sends the headers with it, before any direct write.
+        await sender.write(retry + b"\n")
+        await _stream_scan(sender, app[STORE], scan, resume, live)
+    except SlowSubscriber:
+        await _last_words(sender.write(SLOW_COMMENT))
+    except ShuttingDown:
+        await _last_words(sender.write(retry + SHUTDOWN_COMMENT))
+    except (FeedUnavailable, StoreUnavailable):
+        await _last_words(sender.write(retry + UNAVAILABLE_COMMENT))
+    except CredentialExpired:
+        reason = f"{who.via} credential expired; resume with a fresh one"
+        data = {"last_event_id": sender.last, "reason": reason}
+        await _last_words(sender.named("auth_expired", None, data))
+    except ConnectionResetError:
+        pass  # the client went away; it resumes from its last id
+    except TimeoutError:
+        # A client that stops reading would hold a write forever: drop it.
+        if request.transport is not None:
+            request.transport.abort()
+    finally:
+        if expiry is not None:
+            expiry.cancel()
+        streams.remove(live)
+        streams.count_replayed(sender.replayed)
+    return response
+
+
+def _end_at_expiry(who: Principal, live: Subscription) -> asyncio.TimerHandle | None:
+    """End the stream when the caller's credential expires (one timer, no task)."""
     if who.expires_at is None:
         return None
     loop = asyncio.get_running_loop()
-    return loop.time() + (who.expires_at - time.time())
+    when = loop.time() + (who.expires_at - time.time())
+    return loop.call_at(when, live.end, EndOfStream.EXPIRED)
 
 
-@routes.get(API + "/{scan_id}/stream", name=STREAM_ROUTE)
-async def stream(request: web.Request) -> web.StreamResponse:
-    scan = await owned_scan(request)
-    resume = _resume_point(request)
-    if scan.terminal and resume == scan.last_seq:
-        return web.Response(status=204)  # the end was delivered: EventSource stops for good
-    app = request.app
-    config = app[CONFIG].stream
-    store = app[STORE]
-    who = principal(request)
-    with app[BUS].subscribe(scan.scan_id) as live, app[STREAMS].register(who.subject, live):
-        response = _EventStream(send_timeout=config.send_timeout_seconds)
-        await response.prepare(request)
-        sender = _Sender(request, response, config)
-        retry = f"retry: {config.retry_ms}\n".encode()
-        expiry = asyncio.timeout_at(_expiry_deadline(who))
-        try:
-            # Through aiohttp first: it sends the headers with it, before any direct write.
-            await sender.write(retry + b"\n")
-            async with expiry:
-                await _stream_scan(sender, store, scan, resume, live)
-        except SlowSubscriber:
-            await _last_words(sender.write(SLOW_COMMENT))
-        except ShuttingDown:
-            await _last_words(sender.write(retry + SHUTDOWN_COMMENT))
-        except ConnectionResetError:
-            pass  # the client went away; it resumes from its last id
-        except TimeoutError:
-            if not expiry.expired():
-                # A client that stops reading would hold a write forever: drop it.
-                if request.transport is not None:
-                    request.transport.abort()
-                return response
-            reason = f"{who.via} credential expired; resume with a fresh one"
-            data = {"last_event_id": sender.last, "reason": reason}
-            await _last_words(sender.named("auth_expired", None, data))
-        finally:
-            app[STREAMS].count_replayed(sender.replayed)
+async def _retry_later(request: web.Request) -> web.StreamResponse:
+    config = request.app[CONFIG].stream
+    response = _EventStream(send_timeout=config.send_timeout_seconds)
+    await response.prepare(request)
+    await _last_words(response.write(f"retry: {config.retry_ms}\n".encode() + UNAVAILABLE_COMMENT))
     return response
 
 

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from gateway.appkeys import BUS, STREAMS
-from gateway.hub import Batch, EndOfStream, Hub
+from gateway.hub import Batch, EndOfStream, Hub, Written
 from gateway.models import Event
 from tests.conftest import auth, start_scan
 
@@ -25,14 +25,13 @@ class ListSink:
         self.is_ready = ready
         self.gone = False
 
-    def ready(self) -> bool:
-        return self.is_ready
-
-    def write_batch(self, batch: Batch) -> bool:
+    def try_write(self, batch: Batch) -> Written:
         if self.gone:
-            return False
+            return Written.GONE
+        if not self.is_ready:
+            return Written.BEHIND
         self.writes.append(batch.data)
-        return True
+        return Written.WROTE
 
     def write_comment(self, comment: bytes) -> bool:
         return not self.gone
@@ -44,7 +43,7 @@ class ListSink:
 
 async def test_batch_is_joined_once_and_shared_by_every_following_subscriber():
     hub = Hub(subscriber_buffer=10)
-    with hub.subscribe("s") as a, hub.subscribe("s") as b, hub.subscribe("other") as c:
+    async with hub.subscribe("s") as a, hub.subscribe("s") as b, hub.subscribe("other") as c:
         assert (hub.channel_count, hub.subscriber_count) == (2, 3)
         sinks = [ListSink(), ListSink(), ListSink()]
         for sub, sink in zip((a, b, c), sinks, strict=True):
@@ -68,7 +67,7 @@ async def test_batch_is_joined_once_and_shared_by_every_following_subscriber():
 
 async def test_events_already_sent_from_the_log_are_skipped_and_a_gap_goes_to_the_task():
     hub = Hub(subscriber_buffer=10)
-    with hub.subscribe("s") as sub:
+    async with hub.subscribe("s") as sub:
         sink = ListSink()
         sub.last = 2
         assert sub.follow(sink)
@@ -86,7 +85,7 @@ async def test_events_already_sent_from_the_log_are_skipped_and_a_gap_goes_to_th
 
 async def test_subscriber_behind_its_high_water_mark_queues_then_is_cut_off():
     hub = Hub(subscriber_buffer=3)
-    with hub.subscribe("s") as slow, hub.subscribe("s") as fast:
+    async with hub.subscribe("s") as slow, hub.subscribe("s") as fast:
         slow_sink, fast_sink = ListSink(ready=False), ListSink()
         assert slow.follow(slow_sink) and fast.follow(fast_sink)
         for seq in range(1, 4):
@@ -106,7 +105,7 @@ async def test_subscriber_behind_its_high_water_mark_queues_then_is_cut_off():
 
 async def test_a_client_gone_away_is_dropped_at_the_next_write():
     hub = Hub(subscriber_buffer=3)
-    with hub.subscribe("s") as sub:
+    async with hub.subscribe("s") as sub:
         sink = ListSink()
         assert sub.follow(sink)
         sink.gone = True
@@ -154,3 +153,15 @@ async def test_stream_of_a_client_that_stops_reading_ends_with_a_comment(gateway
     assert ids == list(range(1, ids[-1] + 1)), "every event up to the cut, in order"
     assert ids[-1] < published
     assert hub.subscriber_count == 0
+
+
+async def test_an_event_published_twice_goes_out_once():
+    """Two feeds overlapping (a Redis reader replaced by the next) must not duplicate."""
+    hub = Hub(subscriber_buffer=10)
+    async with hub.subscribe("s") as sub:
+        sink = ListSink()
+        assert sub.follow(sink)
+        for seq in (1, 2, 2, 3, 1, 3, 4):
+            hub.publish(event(seq))
+        await hub.drained("s")
+        assert sink.seqs() == [1, 2, 3, 4]

@@ -8,7 +8,9 @@ import pytest
 
 from gateway.appkeys import STORE
 from gateway.sse_parser import SSEParser
-from tests.conftest import auth, start_scan, stream
+from tests.conftest import BACKENDS, auth, start_scan, stream
+
+pytestmark = pytest.mark.parametrize("backend", BACKENDS, indirect=True)
 
 
 async def raw_stream(client, scan_id, *, last_event_id=None, query=""):

@@ -5,9 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 
+import pytest
+
 from gateway.appkeys import BUS, RUNNER, STORE
 from gateway.sse_parser import SSEParser
-from tests.conftest import auth, read_events, start_scan, stream
+from tests.conftest import BACKENDS, auth, read_events, start_scan, stream
+
+pytestmark = pytest.mark.parametrize("backend", BACKENDS, indirect=True)
 
 
 async def wait_for_status(client, scan_id, wanted):
@@ -78,6 +82,7 @@ async def test_client_going_away_leaves_nothing_behind(gateway):
     response.close()
     await asyncio.wait_for(hub.wait_idle(), 10)
     assert hub.channel_count == 0
+    assert getattr(hub, "reader_count", 0) == 0, "no Redis reader left for the scan"
 
 
 async def test_500_subscribers_connect_and_leave_without_leaks(gateway):
