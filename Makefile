@@ -4,13 +4,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help install run run-mock mock-scanner test lint format clean bench
+.PHONY: help install run run-mock run-cluster mock-scanner test lint format clean bench
 
 help:
-	@echo "make run-mock   start the mock scanner and the gateway (demo, Ctrl-C stops both)"
-	@echo "make run        start the gateway alone"
-	@echo "make test       run the whole test suite"
-	@echo "make lint       ruff and mypy"
+	@echo "make run-mock     start the mock scanner and the gateway (demo, Ctrl-C stops both)"
+	@echo "make run-cluster  start Redis, the mock scanner and two gateway replicas (Ctrl-C stops all)"
+	@echo "make run          start the gateway alone"
+	@echo "make test         run the whole test suite"
+	@echo "make lint         ruff and mypy"
 
 $(STAMP): setup.cfg pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
@@ -30,6 +31,10 @@ mock-scanner: $(STAMP)
 
 run-mock: $(STAMP)
 	@PYTHON=$(BIN)/python scripts/run-mock.sh
+
+# Needs redis-server (Debian: apt-get install redis-server); REDIS_PORT (default 6390).
+run-cluster: $(STAMP)
+	@PYTHON=$(BIN)/python scripts/run-cluster.sh
 
 # pytest exits non-zero (5) when it collects no test, so an empty run fails here too.
 test: $(STAMP)
