@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
-"""Benchmarks of the Xployt gateway: SSE fan-out, first event, replay and the scan pipeline.
+"""Benchmarks of the Xployt gateway: SSE fan-out, first event, replay, the scan pipeline and
+two replicas on Redis.
 
 Run from the project root with the project's venv (``make bench`` does, after the anchors):
 
-    .venv/bin/python bench/run.py [--shared ../shared/bench] [--parts fanout,first,replay,pipeline]
-        [--fanout 100x20x10,1000x20x10,5000x20x10,10000x20x10,1000x500x5]
+    .venv/bin/python bench/run.py [--shared ../shared/bench]
+        [--parts fanout,first,replay,pipeline,replicas]
+        [--fanout 100x20x10,1000x20x10,5000x20x10,10000x20x10,1000x500x5] [--replicas 5000x20x10]
         [--anchors-prefix anchors-xployt --anchors-since EPOCH | --anchors-json FILE]
         [--profile fanout:5000,fanout:1000,memory:10000,pipeline:100,first,replay]
 
@@ -21,6 +23,13 @@ WARNING) on free 127.0.0.1 ports, and stops both afterwards, also on failure.
 * pipeline: K scans at R ev/s each with 1-2 subscribers (alternating), one loadgen process per
   scan; latency from the publisher's stamp ``t`` to receipt, over every delivery. The same load
   on the harness's aiohttp-sse anchor server is the baseline of one plain publish->SSE hop.
+* replicas: two gateways with ``backend: redis`` sharing a ``redis-server`` the scenario starts
+  (free port, no persistence; skipped when redis-server is not installed). One bench scan POSTed
+  on replica A, N/2 subscribers on A's stream and N/2 on B's, one loadgen per replica, GO to
+  both at once: A's publishes at R/s through the mock scanner, B's keeps the same schedule
+  into a sink (``--pub-pipe``), so it still expects every event and measures latency from the
+  stamp ``t`` A's publisher wrote. Both replicas', Redis's and the mock's CPU and RSS are
+  sampled from /proc.
 
 Results: ``bench/results/<date>-gateway.md`` and ``.json`` (profiles beside them). The shared
 harness (``../shared/bench``) is only called, never copied; its outputs go to
@@ -66,7 +75,8 @@ SCANNER = "secret_scanner"
 API = "/api/v1/scans"
 NOT_STARTED = frozenset({"pending", "connecting"})
 DEFAULT_FANOUT = "100x20x10,1000x20x10,5000x20x10,10000x20x10,1000x500x5"
-DEFAULT_PARTS = "fanout,first,replay,pipeline"
+DEFAULT_PARTS = "fanout,first,replay,pipeline,replicas"
+DEFAULT_REPLICAS = "5000x20x10"
 MiB = 1024 * 1024
 # Events the gateway stores before the first published one: pending, connecting, the mock's
 # initial "bench" event.
@@ -81,6 +91,8 @@ TARGET_PIPELINE_SCANS = 100
 TARGET_PIPELINE_P99_MS = 10.0
 TARGET_FIRST_EVENT_P99_MS = 50.0
 TARGET_REPLAY_EVENTS_PER_S = 50_000.0
+TARGET_REPLICAS_N = 5000
+TARGET_REPLICAS_P99_MS = 100.0
 
 H: Any = None  # the shared harness module (ssebench), loaded by load_harness()
 
@@ -236,47 +248,119 @@ def proc_ticks(pid: int) -> int:
     return int(st[1]) if st else 0
 
 
-class Stack:
-    """One mock scanner and one gateway, on free ports, with a fresh SQLite file."""
+def redis_server_cmd(port: int, workdir: Path) -> list[str]:
+    """A throwaway ``redis-server``: loopback only, no persistence, its files in ``workdir``."""
+    return [
+        "redis-server",
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        str(workdir),
+    ]
 
-    def __init__(self, tag: str, logdir: Path, *, snapshots: Path | None = None) -> None:
+
+def wait_redis(port: int, proc: subprocess.Popen[Any], timeout: float = 30.0) -> None:
+    """Until the Redis on ``port`` answers PING (asked over a plain socket: no redis-cli)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"redis-server exited with {proc.returncode} during startup")
+        with (
+            contextlib.suppress(OSError),
+            socket.create_connection(("127.0.0.1", port), timeout=2) as sock,
+        ):
+            sock.sendall(b"PING\r\n")
+            if sock.recv(64).startswith(b"+PONG"):
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"redis-server on :{port} did not answer PING within {timeout:g} s")
+
+
+def redis_missing() -> str | None:
+    """Why the replicas part cannot run here, or None."""
+    if shutil.which("redis-server") is None:
+        return "redis-server is not installed (Debian: apt-get install redis-server)"
+    return None
+
+
+class Stack:
+    """One mock scanner and one gateway, on free ports, with a fresh SQLite file.
+
+    ``replicas`` > 1 with ``redis``: that many gateways sharing one JWT secret and one
+    ``redis-server`` of their own (``backend: redis``); replica 0 is the one ``gw`` names.
+    """
+
+    def __init__(
+        self,
+        tag: str,
+        logdir: Path,
+        *,
+        snapshots: Path | None = None,
+        replicas: int = 1,
+        redis: bool = False,
+    ) -> None:
         self.tag = tag
         self.logdir = logdir
         self.snapshots = snapshots
         self.tmp = Path(tempfile.mkdtemp(prefix="xployt-bench-"))
         self.mock: subprocess.Popen[bytes] | None = None
-        self.gateway: subprocess.Popen[bytes] | None = None
+        self.gateways: list[subprocess.Popen[bytes]] = []
+        self.redis: subprocess.Popen[bytes] | None = None
         self.logs: list[Any] = []
         self.token = ""
+        self.secret = secrets.token_hex(32)
         ports: set[int] = set()
         self.mock_port = free_port(ports)
-        self.gw_port = free_port(ports)
+        self.gw_ports = [free_port(ports) for _ in range(replicas)]
+        self.redis_port = free_port(ports) if redis else None
 
     # -- URLs and credentials
+    def gw_url(self, replica: int = 0) -> str:
+        return f"http://127.0.0.1:{self.gw_ports[replica]}"
+
     @property
     def gw(self) -> str:
-        return f"http://127.0.0.1:{self.gw_port}"
+        return self.gw_url(0)
 
     @property
     def mock_url(self) -> str:
         return f"http://127.0.0.1:{self.mock_port}"
 
     @property
+    def redis_url(self) -> str | None:
+        return None if self.redis_port is None else f"redis://127.0.0.1:{self.redis_port}/0"
+
+    @property
     def auth(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"}
 
     @property
+    def gw_pids(self) -> list[int]:
+        return [proc.pid for proc in self.gateways]
+
+    @property
     def gw_pid(self) -> int:
-        assert self.gateway is not None
-        return self.gateway.pid
+        assert self.gateways
+        return self.gateways[0].pid
 
     @property
     def mock_pid(self) -> int:
         assert self.mock is not None
         return self.mock.pid
 
-    def stream_url(self, scan_id: str) -> str:
-        return f"{self.gw}{API}/{scan_id}/stream"
+    @property
+    def redis_pid(self) -> int:
+        assert self.redis is not None
+        return self.redis.pid
+
+    def stream_url(self, scan_id: str, replica: int = 0) -> str:
+        return f"{self.gw_url(replica)}{API}/{scan_id}/stream"
 
     def publish_url(self, scan_id: str) -> str:
         return f"{self.mock_url}/bench/{scan_id}/publish"
@@ -299,11 +383,15 @@ class Stack:
             start_new_session=True,
         )
 
-    def start(self) -> Stack:
-        config = {
-            "server": {"host": "127.0.0.1", "port": self.gw_port, "shutdown_grace_seconds": 3},
-            "database": {"path": str(self.tmp / "gateway.db")},
-            "jwt": {"secret": secrets.token_hex(32)},
+    def _config(self, replica: int) -> dict[str, Any]:
+        config: dict[str, Any] = {
+            "server": {
+                "host": "127.0.0.1",
+                "port": self.gw_ports[replica],
+                "shutdown_grace_seconds": 3,
+            },
+            "database": {"path": str(self.tmp / f"gateway-{replica}.db")},
+            "jwt": {"secret": self.secret},
             "scanners": {name: f"{self.mock_url}/scanners/{name}/scan" for name in SCANNERS},
             "limits": {
                 "max_running_scans": 2000,
@@ -315,8 +403,21 @@ class Stack:
             "logging": {"level": "WARNING"},
             "readiness": {"check_scanners": False},
         }
-        self.config_path = self.tmp / "gateway.yaml"  # JSON is YAML
-        self.config_path.write_text(json.dumps(config, indent=1))
+        if self.redis_url:
+            config["backend"] = "redis"
+            config["redis"] = {"url": self.redis_url, "key_prefix": "xployt-bench:"}
+        return config
+
+    def start(self) -> Stack:
+        if self.redis_port is not None:
+            self.redis = self._spawn("redis", redis_server_cmd(self.redis_port, self.tmp))
+            wait_redis(self.redis_port, self.redis)
+        self.config_paths = []
+        for replica in range(len(self.gw_ports)):
+            path = self.tmp / f"gateway-{replica}.yaml"  # JSON is YAML
+            path.write_text(json.dumps(self._config(replica), indent=1))
+            self.config_paths.append(path)
+        self.config_path = self.config_paths[0]
         self.mock = self._spawn(
             "mock", [PY, str(ROOT / "bench" / "mock_server.py"), "--port", str(self.mock_port)]
         )
@@ -325,8 +426,11 @@ class Stack:
             cmd = [PY, str(ROOT / "bench" / "gateway_traced.py"), str(self.snapshots)]
         else:
             cmd = [PY, "-m", "gateway"]
-        self.gateway = self._spawn("gateway", [*cmd, "--config", str(self.config_path)])
-        wait_http(f"{self.gw}/healthz", self.gateway)
+        for replica, path in enumerate(self.config_paths):
+            name = "gateway" if len(self.config_paths) == 1 else f"gateway-{replica}"
+            self.gateways.append(self._spawn(name, [*cmd, "--config", str(path)]))
+        for replica, proc in enumerate(self.gateways):
+            wait_http(f"{self.gw_url(replica)}/healthz", proc)
         minted = subprocess.run(
             [
                 PY,
@@ -351,13 +455,16 @@ class Stack:
         return self
 
     def stop(self) -> None:
-        try:
-            stop_process(self.gateway)
-        finally:
-            stop_process(self.mock)
+        # Every step runs even if one before it fails; in this order: the gateways (on shutdown
+        # they write their scans' last events), the mock, Redis, then the logs and files.
+        with contextlib.ExitStack() as cleanup:
+            cleanup.callback(shutil.rmtree, self.tmp, ignore_errors=True)
             for log_file in self.logs:
-                log_file.close()
-            shutil.rmtree(self.tmp, ignore_errors=True)
+                cleanup.callback(log_file.close)
+            cleanup.callback(stop_process, self.redis)
+            cleanup.callback(stop_process, self.mock)
+            for proc in reversed(self.gateways):
+                cleanup.callback(stop_process, proc)
 
     def __enter__(self) -> Stack:
         try:
@@ -427,8 +534,15 @@ class LoadSpec:
     rate: float
     headers: list[str] = field(default_factory=list)
     pub_url: str | None = None
+    # instead of pub_url: a command fed one payload per line, on the same schedule (e.g. a
+    # sink, for subscribers whose events another loadgen publishes)
+    pub_pipe: str | None = None
     raw_out: Path | None = None
-    hold: float = 0.0  # with no pub_url: hold the connections this long after GO
+    hold: float = 0.0  # with no publisher: hold the connections this long after GO
+
+    @property
+    def publishes(self) -> bool:
+        return bool(self.pub_url or self.pub_pipe)
 
 
 @dataclass
@@ -449,6 +563,8 @@ def _loadgen_cmd(spec: LoadSpec, connect_timeout: float, drain: float) -> list[s
         cmd += ["-H", header]
     if spec.pub_url:
         cmd += ["--pub-url", spec.pub_url, "--pub-body", "{{DATA}}", "--pub-concurrency", "64"]
+    elif spec.pub_pipe:
+        cmd += ["--pub-pipe", spec.pub_pipe]
     else:
         cmd += ["--no-pub", "--hold", f"{spec.hold:g}"]
     if spec.raw_out:
@@ -507,7 +623,7 @@ def run_loadgens(
             proc.stdin.flush()
         if on_go:
             on_go()
-        longest = max(s.events / s.rate if s.pub_url else s.hold for s in specs)
+        longest = max(s.events / s.rate if s.publishes else s.hold for s in specs)
         deadline = time.monotonic() + longest + drain + 90
         results = []
         for proc in procs:
@@ -527,14 +643,23 @@ def run_loadgens(
             stop_process(proc, timeout=5)
 
 
-def raw_latencies(path: Path) -> list[float]:
-    """Every delivery's latency (ms) from a loadgen --raw-out file with at most 2 subscribers:
-    per event it holds the count and the min and max latency, i.e. each sample."""
-    out: list[float] = []
+def raw_events(path: Path) -> list[tuple[int, int, int]]:
+    """A loadgen --raw-out file: per event (by seq), its deliveries and their min and max
+    latency (µs)."""
+    out: list[tuple[int, int, int]] = []
     for line in path.read_text().splitlines():
         if not line or line.startswith("#"):
             continue
         _, count, low, high = (int(x) for x in line.split("\t"))
+        out.append((count, low, high))
+    return out
+
+
+def raw_latencies(path: Path) -> list[float]:
+    """Every delivery's latency (ms) from a loadgen --raw-out file with at most 2 subscribers:
+    per event it holds the count and the min and max latency, i.e. each sample."""
+    out: list[float] = []
+    for count, low, high in raw_events(path):
         if count >= 1:
             out.append(low / 1000)
         if count >= 2:
@@ -542,6 +667,70 @@ def raw_latencies(path: Path) -> list[float]:
         if count > 2:
             raise ValueError("raw files give every sample only for at most 2 subscribers")
     return out
+
+
+class Meters:
+    """CPU and RSS of named processes (each with its children), sampled every 0.2 s by the
+    harness's Sampler around one loadgen run: RSS at start (base), after all subscribers
+    connected (idle, by ``at_ready``) and its peak; CPU over the active window."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.samplers = {name: H.Sampler([pid]) for name, pid in pids.items()}
+        self.base = {name: s.sample() for name, s in self.samplers.items()}
+        self.idle: dict[str, Any] = {}
+        for sampler in self.samplers.values():
+            sampler.start()
+
+    def __enter__(self) -> Meters:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        for sampler in self.samplers.values():
+            sampler.stop_ev.set()
+
+    def at_ready(self) -> None:
+        time.sleep(1.0)
+        self.idle.update({name: s.sample() for name, s in self.samplers.items()})
+
+    def figures(self, t_go: float, t_act: float, t_end: float) -> dict[str, Any]:
+        """``<name>_cpu_pct`` over [t_go, t_act], ``<name>_rss_{base,idle,peak}_mib`` and the
+        machine's ``box_cpu_pct``."""
+        out: dict[str, Any] = {}
+        for name, sampler in self.samplers.items():
+            out[f"{name}_cpu_pct"] = _r(sampler.cpu_pct(t_go, t_act), 1)
+            out[f"{name}_rss_base_mib"] = round(self.base[name][2] / MiB, 1)
+            if name in self.idle:
+                out[f"{name}_rss_idle_mib"] = round(self.idle[name][2] / MiB, 1)
+            out[f"{name}_rss_peak_mib"] = round(sampler.peak(t_go, t_end)[0] / MiB, 1)
+        first = next(iter(self.samplers.values()))
+        out["box_cpu_pct"] = _r(first.box_pct(t_go, t_act), 1)
+        return out
+
+
+def active_window(results: Sequence[dict[str, Any]]) -> float:
+    """Seconds from GO to the last delivery or the end of publishing, whichever is later."""
+    active = max(max(r.get("last_delivery_s") or 0, r.get("pub_total_s") or 0) for r in results)
+    return max(active, 0.5)
+
+
+def lg_cpu_s(result: dict[str, Any]) -> float:
+    """A loadgen's CPU over its publishing window: subscriber process plus publisher."""
+    return float(result.get("lg_cpu_window_s", 0) + result.get("pub_cpu_s", 0))
+
+
+def load_totals(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The subscriber side of several loadgens together."""
+    expected = sum(r["expected"] for r in results)
+    delivered = sum(r["delivered"] for r in results)
+    return {
+        "established": sum(r["established"] for r in results),
+        "expected": expected,
+        "delivered": delivered,
+        "loss_pct": round(100 * (expected - min(delivered, expected)) / expected, 4)
+        if expected
+        else None,
+        "disconnects": sum(r.get("disconnects", 0) for r in results),
+    }
 
 
 # --------------------------------------------------------------------------- fan-out
@@ -552,9 +741,24 @@ def parse_scenario(spec: str) -> tuple[int, float, float]:
     return int(n), float(r), float(s)
 
 
+def failed_row(server: str, spec: str, error: str) -> dict[str, Any]:
+    """The result row of a scenario that produced no figures."""
+    n, rate, seconds = parse_scenario(spec)
+    return {
+        "server": server,
+        "scenario": spec,
+        "n": n,
+        "rate": rate,
+        "seconds": seconds,
+        "events": int(rate * seconds),
+        "status": "error",
+        "error": error,
+    }
+
+
 def fanout(shared: Path, spec: str, logdir: Path) -> dict[str, Any]:
     """One harness scenario against a fresh gateway, one bench scan."""
-    n, rate, seconds = parse_scenario(spec)
+    seconds = parse_scenario(spec)[2]
     tag = f"fanout-{spec}"
     with Stack(tag, logdir) as stack:
         scan_id = stack.create_scan()
@@ -586,16 +790,7 @@ def fanout(shared: Path, spec: str, logdir: Path) -> dict[str, Any]:
             key=lambda p: p.stat().st_mtime,
         )
         if not found:
-            return {
-                "server": "xployt-gateway",
-                "scenario": spec,
-                "n": n,
-                "rate": rate,
-                "seconds": seconds,
-                "events": int(rate * seconds),
-                "status": "error",
-                "error": "the harness wrote no result",
-            }
+            return failed_row("xployt-gateway", spec, "the harness wrote no result")
         data = json.loads(found[-1].read_text())
         row: dict[str, Any] = data["rows"][-1]
         row["harness_json"] = str(found[-1])
@@ -859,48 +1054,27 @@ def pipeline(
                 )
                 for i, sid in enumerate(scan_ids)
             ]
-        samplers = {name: H.Sampler([pid]) for name, pid in pids.items()}
-        base = {name: s.sample() for name, s in samplers.items()}
-        for s in samplers.values():
-            s.start()
-        idle: dict[str, Any] = {}
         spy: list[Any] = []
-
-        def at_ready() -> None:
-            time.sleep(1.0)
-            idle.update({name: s.sample() for name, s in samplers.items()})
 
         def at_go() -> None:
             if profile:
                 spy.append(start_pyspy(pids["server"], 10, profile))
 
-        run = run_loadgens(specs, on_ready=at_ready, on_go=at_go)
-        for s in samplers.values():
-            s.stop_ev.set()
+        with Meters(pids) as meters:
+            run = run_loadgens(specs, on_ready=meters.at_ready, on_go=at_go)
         if stack is not None:
             for sid in scan_ids:
                 stack.finish(sid)
         latencies = sorted(lat for i in range(scans) for lat in raw_latencies(rawdir / f"{i}.raw"))
         res = run.results
-        active = max(max(r.get("last_delivery_s") or 0, r.get("pub_total_s") or 0) for r in res)
-        active = max(active, 0.5)
-        t_act = run.t_go + active
-        lg_cpu_s = sum(r.get("lg_cpu_window_s", 0) + r.get("pub_cpu_s", 0) for r in res)
-        expected = sum(r["expected"] for r in res)
-        delivered = sum(r["delivered"] for r in res)
+        active = active_window(res)
         out: dict[str, Any] = {
             "server": "aiohttp-sse (baseline)" if baseline else "xployt-gateway",
             "scans": scans,
             "subscribers": sum(subs),
             "rate_per_scan": rate,
             "seconds": seconds,
-            "established": sum(r["established"] for r in res),
-            "expected": expected,
-            "delivered": delivered,
-            "loss_pct": round(100 * (expected - min(delivered, expected)) / expected, 4)
-            if expected
-            else None,
-            "disconnects": sum(r.get("disconnects", 0) for r in res),
+            **load_totals(res),
             "published": sum(r.get("published", 0) for r in res),
             "pub_errors": sum(r.get("pub_errors", 0) for r in res),
             "latency_ms": summary_ms(latencies),
@@ -910,15 +1084,9 @@ def pipeline(
             "pub_rtt_p99_ms_worst": max((r.get("pub_rtt_ms") or {}).get("p99") or 0 for r in res),
             "active_window_s": round(active, 2),
             "lg_processes": len(res) * 2,
-            "lg_cpu_pct": round(100 * lg_cpu_s / active, 1),
+            "lg_cpu_pct": round(100 * sum(lg_cpu_s(r) for r in res) / active, 1),
+            **meters.figures(run.t_go, run.t_go + active, run.t_end),
         }
-        for name, sampler in samplers.items():
-            out[f"{name}_cpu_pct"] = _r(sampler.cpu_pct(run.t_go, t_act), 1)
-            out[f"{name}_rss_base_mib"] = round(base[name][2] / MiB, 1)
-            if name in idle:
-                out[f"{name}_rss_idle_mib"] = round(idle[name][2] / MiB, 1)
-            out[f"{name}_rss_peak_mib"] = round(sampler.peak(run.t_go, run.t_end)[0] / MiB, 1)
-        out["box_cpu_pct"] = _r(samplers["server"].box_pct(run.t_go, t_act), 1)
         if spy and profile:
             out["profile"] = finish_pyspy(spy[0], profile)
         return out
@@ -927,6 +1095,155 @@ def pipeline(
             stack.stop()
         if server is not None:
             server.stop()
+
+
+# --------------------------------------------------------------------------- replicas
+
+# The loadgen on replica B: its subscribers get the events replica A's loadgen publishes, so its
+# own publisher only keeps the same schedule (E events at R/s, into a sink): the loadgen still
+# expects E events per subscriber and measures latency from the stamp ``t`` in each event (its
+# "sched" latency counts from its own schedule, which starts with A's: GO goes to both at once).
+SINK_PUBLISHER = "exec cat >/dev/null"
+REPLICA_NAMES = ("a", "b")
+
+
+def merged_latency(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Latency over the deliveries of several loadgens, from their JSON.
+
+    The loadgen reports percentiles, not samples (its ``--raw-out`` keeps per event only the
+    min and max), so samples, mean and max are exact, and each percentile of the union is given
+    as the range between the loadgens' own: the union's lies within it (to one rank)."""
+    parts = [r["latency_ms"] for r in results if (r.get("latency_ms") or {}).get("samples")]
+    samples = sum(int(p["samples"]) for p in parts)
+    out: dict[str, Any] = {
+        "samples": samples,
+        "exact": len(parts) <= 1,
+        "mean": _r(sum(p["mean"] * p["samples"] for p in parts) / samples) if samples else None,
+        "max": max((p["max"] for p in parts), default=None),
+    }
+    for key in ("p50", "p90", "p99"):
+        values = [p[key] for p in parts]
+        out[f"{key}_range"] = [min(values), max(values)] if values else None
+        out[key] = max(values, default=None)  # the upper bound: what a verdict may rely on
+    return out
+
+
+def merged_all_n(raw_files: Sequence[Path], established: int) -> dict[str, Any]:
+    """Per event, the time until the last of all subscribers (over every loadgen) had it:
+    exact, from the loadgens' --raw-out files (per event: deliveries, min and max latency)."""
+    per_file = [raw_events(path) for path in raw_files]
+    full: list[float] = []
+    for rows in zip(*per_file, strict=True):
+        if established and sum(count for count, _, _ in rows) >= established:
+            full.append(max(high for _, _, high in rows) / 1000)
+    v = sorted(full)
+    return {
+        "events": len(v),
+        "p50": _r(pct(v, 50)),
+        "p99": _r(pct(v, 99)),
+        "max": _r(v[-1] if v else None),
+    }
+
+
+def redis_version() -> str | None:
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        out = subprocess.run(
+            ["redis-server", "--version"], capture_output=True, text=True, timeout=10
+        ).stdout
+        found = re.search(r"v=(\S+)", out)
+        return found.group(1) if found else out.strip()
+    return None
+
+
+def replicas(logdir: Path, spec: str) -> dict[str, Any]:
+    """Two gateway replicas sharing one Redis: one bench scan POSTed on replica A, N/2
+    subscribers on A's stream and N/2 on B's; one loadgen per replica, GO to both at once. A's
+    loadgen publishes through the mock scanner; B's keeps the same schedule into a sink."""
+    n, rate, seconds = parse_scenario(spec)
+    events = round(rate * seconds)
+    tag = f"replicas-{spec}"
+    rawdir = logdir / tag
+    shutil.rmtree(rawdir, ignore_errors=True)
+    rawdir.mkdir(parents=True)
+    halves = (n - n // 2, n // 2)
+    with Stack(tag, logdir, replicas=2, redis=True) as stack:
+        scan_id = stack.create_scan()
+        stack.wait_scans([scan_id], scanning, 30)
+        specs = [
+            LoadSpec(
+                f"replicas/{name}",
+                stack.stream_url(scan_id, i),
+                halves[i],
+                events,
+                rate,
+                headers=[f"Authorization: Bearer {stack.token}"],
+                pub_url=stack.publish_url(scan_id) if i == 0 else None,
+                pub_pipe=None if i == 0 else SINK_PUBLISHER,
+                raw_out=rawdir / f"{name}.raw",
+            )
+            for i, name in enumerate(REPLICA_NAMES)
+        ]
+        pids = dict(zip([f"gateway_{name}" for name in REPLICA_NAMES], stack.gw_pids, strict=True))
+        pids |= {"redis": stack.redis_pid, "mock": stack.mock_pid}
+        steal0: list[tuple[int, int]] = []
+        with Meters(pids) as meters:
+            run = run_loadgens(
+                specs, on_ready=meters.at_ready, on_go=lambda: steal0.append(steal_jiffies())
+            )
+        steal = steal_pct(steal0[0])
+        stack.finish(scan_id)
+    res = run.results
+    active = active_window(res)
+    totals = load_totals(res)
+    figures = meters.figures(run.t_go, run.t_go + active, run.t_end)
+    per_replica = []
+    for name, load, r in zip(REPLICA_NAMES, specs, res, strict=True):
+        per_replica.append(
+            {
+                "replica": name.upper(),
+                "publishes": load.pub_url is not None,
+                "n": load.n,
+                **load_totals([r]),
+                "dups": r.get("dups"),
+                "out_of_order": r.get("out_of_order"),
+                "stray": r.get("stray"),
+                "latency_ms": r.get("latency_ms"),
+                "sched_p99_ms": (r.get("latency_from_schedule_ms") or {}).get("p99"),
+                "connect_s": r.get("connect_s"),
+                "lg_cpu_pct": round(100 * lg_cpu_s(r) / active, 1),
+                "srv_cpu_pct": figures[f"gateway_{name}_cpu_pct"],
+                "srv_rss_base_mib": figures[f"gateway_{name}_rss_base_mib"],
+                "srv_rss_idle_mib": figures.get(f"gateway_{name}_rss_idle_mib"),
+                "srv_rss_peak_mib": figures[f"gateway_{name}_rss_peak_mib"],
+            }
+        )
+    publisher = res[0]
+    return {
+        "server": "xployt-gateway x2 (backend redis)",
+        "scenario": spec,
+        "n": n,
+        "rate": rate,
+        "seconds": seconds,
+        "events": events,
+        "status": "ok",
+        "redis_version": redis_version(),
+        **totals,
+        "published": publisher.get("published"),
+        "pub_errors": publisher.get("pub_errors"),
+        "pub_rate_achieved": publisher.get("pub_rate_achieved"),
+        "latency_ms": merged_latency(res),
+        "sched_p99_ms_worst": max(
+            (r.get("latency_from_schedule_ms") or {}).get("p99") or 0 for r in res
+        ),
+        "fanout_all_ms": merged_all_n(
+            [s.raw_out for s in specs if s.raw_out], totals["established"]
+        ),
+        "active_window_s": round(active, 2),
+        "steal_pct": steal,
+        "per_replica": per_replica,
+        **figures,
+        "loadgens": res,
+    }
 
 
 # --------------------------------------------------------------------------- profiles
@@ -1403,7 +1720,48 @@ def verdicts(report: dict[str, Any]) -> list[dict[str, Any]]:
             f"{rep['events_stored']} events",
             rate is not None and rate > TARGET_REPLAY_EVENTS_PER_S and rep["complete"],
         )
+    if "replicas" in report:
+        what = (
+            f"two replicas on Redis keep up at {TARGET_REPLICAS_N} subscribers x 20 ev/s "
+            f"(no loss, p99 < {TARGET_REPLICAS_P99_MS:g} ms)"
+        )
+        row = next(
+            (r for r in report["replicas"] if r["n"] == TARGET_REPLICAS_N and r["rate"] == 20),
+            None,
+        )
+        if row and row["status"] == "ok":
+            p99 = row["latency_ms"]["p99"]  # the upper bound of the merged p99
+            each = ", ".join(
+                f"{r['replica']} {fmt((r['latency_ms'] or {}).get('p99'), 1)}"
+                for r in row["per_replica"]
+            )
+            add(
+                "g",
+                what,
+                f"loss {fmt(row['loss_pct'], 2)} %, p99 <= {fmt(p99, 1)} ms over both ({each}), "
+                f"{row['established']}/{row['n']} connected, {row['disconnects']} disconnects",
+                row["established"] == row["n"]
+                and row["delivered"] >= row["expected"] > 0
+                and not row["disconnects"]
+                and p99 is not None
+                and p99 < TARGET_REPLICAS_P99_MS,
+            )
+        elif row:
+            add("g", what, f"error: {row.get('error')}", None)
+        elif report.get("replicas_skipped"):
+            add("g", what, f"skipped: {report['replicas_skipped']}", None)
+        else:
+            ran = ", ".join(r["scenario"] for r in report["replicas"]) or "nothing"
+            add("g", what, f"not run at {TARGET_REPLICAS_N} x 20 (ran: {ran})", None)
     return out
+
+
+def fmt_range(values: Sequence[float] | None, digits: int = 1) -> str:
+    """``lo–hi``, or one value when both are equal."""
+    if not values:
+        return "-"
+    lo, hi = fmt(values[0], digits), fmt(values[1], digits)
+    return lo if lo == hi else f"{lo}–{hi}"
 
 
 def markdown(report: dict[str, Any]) -> str:
@@ -1554,6 +1912,8 @@ def markdown(report: dict[str, Any]) -> str:
                 f"{fmt(p['lg_cpu_pct'])} |"
             )
         lines.append("")
+    if "replicas" in report:
+        lines += replicas_markdown(report)
     profiles = report.get("profiles")
     if profiles:
         lines += ["## Profiles", ""]
@@ -1565,6 +1925,80 @@ def markdown(report: dict[str, Any]) -> str:
                 continue
             lines += ["```", Path(prof["summary"]).read_text().rstrip(), "```", ""]
     return "\n".join(lines) + "\n"
+
+
+def replicas_markdown(report: dict[str, Any]) -> list[str]:
+    rows = report["replicas"]
+    lines = ["## Two replicas on Redis", ""]
+    if report.get("replicas_skipped"):
+        return [*lines, f"Skipped: {report['replicas_skipped']}.", ""]
+    version = next((r.get("redis_version") for r in rows if r.get("redis_version")), None)
+    lines += [
+        "Two gateways (`python -m gateway`, `backend: redis`, the same JWT secret) sharing one "
+        f"`redis-server` {version or ''} started for the scenario (127.0.0.1, no persistence). "
+        "One bench scan is POSTed on replica A, which reads the mock scanner's stream and "
+        "appends its events to Redis; half the subscribers are on A's stream, half on B's. One "
+        "loadgen per replica, GO to both at once: A's publishes E = R×s events through the mock "
+        "scanner, B's keeps the same schedule into a sink, so both expect every event and "
+        "measure latency from the publisher's stamp `t`. The loadgens report percentiles, not "
+        "samples: the percentiles of the A+B row are the range the union's lies in (the "
+        "verdict uses its upper end); its max, mean and all-N (per event, until the last of "
+        "all N subscribers had it, from the raw files) are exact. CPU over the active window "
+        "in % of one core; RSS base (no stream) / idle (N connected) / peak.",
+        "",
+        "| N | R×s | replica | subs | delivered / expected | loss % | p50 ms | p90 ms | p99 ms | "
+        "max ms | sched p99 ms | disconnects | gateway CPU % | gateway RSS base/idle/peak MiB | "
+        "lg CPU % |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        scenario = f"| {row['n']} | {row['rate']:g}×{row['seconds']:g} |"
+        if row["status"] != "ok":
+            lines.append(f"{scenario} A+B | - | error: {row.get('error')} |" + " |" * 10)
+            continue
+        lat = row["latency_ms"]
+        per = row["per_replica"]
+        lines.append(
+            f"{scenario} **A+B** | {row['established']}/{row['n']} | "
+            f"{row['delivered']} / {row['expected']} | {fmt(row['loss_pct'], 2)} | "
+            f"{fmt_range(lat['p50_range'], 2)} | {fmt_range(lat['p90_range'], 2)} | "
+            f"{fmt_range(lat['p99_range'], 2)} | {fmt(lat['max'], 1)} | "
+            f"{fmt(row['sched_p99_ms_worst'], 1)} | {row['disconnects']} | "
+            f"{fmt(sum(r['srv_cpu_pct'] or 0 for r in per))} | - | "
+            f"{fmt(sum(r['lg_cpu_pct'] for r in per))} |"
+        )
+        for r in per:
+            rl = r["latency_ms"] or {}
+            lines.append(
+                f"| | | {r['replica']}{' (publishes)' if r['publishes'] else ''} | "
+                f"{r['established']}/{r['n']} | {r['delivered']} / {r['expected']} | "
+                f"{fmt(r['loss_pct'], 2)} | {fmt(rl.get('p50'), 2)} | {fmt(rl.get('p90'), 2)} | "
+                f"{fmt(rl.get('p99'), 2)} | {fmt(rl.get('max'), 1)} | "
+                f"{fmt(r['sched_p99_ms'], 1)} | {r['disconnects']} | {fmt(r['srv_cpu_pct'])} | "
+                f"{fmt(r['srv_rss_base_mib'])}/{fmt(r['srv_rss_idle_mib'])}/"
+                f"{fmt(r['srv_rss_peak_mib'])} | {fmt(r['lg_cpu_pct'])} |"
+            )
+    lines += [
+        "",
+        "| N | R×s | Redis CPU % | Redis RSS base/idle/peak MiB | mock CPU % | box CPU % | "
+        "CPU steal % | all-N p50/p99/max ms | pub ok/E (ev/s) | active window s |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        if row["status"] != "ok":
+            continue
+        all_n = row["fanout_all_ms"]
+        lines.append(
+            f"| {row['n']} | {row['rate']:g}×{row['seconds']:g} | {fmt(row['redis_cpu_pct'])} | "
+            f"{fmt(row['redis_rss_base_mib'])}/{fmt(row.get('redis_rss_idle_mib'))}/"
+            f"{fmt(row['redis_rss_peak_mib'])} | {fmt(row['mock_cpu_pct'])} | "
+            f"{fmt(row['box_cpu_pct'])} | {fmt(row['steal_pct'])} | "
+            f"{fmt(all_n['p50'], 1)}/{fmt(all_n['p99'], 1)}/{fmt(all_n['max'], 1)} | "
+            f"{row['published']}/{row['events']} ({fmt(row['pub_rate_achieved'])}) | "
+            f"{fmt(row['active_window_s'])} |"
+        )
+    lines.append("")
+    return lines
 
 
 # --------------------------------------------------------------------------- main
@@ -1590,6 +2024,12 @@ def main() -> int:
     parser.add_argument("--pipeline-seconds", type=float, default=10.0)
     parser.add_argument(
         "--no-baseline", action="store_true", help="skip the aiohttp-sse pipeline baseline"
+    )
+    parser.add_argument(
+        "--replicas",
+        default=DEFAULT_REPLICAS,
+        help="NxRATExSECONDS list of the replicas part: two gateways on one Redis, N/2 "
+        f"subscribers on each (default {DEFAULT_REPLICAS})",
     )
     parser.add_argument("--anchors-json", help="the anchors' JSON of this session")
     parser.add_argument("--anchors-prefix", help="find $SSEBENCH_WORK/results/<prefix>-*.json")
@@ -1645,18 +2085,7 @@ def main() -> int:
                 report["fanout"].append(fanout(Path(args.shared).resolve(), spec, logdir))
             except Exception as exc:  # keep going with the next scenario
                 log(f"fan-out {spec} failed: {exc}")
-                n, r, s = parse_scenario(spec)
-                report["fanout"].append(
-                    {
-                        "server": "xployt-gateway",
-                        "n": n,
-                        "rate": r,
-                        "seconds": s,
-                        "events": int(r * s),
-                        "status": "error",
-                        "error": str(exc),
-                    }
-                )
+                report["fanout"].append(failed_row("xployt-gateway", spec, str(exc)))
             save()
     if "first" in parts:
         log(f"first event over {args.first_scans} scans")
@@ -1684,6 +2113,22 @@ def main() -> int:
                 except Exception as exc:
                     log(f"pipeline {scans} failed: {exc}")
                 save()
+    if "replicas" in parts:
+        report["replicas"] = []
+        skipped = redis_missing()
+        if skipped:
+            log(f"two replicas on Redis skipped: {skipped}")
+            report["replicas_skipped"] = skipped
+        for spec in [] if skipped else [s.strip() for s in args.replicas.split(",") if s.strip()]:
+            log(f"two replicas on Redis {spec}")
+            try:
+                report["replicas"].append(replicas(logdir, spec))
+            except Exception as exc:
+                log(f"two replicas on Redis {spec} failed: {exc}")
+                report["replicas"].append(
+                    failed_row("xployt-gateway x2 (backend redis)", spec, str(exc))
+                )
+            save()
     if args.profile:
         report["profiles"] = {}
         for item in [p.strip() for p in args.profile.split(",") if p.strip()]:
