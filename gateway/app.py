@@ -160,7 +160,13 @@ async def _http_client_ctx(app: web.Application) -> AsyncIterator[None]:
         connect=upstream.connect_timeout_seconds,
         sock_read=upstream.idle_timeout_seconds,
     )
-    async with aiohttp.ClientSession(timeout=timeout, raise_for_status=False) as session:
+    # Every running scan holds one upstream connection for its whole life: aiohttp's default
+    # pool of 100 would leave the 101st scan waiting until its connect timeout. Admission
+    # (limits.max_running_scans) bounds them instead; readiness probes need a few more.
+    connector = aiohttp.TCPConnector(limit=app[CONFIG].limits.max_running_scans + 20)
+    async with aiohttp.ClientSession(
+        timeout=timeout, raise_for_status=False, connector=connector
+    ) as session:
         app[HTTP_CLIENT] = session
         yield
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 
 import pytest
@@ -156,3 +157,22 @@ async def test_scanner_specific_scalars_reach_clients_under_extra(gateway, scrip
     _, events, _ = await run(client, {})
     extras = [data.get("extra") for _, data in events]
     assert extras == [None, None, {"seq": 1, "worker": "w-1"}, {"seq": 2, "worker": "w-2"}, None]
+
+
+async def test_more_scans_than_aiohttp_s_default_pool_run_at_once(gateway):
+    """Each running scan holds an upstream connection; the 101st must not wait for one."""
+    count = 110
+    client = await gateway(
+        limits={
+            "max_running_scans": count,
+            "max_running_scans_per_subject": count,
+            "max_streams_per_subject": count,
+        },
+        upstream={"connect_timeout_seconds": 1, "connect_retries": 0},
+    )
+    # Each scan holds its connection well beyond the connect timeout.
+    config = {"step_delay": 1, "steps": 3}
+    scan_ids = [await start_scan(client, use_sse=True, configurations=config) for _ in range(count)]
+    results = await asyncio.gather(*(stream(client, scan_id) for scan_id in scan_ids))
+    failures = [events[-1][1] for events in results if events[-1][1]["status"] != "completed"]
+    assert failures == []
