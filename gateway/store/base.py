@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -9,6 +10,8 @@ from typing import Any
 from ..models import Event, EventDraft, NewScan, ScanRecord, Status
 
 __all__ = ["Store"]
+
+log = logging.getLogger(__name__)
 
 
 class Store(ABC):
@@ -18,10 +21,22 @@ class Store(ABC):
     results are written together, and sequence numbers have no gaps.
     """
 
-    @abstractmethod
+    def __init__(self) -> None:
+        self._listeners: list[Callable[[Event], None]] = []
+
     def on_append(self, listener: Callable[[Event], None]) -> None:
         """Call ``listener`` with every event once it is durably appended, in log order,
         whether or not the caller that appended it is still waiting."""
+        self._listeners.append(listener)
+
+    def _notify(self, events: Sequence[Event]) -> None:
+        """Tell the listeners (a backend calls this after each commit)."""
+        for event in events:
+            for listener in self._listeners:
+                try:
+                    listener(event)
+                except Exception:  # one listener's bug must not stop the others or the store
+                    log.exception("append listener failed for scan %s", event.scan_id)
 
     def on_lost(self, callback: Callable[[str], None]) -> None:  # noqa: B027 (optional hook)
         """Call ``callback`` with the id of a scan this process runs once another process has

@@ -130,6 +130,7 @@ class RedisStore(Store):
         lease_seconds: float,
         replica_id: str,
     ) -> None:
+        super().__init__()
         self.replica_id = replica_id
         self._redis = client
         self._keys = _Keys(key_prefix)
@@ -137,7 +138,6 @@ class RedisStore(Store):
         self._record_ms = _ms(record_retention_seconds)
         self._lease_seconds = lease_seconds
         self._lease_ms = _ms(lease_seconds)
-        self._listeners: list[Callable[[Event], None]] = []
         self._lost_listeners: list[Callable[[str], None]] = []
         self._held: set[str] = set()  # scans whose lease this replica renews
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
@@ -194,9 +194,6 @@ class RedisStore(Store):
         self._renewer.cancel()
         await asyncio.wait([self._renewer, *self._writes])  # writes under way finish
         await self._redis.aclose()
-
-    def on_append(self, listener: Callable[[Event], None]) -> None:
-        self._listeners.append(listener)
 
     def on_lost(self, callback: Callable[[str], None]) -> None:
         """Call ``callback`` with the id of a scan this replica holds once it has ended
@@ -317,7 +314,7 @@ class RedisStore(Store):
         await self._transaction([keys.scan(scan.scan_id)], write)
         if not event.terminal:
             self._held.add(scan.scan_id)
-        self._notify(event)
+        self._notify((event,))
         return record, event
 
     async def _append(
@@ -366,7 +363,7 @@ class RedisStore(Store):
             if event is not None:
                 if event.terminal:
                     self._held.discard(scan_id)
-                self._notify(event)
+                self._notify((event,))
             return event
 
     def _queue_event(
@@ -419,13 +416,6 @@ class RedisStore(Store):
     def _appending(self, scan_id: str) -> bool:
         lock = self._locks.get(scan_id)
         return lock is not None and lock.locked()
-
-    def _notify(self, event: Event) -> None:
-        for listener in self._listeners:
-            try:
-                listener(event)
-            except Exception:
-                log.exception("append listener failed for scan %s", event.scan_id)
 
     # -- leases -------------------------------------------------------------------------------
 

@@ -115,16 +115,13 @@ class SQLiteStore(Store):
     def __init__(
         self, writer: sqlite3.Connection, thread: ThreadPoolExecutor, reader: aiosqlite.Connection
     ) -> None:
+        super().__init__()
         self._writer = writer
         self._thread = thread  # the writer connection is used on this one thread only
         self._reader = reader
         self._queue: asyncio.Queue[tuple[_Write, asyncio.Future[Any]] | None] = asyncio.Queue()
         self._task = asyncio.create_task(self._write_loop(), name="sqlite-writer")
         self._closing = False
-        self._listeners: list[Callable[[Event], None]] = []
-
-    def on_append(self, listener: Callable[[Event], None]) -> None:
-        self._listeners.append(listener)
 
     @classmethod
     async def open(cls, path: str) -> SQLiteStore:
@@ -190,14 +187,6 @@ class SQLiteStore(Store):
                 future.set_exception(error)
             else:
                 future.set_result(result)
-
-    def _notify(self, events: list[Event]) -> None:
-        for event in events:
-            for listener in self._listeners:
-                try:
-                    listener(event)
-                except Exception:
-                    log.exception("append listener failed for scan %s", event.scan_id)
 
     async def _write(self, write: Callable[[sqlite3.Connection, list[Event]], _T]) -> _T:
         if self._closing:
