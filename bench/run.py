@@ -2019,7 +2019,7 @@ def main() -> int:
     parser.add_argument("--first-scans", type=int, default=200)
     parser.add_argument("--replay-events", type=int, default=10_000)
     parser.add_argument("--replay-reads", type=int, default=5)
-    parser.add_argument("--pipeline", default="10,100", help="scan counts")
+    parser.add_argument("--pipeline", default="10,100,500", help="scan counts")
     parser.add_argument("--pipeline-rate", type=float, default=10.0)
     parser.add_argument("--pipeline-seconds", type=float, default=10.0)
     parser.add_argument(
