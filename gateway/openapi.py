@@ -688,7 +688,11 @@ def _paths(config: Config) -> dict[str, Schema]:
                 "Liveness",
                 "operations",
                 {
-                    "200": _ok(_ref("Health"), "The process runs and its store answers."),
+                    "200": _ok(
+                        _ref("Health"),
+                        "The process runs and, with SQLite, its store answers "
+                        "(with Redis, only /readyz asks Redis).",
+                    ),
                     "503": _use("StoreUnavailable"),
                 },
                 security=public,
