@@ -217,3 +217,28 @@ def apply_draft(
     if draft.extra:
         payload["extra"] = dict(draft.extra)
     return new, payload
+
+
+def new_scan(scan: NewScan, first: EventDraft) -> tuple[ScanRecord, Event]:
+    """A new scan's record and its first event (sequence 1), whichever store keeps them."""
+    start = ScanState(Status.PENDING, 0, "", None, 0)
+    state, payload = apply_draft(scan.scan_id, start, first)
+    now = payload["timestamp"]
+    event = Event(scan.scan_id, state.last_seq, compact_json(payload), state.terminal)
+    record = ScanRecord(
+        scan_id=scan.scan_id,
+        owner=scan.owner,
+        repository_name=scan.repository_name,
+        scanner_name=scan.scanner_name,
+        sse_enabled=scan.sse_enabled,
+        configurations=scan.configurations,
+        status=state.status,
+        progress_percent=state.progress_percent,
+        progress_text=state.progress_text,
+        error=state.error,
+        created_at=now,
+        updated_at=now,
+        finished_at=now if state.terminal else None,
+        last_seq=state.last_seq,
+    )
+    return record, event

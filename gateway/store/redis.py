@@ -58,7 +58,7 @@ from ..models import (
     Status,
     apply_draft,
     compact_json,
-    utcnow,
+    new_scan,
 )
 from .base import Store
 
@@ -275,26 +275,7 @@ class RedisStore(Store):
             task.exception()  # retrieved: a caller that went away no longer wants it
 
     async def _create(self, scan: NewScan, first: EventDraft) -> tuple[ScanRecord, Event]:
-        now = utcnow()
-        start = ScanState(Status.PENDING, 0, "", None, 0)
-        state, payload = apply_draft(scan.scan_id, start, first)
-        event = Event(scan.scan_id, state.last_seq, compact_json(payload), state.terminal)
-        record = ScanRecord(
-            scan_id=scan.scan_id,
-            owner=scan.owner,
-            repository_name=scan.repository_name,
-            scanner_name=scan.scanner_name,
-            sse_enabled=scan.sse_enabled,
-            configurations=scan.configurations,
-            status=state.status,
-            progress_percent=state.progress_percent,
-            progress_text=state.progress_text,
-            error=state.error,
-            created_at=now,
-            updated_at=now,
-            finished_at=now if state.terminal else None,
-            last_seq=state.last_seq,
-        )
+        record, event = new_scan(scan, first)
         keys = self._keys
 
         async def write(pipe: Pipeline) -> Event:

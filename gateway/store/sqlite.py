@@ -31,7 +31,7 @@ from ..models import (
     Status,
     apply_draft,
     compact_json,
-    utcnow,
+    new_scan,
 )
 from .base import Store
 
@@ -198,51 +198,33 @@ class SQLiteStore(Store):
     # -- writes -------------------------------------------------------------------------------
 
     async def create_scan(self, scan: NewScan, first: EventDraft) -> tuple[ScanRecord, Event]:
-        now = utcnow()
-        start = ScanState(Status.PENDING, 0, "", None, 0)
-        state, payload = apply_draft(scan.scan_id, start, first)
-        event = Event(scan.scan_id, state.last_seq, compact_json(payload), state.terminal)
+        record, event = new_scan(scan, first)
 
         def write(db: sqlite3.Connection, appended: list[Event]) -> None:
             db.execute(
                 f"INSERT INTO scans ({_SCAN_COLUMNS}, created_order) VALUES "
-                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, 0, "
+                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, "
                 "(SELECT COALESCE(MAX(created_order), 0) + 1 FROM scans))",
                 (
-                    scan.scan_id,
-                    scan.owner,
-                    scan.repository_name,
-                    scan.scanner_name,
-                    int(scan.sse_enabled),
-                    compact_json(scan.configurations),
-                    state.status.value,
-                    state.progress_percent,
-                    state.progress_text,
-                    state.error,
-                    now,
-                    now,
-                    state.last_seq,
+                    record.scan_id,
+                    record.owner,
+                    record.repository_name,
+                    record.scanner_name,
+                    int(record.sse_enabled),
+                    compact_json(record.configurations),
+                    record.status.value,
+                    record.progress_percent,
+                    record.progress_text,
+                    record.error,
+                    record.created_at,
+                    record.updated_at,
+                    record.finished_at,
+                    record.last_seq,
                 ),
             )
             _insert_event(db, event, appended)
 
         await self._write(write)
-        record = ScanRecord(
-            scan_id=scan.scan_id,
-            owner=scan.owner,
-            repository_name=scan.repository_name,
-            scanner_name=scan.scanner_name,
-            sse_enabled=scan.sse_enabled,
-            configurations=scan.configurations,
-            status=state.status,
-            progress_percent=state.progress_percent,
-            progress_text=state.progress_text,
-            error=state.error,
-            created_at=now,
-            updated_at=now,
-            finished_at=None,
-            last_seq=state.last_seq,
-        )
         return record, event
 
     async def append_event(
