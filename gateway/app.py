@@ -134,6 +134,8 @@ async def _sweep(store: Store, interval: float, lease: float) -> None:
             if answering_since is not None:
                 log.warning("could not look for scans of lost replicas: %s", exc.message)
             answering_since = None
+        except Exception:  # a bug, or a record it cannot read: the next round tries again
+            log.exception("looking for scans of lost replicas failed")
         await asyncio.sleep(interval)
 
 

@@ -294,10 +294,14 @@ def _validate(config: Config) -> None:
             "auth.ticket_secret: required with backend redis and asymmetric JWT algorithms, "
             "so that every replica accepts the stream tickets of the others"
         )
+    if config.redis.sweep_interval_seconds > config.redis.lease_seconds:
+        # Else Redis could be away longer than a lease yet between two sweeps, unnoticed.
+        raise ConfigError("redis.sweep_interval_seconds: must not exceed redis.lease_seconds")
     if config.redis.record_retention_seconds < config.redis.retention_seconds:
         raise ConfigError("redis.record_retention_seconds: must be at least retention_seconds")
     if urlsplit(config.redis.url).scheme not in ("redis", "rediss", "unix"):
-        raise ConfigError(f"redis.url: {config.redis.url!r} is not a redis:// URL")
+        # The URL itself may hold a password: never echo it.
+        raise ConfigError("redis.url: must be a redis://, rediss:// or unix:// URL")
     if config.upstream.connect_retries < 0:
         raise ConfigError("upstream.connect_retries: must not be negative")
     if config.auth.ticket_ttl_seconds is not None and config.auth.ticket_ttl_seconds <= 0:

@@ -330,7 +330,9 @@ class Hub(Bus):
     def _leave(self, sub: Subscription) -> None:
         sub.end(EndOfStream.DISCONNECTED)
         channel = self._channels.get(sub.scan_id)
-        if channel is not None and sub in channel.subscribers:
+        if channel is not None:
+            # The fan-out may have dropped it already (cut off, or gone): the channel still
+            # closes with its last subscriber.
             channel.subscribers.discard(sub)
             if not channel.subscribers:
                 del self._channels[sub.scan_id]

@@ -110,12 +110,18 @@ class RedisBus(Bus):
                     after = events[-1].seq
                     if events[-1].terminal:
                         return
-        except StoreUnavailable as exc:
+        except Exception as exc:
             # The subscribers cannot be fed: they reconnect, and resume from their last id.
-            log.warning("live feed of scan %s lost: %s", scan_id, exc)
+            if isinstance(exc, StoreUnavailable):
+                log.warning("live feed of scan %s lost: %s", scan_id, exc)
+            else:
+                log.exception("live feed of scan %s failed", scan_id)
             if not reader.ready.done():
-                reader.ready.set_exception(exc)
+                reader.ready.set_exception(StoreUnavailable("the live feed failed"))
             self._hub.end_channel(scan_id, EndOfStream.UNAVAILABLE)
         finally:
             if not reader.ready.done():
                 reader.ready.cancel()
+            # A later subscriber starts a reader of its own rather than join a dead one.
+            if self._readers.get(scan_id) is reader:
+                del self._readers[scan_id]

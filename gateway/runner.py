@@ -221,8 +221,10 @@ class ScanRunner:
         except ScanFinished:
             pass
         except Exception:
-            # Nothing more can be done here; the next start ends the scan from the log.
+            # Nothing more can be done here: the next start ends the scan from the log (one
+            # process), or another replica's sweep does once its lease lapses (replicas).
             log.exception("scan %s: could not record its failure (%s)", scan_id, reason)
+            self._store.release(scan_id)
 
     async def _execute(self, scan: ScanRecord) -> None:
         target = scan.scanner_name

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import Counter
 
 from .errors import LimitExceeded
@@ -11,6 +12,8 @@ from .hub import EndOfStream, Subscription
 __all__ = ["StreamRegistry"]
 
 PING = b": ping\n\n"
+
+log = logging.getLogger(__name__)
 
 
 class StreamRegistry:
@@ -50,7 +53,11 @@ class StreamRegistry:
             await asyncio.sleep(interval)
             for subscription in list(self._open):
                 sink = subscription.sink
-                if sink is not None and not sink.write_comment(PING):
+                try:
+                    if sink is not None and not sink.write_comment(PING):
+                        subscription.end(EndOfStream.DISCONNECTED)
+                except Exception:  # one broken connection must not stop the heartbeat
+                    log.exception("heartbeat to a stream of scan %s failed", subscription.scan_id)
                     subscription.end(EndOfStream.DISCONNECTED)
 
     def count_replayed(self, events: int) -> None:

@@ -69,8 +69,15 @@ class _Sender:
     this stream's task sleeps until something needs it.
     """
 
-    def __init__(self, request: web.Request, response: EventSourceResponse, config: StreamConfig):
+    def __init__(
+        self,
+        request: web.Request,
+        response: EventSourceResponse,
+        config: StreamConfig,
+        live: Subscription,
+    ):
         self.response = response
+        self.live = live
         self.timeout = config.send_timeout_seconds
         self.high_water = config.write_high_water_bytes
         self.transport = request.transport
@@ -84,6 +91,8 @@ class _Sender:
             await self.response.write(data)
 
     async def send(self, events: list[Event]) -> None:
+        if self.live.ended is EndOfStream.EXPIRED:
+            raise CredentialExpired(self.live.scan_id)  # not one page more
         if events:
             await self.write(b"".join(event.frame for event in events))
             self.last = events[-1].seq
@@ -256,7 +265,7 @@ async def _serve(
     streams.add(who.subject, live)
     expiry = _end_at_expiry(who, live)
     response = _EventStream(send_timeout=config.send_timeout_seconds)
-    sender = _Sender(request, response, config)
+    sender = _Sender(request, response, config, live)
     retry = f"retry: {config.retry_ms}\n".encode()
     try:
         await response.prepare(request)

@@ -42,6 +42,10 @@ class Store(ABC):
         """Call ``callback`` with the id of a scan this process runs once another process has
         ended it (a shared store only; the embedded one has no other process)."""
 
+    def release(self, scan_id: str) -> None:  # noqa: B027 (optional hook)
+        """This process gives up a scan it could not end (a shared store only: another
+        process then ends it, as it would if this one had died)."""
+
     @abstractmethod
     async def create_scan(self, scan: NewScan, first: EventDraft) -> tuple[ScanRecord, Event]:
         """Store a new scan and its first event (sequence 1)."""

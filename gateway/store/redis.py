@@ -195,6 +195,10 @@ class RedisStore(Store):
         await asyncio.wait([self._renewer, *self._writes])  # writes under way finish
         await self._redis.aclose()
 
+    def release(self, scan_id: str) -> None:
+        """Stop renewing a scan's lease: once it lapses, a sweep ends the scan."""
+        self._held.discard(scan_id)
+
     def on_lost(self, callback: Callable[[str], None]) -> None:
         """Call ``callback`` with the id of a scan this replica holds once it has ended
         through another replica (a cancel there, or a sweep after this lease lapsed)."""
@@ -382,7 +386,8 @@ class RedisStore(Store):
                     if isinstance(exc.__context__, _UNAVAILABLE):
                         # The connection died mid-transaction: EXEC may have been applied,
                         # so starting over could append the event twice.
-                        message = f"store does not answer: {exc.__context__}"
+                        log.debug("redis: %s", exc.__context__)
+                        message = "the store (Redis) does not answer"
                         raise StoreUnavailable(message) from None
                     continue
                 return result
@@ -529,7 +534,9 @@ def _answering() -> Iterator[None]:
     try:
         yield
     except _UNAVAILABLE as exc:
-        error = StoreUnavailable(f"store does not answer: {exc}")
+        # Clients (and the unauthenticated /readyz) get no host or port; the log does.
+        log.debug("redis: %s", exc)
+        error = StoreUnavailable("the store (Redis) does not answer")
     if task is not None and task.cancelling() > cancelling:
         raise asyncio.CancelledError
     if error is not None:

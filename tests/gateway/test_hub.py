@@ -165,3 +165,17 @@ async def test_an_event_published_twice_goes_out_once():
             hub.publish(event(seq))
         await hub.drained("s")
         assert sink.seqs() == [1, 2, 3, 4]
+
+
+async def test_channel_closes_when_its_last_subscriber_leaves_after_being_dropped():
+    hub = Hub(subscriber_buffer=10)
+    async with hub.subscribe("s") as sub:
+        sink = ListSink()
+        assert sub.follow(sink)
+        sink.gone = True
+        hub.publish(event(1))  # the fan-out finds the client gone and drops it
+        await hub.drained("s")
+        assert hub.subscriber_counts() == [0]
+    assert hub.channel_count == 0, "no channel (nor fan-out task) left without a terminal event"
+    left = [t for t in asyncio.all_tasks() if t.get_name() == "fan-out s" and not t.done()]
+    assert all(t.cancelling() for t in left), "its fan-out task is being stopped"

@@ -7,8 +7,12 @@ import json
 
 import redis.asyncio as aioredis
 
-from gateway.appkeys import BUS
+from gateway.appkeys import BUS, RUNNER
+from gateway.hub import EndOfStream, Hub, Written
+from gateway.models import EventDraft, NewScan, Status
+from gateway.redis_bus import RedisBus
 from gateway.sse_parser import SSEParser
+from gateway.store import RedisStore
 from tests.conftest import auth, error_shape, start_scan, stream
 
 
@@ -97,3 +101,73 @@ async def test_redis_down_then_back(gateway, redis_server):
     again = await stream(client, scan_id)
     assert [i for i, _ in again] == list(range(1, len(again) + 1))
     assert again[-1][1]["status"] == "completed"
+
+
+async def test_a_subscriber_after_a_lost_feed_gets_a_reader_of_its_own(redis_server):
+    """A feed lost while an old subscriber is still leaving must not be joined by a new one."""
+    store = await RedisStore.open(redis_server.url)
+    bus = RedisBus(Hub(subscriber_buffer=100))
+    bus.attach(store)
+    try:
+        await store.create_scan(
+            NewScan("s1", "alice", "acme/web", "secret_scanner", True, {}),
+            EventDraft(Status.PENDING),
+        )
+        async with bus.subscribe("s1") as old:
+            await redis_server.stop()
+            await asyncio.wait_for(old.wait(), 30)
+            assert old.ended is EndOfStream.UNAVAILABLE
+            await redis_server.start()
+            async with bus.subscribe("s1") as new:  # the old one has not left yet
+                new.last = 1  # what the stream would have sent from the log
+                assert new.follow(sink := Collect())
+                await store.append_event("s1", EventDraft(Status.COMPLETED))
+                await asyncio.wait_for(new.wait(), 30)
+                assert new.ended is EndOfStream.TERMINAL
+                assert [event.seq for event in sink.events] == [2]
+        assert bus.reader_count == 0
+    finally:
+        await store.close()
+
+
+class Collect:
+    """The stream's sink, minus the socket: keeps what the fan-out writes."""
+
+    def __init__(self) -> None:
+        self.events: list = []
+
+    def try_write(self, batch):
+        self.events.extend(batch.events)
+        return Written.WROTE
+
+    def write_comment(self, comment: bytes) -> bool:
+        return True
+
+
+async def test_a_scan_whose_end_cannot_be_written_is_ended_by_a_sweep(gateway, redis_server):
+    """Redis away longer than store_retry_seconds: the runner gives the scan up, and once
+    Redis is back its lease lapses and a sweep ends it, so no stream waits forever."""
+    client = await redis_gateway(
+        gateway,
+        redis_server,
+        lease_seconds=0.5,
+        sweep_interval_seconds=0.1,
+        store_retry_seconds=0.2,
+    )
+    scan_id = await start_scan(client, use_sse=True, configurations={"step_delay": 0.05})
+    runner = client.app[RUNNER]
+    async with client.get(f"/api/v1/scans/{scan_id}/stream", headers=auth()) as response:
+        await response.content.readuntil(b"id: 3\n")
+        await redis_server.stop()
+        await asyncio.wait_for(runner.join(), 30)  # it gave up: nothing could be written
+    await redis_server.start()
+    events = []
+    async with asyncio.timeout(30):  # a scan nobody ends would hold its stream open for good
+        for _ in range(100):  # reconnect as EventSource does, bounded
+            url = f"/api/v1/scans/{scan_id}/stream"
+            async with client.get(url, headers=auth()) as response:
+                events = list(SSEParser().feed(await response.read()))
+            if events and json.loads(events[-1].data)["status"] == "failed":
+                break
+    final = json.loads(events[-1].data)
+    assert final["error"] == "interrupted: replica lost"

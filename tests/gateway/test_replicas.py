@@ -368,7 +368,7 @@ async def test_a_redis_restart_mid_scan_loses_nothing(
             status, ready = await get_json(http, f"{replica.url}/readyz")
             assert status == 503
             assert ready["error"] == "not_ready"
-            assert ready["data"]["checks"]["store"].startswith("store does not answer")
+            assert ready["data"]["checks"]["store"].startswith("the store (Redis) does not answer")
         body_json = {"repository_name": "acme/web", "scanner_name": "secret_scanner"}
         async with http.post(f"{b.scans}/?use_sse=true", json=body_json, headers=auth()) as post:
             assert post.status == 503

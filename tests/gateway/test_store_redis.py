@@ -227,7 +227,7 @@ async def test_store_unavailable_while_redis_is_down_then_back_with_its_data(
         lambda: RedisStore.open(redis_server.url),
     ]
     for call in calls:
-        with pytest.raises(StoreUnavailable, match="store does not answer"):
+        with pytest.raises(StoreUnavailable, match="does not answer"):
             await call()
 
     def renewals_failed() -> list[logging.LogRecord]:
