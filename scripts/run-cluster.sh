@@ -32,7 +32,8 @@ stop_all() {
     wait "$@" 2>/dev/null || true
 }
 stop() {
-    trap - EXIT INT TERM
+    trap - EXIT
+    trap '' INT TERM  # a second Ctrl-C must not cut the cleanup short
     echo "run-cluster: stopping the gateways, the mock scanner and Redis" >&2
     stop_all "${gateways[@]}"  # first: on shutdown they write their scans' last events to Redis
     stop_all "${scanner[@]}"
