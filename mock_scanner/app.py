@@ -83,6 +83,10 @@ All optional, read from ``configurations``; other keys there are ignored.
     Only ``heartbeat``, ``line_ending`` and ``bom`` apply with it (``format`` must be ``sse``);
     the other knobs are ignored. One open bench stream per scan id (a second POST gets
     ``409``).
+``stamp_emit`` (bool, with ``bench``)
+    Set each published payload's ``t`` to the time the mock writes it to the stream
+    (nanoseconds since the epoch, as the harness's publisher stamps it), so a subscriber's
+    latency is measured from the scanner's emit rather than from the publish.
 
 When several of ``drop_at``, ``stall_at`` and ``fail_at`` apply to the same event they are
 checked in that order. A client that disconnects mid-stream ends the handler at its next write
@@ -95,6 +99,7 @@ import asyncio
 import json
 import logging
 import math
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -186,6 +191,7 @@ class _Knobs:
     content_type: str | None = None
     bom: bool = False
     bench: bool = False
+    stamp_emit: bool = False
 
 
 @dataclass(frozen=True)
@@ -255,6 +261,12 @@ def _parse_knobs(conf: dict[str, Any], config: MockScannerConfig) -> _Knobs:
         _bad("invalid_configuration", "configurations.bench must be true or false")
     if bench and fmt not in (None, "sse"):
         _bad("invalid_configuration", "configurations.bench needs format sse")
+    stamp_emit = conf.get("stamp_emit")
+    if stamp_emit is not None and (not isinstance(stamp_emit, bool) or (stamp_emit and not bench)):
+        _bad(
+            "invalid_configuration",
+            "configurations.stamp_emit must be a bool, true only with bench",
+        )
     return _Knobs(
         step_delay=config.step_delay if step_delay is None else step_delay,
         steps=config.steps if steps is None else steps,
@@ -270,6 +282,7 @@ def _parse_knobs(conf: dict[str, Any], config: MockScannerConfig) -> _Knobs:
         content_type=content_type,
         bom=bool(bom),
         bench=bool(bench),
+        stamp_emit=bool(stamp_emit),
     )
 
 
@@ -502,20 +515,30 @@ async def _run(request: web.Request, scan: _Scan, stopping: asyncio.Event) -> we
 
 
 class _BenchChannel:
-    """The frames waiting to go out on one open bench stream; ``None`` asks it to finish."""
+    """What waits to go out on one open bench stream: frames, or payloads to stamp when they
+    are written (``stamp_emit``); ``None`` asks it to finish."""
 
-    def __init__(self, line_ending: str) -> None:
-        self.queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+    def __init__(self, line_ending: str, stamp_emit: bool) -> None:
+        self.queue: asyncio.Queue[bytes | dict[str, Any] | None] = asyncio.Queue()
         self.eol = line_ending
+        self.stamp_emit = stamp_emit
         self.finishing = False
 
     def frame(self, payload: dict[str, Any]) -> bytes:
         eol = self.eol
         return f"data: {json.dumps(payload)}{eol}{eol}".encode()
 
+    def queued(self, payload: dict[str, Any]) -> bytes | dict[str, Any]:
+        return payload if self.stamp_emit else self.frame(payload)
+
+    def written(self, item: bytes | dict[str, Any]) -> bytes:
+        if isinstance(item, bytes):
+            return item
+        return self.frame({**item, "t": time.time_ns()})
+
 
 async def _bench(request: web.Request, scan: _Scan, state: _State) -> web.StreamResponse:
-    channel = _BenchChannel(scan.knobs.line_ending)
+    channel = _BenchChannel(scan.knobs.line_ending, scan.knobs.stamp_emit)
     state.bench[scan.scan_id] = channel
     try:
         return await _bench_stream(_Stream(request, scan, state.stopping), channel)
@@ -542,7 +565,7 @@ async def _bench_stream(stream: _Stream, channel: _BenchChannel) -> web.StreamRe
         wait = _BENCH_POLL_SECONDS
         if next_beat is not None:
             wait = max(0.0, min(wait, next_beat - loop.time()))
-        item: bytes | None
+        item: bytes | dict[str, Any] | None
         try:
             async with asyncio.timeout(wait):
                 item = await channel.queue.get()
@@ -558,7 +581,7 @@ async def _bench_stream(stream: _Stream, channel: _BenchChannel) -> web.StreamRe
             continue
         frames: list[bytes] = []
         while item is not None:
-            frames.append(item)
+            frames.append(channel.written(item))
             if channel.queue.empty():
                 break
             item = channel.queue.get_nowait()
@@ -597,7 +620,7 @@ async def _bench_publish(request: web.Request) -> web.Response:
             {"error": "overloaded", "message": f"{BENCH_QUEUE_MAX} frames already waiting"},
             status=503,
         )
-    channel.queue.put_nowait(channel.frame({**_BENCH_EVENT, **payload}))
+    channel.queue.put_nowait(channel.queued({**_BENCH_EVENT, **payload}))
     return web.Response(status=204)
 
 

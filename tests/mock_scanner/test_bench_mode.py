@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -300,3 +301,21 @@ async def test_gateway_passes_t_and_seq_through_under_extra(
     # The load generator looks for these within the first KiB of the data line.
     assert line.index('"seq":7') < 1024
     assert line.index('"t":1764000000123456789') < 1024
+
+
+async def test_stamp_emit_sets_t_when_the_frame_is_written(client: Client) -> None:
+    async with bench_stream(client, stamp_emit=True) as resp:
+        before = time.time_ns()
+        await publish(client, "b-1", {"t": 5, "seq": 0})
+        event = await next_event(resp)
+        after = time.time_ns()
+    assert event["seq"] == 0
+    assert before <= event["t"] <= after, "the mock's emit time, not the publisher's stamp"
+
+
+@pytest.mark.parametrize("knobs", [{"stamp_emit": "yes"}, {"bench": False, "stamp_emit": True}])
+async def test_stamp_emit_needs_a_bool_and_bench(client: Client, knobs: dict[str, Any]) -> None:
+    body = bench_body(**knobs)
+    async with client.post("/scan", json=body) as resp:
+        assert resp.status == 400
+        assert "stamp_emit" in (await resp.json())["message"]
