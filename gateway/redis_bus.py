@@ -27,7 +27,8 @@ log = logging.getLogger(__name__)
 class LogTail(Protocol):
     """What the bus needs from the shared store."""
 
-    async def last_seq(self, scan_id: str) -> int: ...
+    async def position(self, scan_id: str) -> tuple[int, bool]:
+        """The scan's last sequence number, and whether that event ended it."""
 
     async def tail(self, scan_id: str, after: int, *, block_ms: int) -> list[Event]: ...
 
@@ -100,8 +101,10 @@ class RedisBus(Bus):
     async def _read(self, scan_id: str, reader: _Reader) -> None:
         assert self._log is not None, "attach the store first"
         try:
-            after = await self._log.last_seq(scan_id)
+            after, ended = await self._log.position(scan_id)
             reader.ready.set_result(None)
+            if ended:
+                return  # nothing more will come: subscribers read it all from the log
             while self._readers.get(scan_id) is reader:  # a cancel may be swallowed (3.11)
                 events = await self._log.tail(scan_id, after, block_ms=self._block_ms)
                 for event in events:

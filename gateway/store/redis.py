@@ -504,9 +504,15 @@ class RedisStore(Store):
         """The scan's last sequence number, 0 for an unknown scan. It comes from the record,
         which outlives the log: ``events_after`` returning nothing below it means the log
         has expired."""
+        return (await self.position(scan_id))[0]
+
+    async def position(self, scan_id: str) -> tuple[int, bool]:
+        """The scan's last sequence number (0 for an unknown scan) and whether it has ended."""
         with self._use():
-            value = await self._redis.hget(self._keys.scan(scan_id), "last_seq")
-        return 0 if value is None else int(value)
+            seq, finished = await self._redis.hmget(
+                self._keys.scan(scan_id), ["last_seq", "finished_at"]
+            )
+        return (0 if seq is None else int(seq)), bool(finished)
 
     async def vulnerabilities(self, scan_id: str) -> list[dict[str, Any]]:
         with self._use():

@@ -171,3 +171,23 @@ async def test_a_scan_whose_end_cannot_be_written_is_ended_by_a_sweep(gateway, r
                 break
     final = json.loads(events[-1].data)
     assert final["error"] == "interrupted: replica lost"
+
+
+async def test_streams_of_a_finished_scan_start_no_redis_reader(gateway, redis_server):
+    """Nothing more can come: no XREAD is blocked (nor cancelled) for a dashboard's re-read."""
+    client = await redis_gateway(gateway, redis_server)
+    scan_id = await start_scan(client)
+    full = await stream(client, scan_id)
+    raw = aioredis.Redis.from_url(redis_server.url)
+    try:
+
+        async def xreads() -> int:
+            stats = await raw.info("commandstats")
+            return int(stats.get("cmdstat_xread", {}).get("calls", 0))
+
+        before = await xreads()
+        for _ in range(3):
+            assert await stream(client, scan_id) == full
+        assert await xreads() == before
+    finally:
+        await raw.aclose()
