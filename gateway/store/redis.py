@@ -97,6 +97,10 @@ return 1
 """
 
 
+class _OutcomeUnknown(StoreUnavailable):
+    """The connection dropped during a transaction: Redis may have applied it or not."""
+
+
 class _Keys:
     def __init__(self, prefix: str) -> None:
         self.prefix = prefix
@@ -140,6 +144,8 @@ class RedisStore(Store):
         self._lease_ms = _ms(lease_seconds)
         self._lost_listeners: list[Callable[[str], None]] = []
         self._held: set[str] = set()  # scans whose lease this replica renews
+        # Per scan, an append whose EXEC may or may not have been applied: (draft, event).
+        self._unknown: dict[str, tuple[EventDraft, Event]] = {}
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._writes: set[asyncio.Task[Any]] = set()
         self._renew_script = client.register_script(_RENEW)
@@ -322,6 +328,7 @@ class RedisStore(Store):
                 raise KeyError(scan_id)
             new, payload = apply_draft(scan_id, _state(values), draft)
             event = Event(scan_id, new.last_seq, compact_json(payload), new.terminal)
+            attempted[:] = [event]
             changes: dict[EncodableT, EncodableT] = {
                 "status": new.status.value,
                 "progress_percent": new.progress_percent,
@@ -343,13 +350,42 @@ class RedisStore(Store):
             return event
 
         watch = [scan_key, lease_key] if leased_skips else [scan_key]
+        attempted: list[Event] = []
         async with self._lock(scan_id):
-            event = await self._transaction(watch, write)
+            settled = await self._settle(scan_id, draft)
+            if settled is not None:
+                return settled
+            try:
+                event = await self._transaction(watch, write)
+            except _OutcomeUnknown:
+                if attempted:  # settled on the next append to this scan
+                    self._unknown[scan_id] = (draft, attempted[0])
+                raise
             if event is not None:
                 if event.terminal:
                     self._held.discard(scan_id)
                 self._notify((event,))
             return event
+
+    async def _settle(self, scan_id: str, draft: EventDraft) -> Event | None:
+        """After an append whose outcome was unknown (the connection dropped during EXEC):
+        tell whether it was applied. If it was and ``draft`` is the same (the caller retrying
+        it), that is the event: return it rather than append the draft a second time."""
+        unknown = self._unknown.get(scan_id)
+        if unknown is None:
+            return None
+        tried_draft, tried = unknown
+        entry = f"{tried.seq}-0"
+        found = cast(
+            "list[_Entry]", await self._redis.xrange(self._keys.log(scan_id), entry, entry)
+        )
+        del self._unknown[scan_id]
+        if not found or found[0][1].get(b"d") != tried.data.encode():
+            return None  # not applied: append as usual
+        if tried.terminal:
+            self._held.discard(scan_id)
+        self._notify((tried,))
+        return tried if draft == tried_draft else None
 
     def _queue_event(
         self, pipe: Pipeline, event: Event, vulnerabilities: Sequence[Mapping[str, Any]]
@@ -381,14 +417,18 @@ class RedisStore(Store):
                     await pipe.watch(*watch)
                     result = await write(pipe)
                     if pipe.explicit_transaction:
-                        await pipe.execute()
+                        try:
+                            await pipe.execute()
+                        except _UNAVAILABLE as exc:
+                            # Lost with EXEC sent: Redis may have applied it or not.
+                            log.debug("redis: %s", exc)
+                            raise _OutcomeUnknown("the store (Redis) does not answer") from None
                 except redis_errors.WatchError as exc:
                     if isinstance(exc.__context__, _UNAVAILABLE):
                         # The connection died mid-transaction: EXEC may have been applied,
                         # so starting over could append the event twice.
                         log.debug("redis: %s", exc.__context__)
-                        message = "the store (Redis) does not answer"
-                        raise StoreUnavailable(message) from None
+                        raise _OutcomeUnknown("the store (Redis) does not answer") from None
                     continue
                 return result
         raise StoreUnavailable(f"store too busy: {MAX_ATTEMPTS} conflicting transactions")

@@ -310,3 +310,77 @@ async def test_a_cancelled_call_ends_cancelled(replica):
                 await task
         else:
             await task
+
+
+class ReplyLosingProxy:
+    """A TCP proxy to Redis that, once armed, passes the next EXEC on, lets Redis apply it,
+    then drops the reply and the client's connection: an append whose outcome is unknown."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.armed = False
+        self.cut = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._writers: list[asyncio.StreamWriter] = []
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> str:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return f"redis://127.0.0.1:{self._server.sockets[0].getsockname()[1]}/0"
+
+    async def close(self) -> None:
+        assert self._server is not None
+        self._server.close()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for writer in self._writers:
+            writer.close()
+        await self._server.wait_closed()
+
+    async def _serve(self, client_r, client_w) -> None:
+        upstream_r, upstream_w = await asyncio.open_connection("127.0.0.1", self.port)
+        self._writers += [client_w, upstream_w]
+        exec_sent = asyncio.Event()
+
+        async def to_redis() -> None:
+            while data := await client_r.read(65536):
+                upstream_w.write(data)
+                if self.armed and b"EXEC" in data:
+                    self.armed = False
+                    exec_sent.set()
+
+        async def to_client() -> None:
+            while data := await upstream_r.read(65536):
+                # EXEC's reply is the first array after it: once it is here, Redis applied it.
+                if exec_sent.is_set() and b"*" in data:
+                    client_w.transport.abort()
+                    upstream_w.close()
+                    self.cut.set()
+                    return
+                client_w.write(data)
+
+        for pump in (to_redis(), to_client()):
+            task = asyncio.create_task(pump)
+            self._tasks.add(task)
+
+
+async def test_an_append_retried_after_its_reply_was_lost_is_stored_once(redis_server, raw):
+    proxy = ReplyLosingProxy(int(redis_server.url.rsplit(":", 1)[1].split("/")[0]))
+    store = await RedisStore.open(await proxy.start(), lease_seconds=LEASE)
+    try:
+        await store.create_scan(new_scan(), EventDraft(Status.PENDING))
+        draft = EventDraft(Status.SCANNING, 10, "a tenth")
+        proxy.armed = True
+        with pytest.raises(StoreUnavailable):
+            await store.append_event("s1", draft)
+        assert proxy.cut.is_set()
+        assert await raw.xlen("xployt:log:s1") == 2, "Redis applied it; the store cannot know"
+        retried = await store.append_event("s1", draft)  # what the runner does
+        assert retried.seq == 2
+        assert await raw.xlen("xployt:log:s1") == 2, "not stored a second time"
+        following = await store.append_event("s1", EventDraft(Status.SCANNING, 20))
+        assert following.seq == 3
+    finally:
+        await store.close()
+        await proxy.close()
