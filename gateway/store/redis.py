@@ -1,20 +1,7 @@
 """The shared store: scan records and per-scan logs in Redis, leases on running scans.
 
-Every gateway replica opens one ``RedisStore`` on the same Redis. The keys, under
-``key_prefix`` (``xployt:`` by default):
-
-    scan:{id}      hash    the ScanRecord's fields as text (configurations as compact JSON;
-                           error and finished_at absent while None) and created_order
-    log:{id}       stream  one entry per event, entry id ``{seq}-0``, fields ``d`` (Event.data)
-                           and ``t`` (b"1" on the terminal event, else b"0")
-    vulns:{id}     string  the vulnerabilities, one compact JSON array
-    owner:{owner}  zset    the owner's scan ids, scored by created_order
-    created        string  the counter created_order comes from
-    running        set     scan ids whose log has no terminal event yet
-    lease:{id}     string  the id of the replica running the scan, expiring (PX)
-
-The SSE id of an event is the first part of its stream entry id: ``Last-Event-ID: 7`` resumes
-with ``XRANGE log:{id} (7-0 +`` and a live reader blocks in ``XREAD ... log:{id} 7-0``.
+Every gateway replica opens one ``RedisStore`` on the same Redis; ``redis_layout`` says
+which keys hold what.
 
 An append is an optimistic transaction (WATCH ``scan:{id}``, read the state, ``apply_draft``,
 MULTI/EXEC, start over if another process wrote first), so logs stay gap-free whichever
@@ -54,13 +41,22 @@ from ..models import (
     NewScan,
     ScanFinished,
     ScanRecord,
-    ScanState,
     Status,
     apply_draft,
     compact_json,
     new_scan,
 )
 from .base import Store
+from .redis_layout import (
+    STATE,
+    Entry,
+    Keys,
+    as_text,
+    decode_event,
+    decode_record,
+    decode_state,
+    encode_record,
+)
 
 __all__ = ["RedisStore"]
 
@@ -83,9 +79,6 @@ MAX_BLOCK_MS = 10_000
 # Each blocked tail holds a connection of its own: no small cap (Redis's default maxclients).
 MAX_CONNECTIONS = 10_000
 TAIL_COUNT = 500  # events one tail call returns at most
-_STATE = ("status", "progress_percent", "progress_text", "error", "last_seq")
-# A stream entry as redis-py returns it (decode_responses=False): (id, fields).
-_Entry = tuple[bytes, dict[bytes, bytes]]
 
 # Renew a lease if its scan still runs and the lease is ours or has lapsed; 0 means lost.
 _RENEW = """
@@ -99,28 +92,6 @@ return 1
 
 class _OutcomeUnknown(StoreUnavailable):
     """The connection dropped during a transaction: Redis may have applied it or not."""
-
-
-class _Keys:
-    def __init__(self, prefix: str) -> None:
-        self.prefix = prefix
-        self.running = f"{prefix}running"
-        self.created = f"{prefix}created"
-
-    def scan(self, scan_id: str) -> str:
-        return f"{self.prefix}scan:{scan_id}"
-
-    def log(self, scan_id: str) -> str:
-        return f"{self.prefix}log:{scan_id}"
-
-    def vulns(self, scan_id: str) -> str:
-        return f"{self.prefix}vulns:{scan_id}"
-
-    def owner(self, owner: str) -> str:
-        return f"{self.prefix}owner:{owner}"
-
-    def lease(self, scan_id: str) -> str:
-        return f"{self.prefix}lease:{scan_id}"
 
 
 class RedisStore(Store):
@@ -137,7 +108,7 @@ class RedisStore(Store):
         super().__init__()
         self.replica_id = replica_id
         self._redis = client
-        self._keys = _Keys(key_prefix)
+        self._keys = Keys(key_prefix)
         self._log_ms = _ms(retention_seconds)
         self._record_ms = _ms(record_retention_seconds)
         self._lease_seconds = lease_seconds
@@ -260,7 +231,7 @@ class RedisStore(Store):
         """Running scans that are not ours and have no lease (a first look, one round trip;
         the append checks again inside its transaction)."""
         members = await self._redis.smembers(self._keys.running)
-        candidates = sorted({_text(m) for m in members} - self._held)
+        candidates = sorted({as_text(m) for m in members} - self._held)
         async with self._redis.pipeline(transaction=False) as pipe:
             for scan_id in candidates:
                 pipe.exists(self._keys.lease(scan_id))
@@ -294,7 +265,10 @@ class RedisStore(Store):
                 raise sqlite3.IntegrityError("UNIQUE constraint failed: scans.scan_id")
             order = await pipe.incr(keys.created)
             _multi(pipe)
-            pipe.hset(keys.scan(scan.scan_id), mapping={**_fields(record), "created_order": order})
+            pipe.hset(
+                keys.scan(scan.scan_id),
+                mapping={**encode_record(record), "created_order": order},
+            )
             pipe.zadd(keys.owner(scan.owner), {scan.scan_id: order})
             if not event.terminal:
                 pipe.sadd(keys.running, scan.scan_id)
@@ -323,10 +297,10 @@ class RedisStore(Store):
         async def write(pipe: Pipeline) -> Event | None:
             if leased_skips and await pipe.exists(lease_key):
                 return None
-            values = await pipe.hmget(scan_key, _STATE)
+            values = await pipe.hmget(scan_key, STATE)
             if values[0] is None:
                 raise KeyError(scan_id)
-            new, payload = apply_draft(scan_id, _state(values), draft)
+            new, payload = apply_draft(scan_id, decode_state(values), draft)
             event = Event(scan_id, new.last_seq, compact_json(payload), new.terminal)
             attempted[:] = [event]
             changes: dict[EncodableT, EncodableT] = {
@@ -376,9 +350,7 @@ class RedisStore(Store):
             return None
         tried_draft, tried = unknown
         entry = f"{tried.seq}-0"
-        found = cast(
-            "list[_Entry]", await self._redis.xrange(self._keys.log(scan_id), entry, entry)
-        )
+        found = cast("list[Entry]", await self._redis.xrange(self._keys.log(scan_id), entry, entry))
         del self._unknown[scan_id]
         if not found or found[0][1].get(b"d") != tried.data.encode():
             return None  # not applied: append as usual
@@ -490,7 +462,7 @@ class RedisStore(Store):
 
     async def get_scan(self, scan_id: str) -> ScanRecord | None:
         with self._use():
-            return _record(await self._redis.hgetall(self._keys.scan(scan_id)))
+            return decode_record(await self._redis.hgetall(self._keys.scan(scan_id)))
 
     async def list_scans(
         self, owner: str, *, limit: int, status: Status | None = None
@@ -510,7 +482,7 @@ class RedisStore(Store):
                 async with self._redis.pipeline(transaction=False) as pipe:
                     for scan_id in ids:
                         pipe.hgetall(self._keys.scan(scan_id.decode()))
-                    records = [_record(fields) for fields in await pipe.execute()]
+                    records = [decode_record(fields) for fields in await pipe.execute()]
                 expired += [
                     scan_id for scan_id, rec in zip(ids, records, strict=True) if rec is None
                 ]
@@ -524,7 +496,7 @@ class RedisStore(Store):
             entries = await self._redis.xrange(
                 self._keys.log(scan_id), f"({after}-0", "+", count=limit
             )
-        return [_event(scan_id, entry) for entry in cast("list[_Entry]", entries or [])]
+        return [decode_event(scan_id, entry) for entry in cast("list[Entry]", entries or [])]
 
     async def tail(
         self, scan_id: str, after: int, *, block_ms: int, limit: int = TAIL_COUNT
@@ -537,8 +509,8 @@ class RedisStore(Store):
             reply = await self._redis.xread(
                 {self._keys.log(scan_id): f"{after}-0"}, count=limit, block=block_ms
             )
-        streams = cast("list[tuple[bytes, list[_Entry]]]", reply or [])  # [[key, entries]]
-        return [_event(scan_id, entry) for _, entries in streams for entry in entries]
+        streams = cast("list[tuple[bytes, list[Entry]]]", reply or [])  # [[key, entries]]
+        return [decode_event(scan_id, entry) for _, entries in streams for entry in entries]
 
     async def last_seq(self, scan_id: str) -> int:
         """The scan's last sequence number, 0 for an unknown scan. It comes from the record,
@@ -591,70 +563,6 @@ def _answering() -> Iterator[None]:
 
 def _ms(seconds: float) -> int:
     return max(1, round(seconds * 1000))
-
-
-def _fields(record: ScanRecord) -> dict[EncodableT, EncodableT]:
-    fields: dict[EncodableT, EncodableT | None] = {
-        "scan_id": record.scan_id,
-        "owner": record.owner,
-        "repository_name": record.repository_name,
-        "scanner_name": record.scanner_name,
-        "sse_enabled": int(record.sse_enabled),
-        "configurations": compact_json(record.configurations),
-        "status": record.status.value,
-        "progress_percent": record.progress_percent,
-        "progress_text": record.progress_text,
-        "error": record.error,
-        "created_at": record.created_at,
-        "updated_at": record.updated_at,
-        "finished_at": record.finished_at,
-        "last_seq": record.last_seq,
-        "skipped_events": record.skipped_events,
-    }
-    return {name: value for name, value in fields.items() if value is not None}
-
-
-def _record(fields: Mapping[bytes | str, bytes | str]) -> ScanRecord | None:
-    if not fields:
-        return None
-    text = {_text(name): _text(value) for name, value in fields.items()}
-    return ScanRecord(
-        scan_id=text["scan_id"],
-        owner=text["owner"],
-        repository_name=text["repository_name"],
-        scanner_name=text["scanner_name"],
-        sse_enabled=text["sse_enabled"] == "1",
-        configurations=json.loads(text["configurations"]),
-        status=Status(text["status"]),
-        progress_percent=int(text["progress_percent"]),
-        progress_text=text["progress_text"],
-        error=text.get("error"),
-        created_at=text["created_at"],
-        updated_at=text["updated_at"],
-        finished_at=text.get("finished_at"),
-        last_seq=int(text["last_seq"]),
-        skipped_events=int(text.get("skipped_events", 0)),
-    )
-
-
-def _state(values: Sequence[bytes | str | None]) -> ScanState:
-    status, percent, text, error, last_seq = (None if v is None else _text(v) for v in values)
-    assert status is not None
-    assert percent is not None
-    assert text is not None
-    assert last_seq is not None
-    return ScanState(Status(status), int(percent), text, error, int(last_seq))
-
-
-def _event(scan_id: str, entry: _Entry) -> Event:
-    """The event a log entry holds; the entry id is ``{seq}-0``."""
-    entry_id, fields = entry
-    seq = int(entry_id.split(b"-", 1)[0])
-    return Event(scan_id, seq, fields[b"d"].decode(), fields[b"t"] == b"1")
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 def _multi(pipe: Pipeline) -> None:
