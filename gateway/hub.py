@@ -35,6 +35,7 @@ __all__ = [
     "SlowSubscriber",
     "Subscription",
     "Written",
+    "http_chunk",
 ]
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,11 @@ class FeedUnavailable(Exception):
     """The live feed was lost; the subscriber should reconnect and resume."""
 
 
+def http_chunk(data: bytes) -> bytes:
+    """``data`` as one HTTP/1.1 chunk (what a chunked response writes)."""
+    return b"%x\r\n%b\r\n" % (len(data), data)
+
+
 class Batch:
     """Events published together, with their frames joined once for every subscriber."""
 
@@ -84,7 +90,7 @@ class Batch:
         """The frames as one HTTP/1.1 chunk (what a chunked response writes)."""
         if self._chunk is None:
             data = self.data
-            self._chunk = b"%x\r\n%b\r\n" % (len(data), data)
+            self._chunk = http_chunk(data)
         return self._chunk
 
 

@@ -35,6 +35,7 @@ from ..hub import (
     SlowSubscriber,
     Subscription,
     Written,
+    http_chunk,
 )
 from ..models import Event, ScanRecord, compact_json, utcnow
 from ..responses import ok
@@ -117,7 +118,7 @@ class _Sender:
         if transport is None or transport.is_closing():
             return False
         if transport.get_write_buffer_size() < self.high_water:
-            transport.write(b"%x\r\n%b\r\n" % (len(comment), comment) if self.chunked else comment)
+            transport.write(http_chunk(comment) if self.chunked else comment)
         return True
 
     async def replay(self, store: Store, scan_id: str, until: int | None = None) -> bool:
