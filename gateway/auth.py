@@ -23,7 +23,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from .appkeys import CONFIG, PRINCIPAL, TICKETS, VERIFIER
-from .config import AuthConfig, Config, JWTConfig
+from .config import HMAC_ALGORITHMS, AuthConfig, Config, JWTConfig
 from .errors import Forbidden, Unauthorized
 
 __all__ = [
@@ -37,7 +37,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_HMAC = frozenset({"HS256", "HS384", "HS512"})
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Paths under this prefix need a credential; health probes and the like do not.
 PROTECTED_PREFIX = "/api/"
@@ -96,7 +95,7 @@ class TokenVerifier:
     def __init__(self, config: JWTConfig) -> None:
         self._config = config
         self._algorithms = list(config.algorithms)
-        if set(self._algorithms) <= _HMAC:
+        if set(self._algorithms) <= HMAC_ALGORITHMS:
             self._key: str = config.secret
         elif config.public_key:
             self._key = config.public_key
@@ -126,7 +125,7 @@ class TokenVerifier:
     def issue(self, subject: str, ttl_seconds: int = 3600) -> str:
         """Sign a token with the configured HMAC secret (for demos and scripts)."""
         algorithm = self._algorithms[0]
-        if algorithm not in _HMAC:
+        if algorithm not in HMAC_ALGORITHMS:
             raise ValueError(f"cannot issue {algorithm} tokens: no private key is configured")
         if not subject:
             raise ValueError("subject must not be empty")
@@ -147,7 +146,7 @@ class TicketIssuer:
     def __init__(self, config: Config) -> None:
         if config.auth.ticket_secret:
             self._key = config.auth.ticket_secret.encode()
-        elif set(config.jwt.algorithms) <= _HMAC:
+        elif set(config.jwt.algorithms) <= HMAC_ALGORITHMS:
             # A key of its own, so a ticket never passes as an API token nor the reverse.
             self._key = hmac.new(
                 config.jwt.secret.encode(), b"xployt stream ticket", hashlib.sha256

@@ -173,6 +173,7 @@ class Config:
 
 _T = TypeVar("_T")
 BACKENDS = ("sqlite", "redis")
+HMAC_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})  # the JWT algorithms with a shared key
 
 
 def _build(cls: type[_T], data: Any, where: str) -> _T:
@@ -283,12 +284,19 @@ def _validate(config: Config) -> None:
         "redis.sweep_interval_seconds": config.redis.sweep_interval_seconds,
         "redis.store_retry_seconds": config.redis.store_retry_seconds,
     }
+    if config.upstream.connect_retries < 0:
+        raise ConfigError("upstream.connect_retries: must not be negative")
+    if config.auth.ticket_ttl_seconds is not None and config.auth.ticket_ttl_seconds <= 0:
+        raise ConfigError("auth.ticket_ttl_seconds: must be greater than 0")
+    for key, number in positive.items():
+        if number <= 0:
+            raise ConfigError(f"{key}: must be greater than 0")
     if config.backend not in BACKENDS:
         raise ConfigError(f"backend: {config.backend!r} is not one of {', '.join(BACKENDS)}")
     if (
         config.backend == "redis"
         and not config.auth.ticket_secret
-        and not set(config.jwt.algorithms) <= {"HS256", "HS384", "HS512"}
+        and not set(config.jwt.algorithms) <= HMAC_ALGORITHMS
     ):
         raise ConfigError(
             "auth.ticket_secret: required with backend redis and asymmetric JWT algorithms, "
@@ -302,13 +310,6 @@ def _validate(config: Config) -> None:
     if urlsplit(config.redis.url).scheme not in ("redis", "rediss", "unix"):
         # The URL itself may hold a password: never echo it.
         raise ConfigError("redis.url: must be a redis://, rediss:// or unix:// URL")
-    if config.upstream.connect_retries < 0:
-        raise ConfigError("upstream.connect_retries: must not be negative")
-    if config.auth.ticket_ttl_seconds is not None and config.auth.ticket_ttl_seconds <= 0:
-        raise ConfigError("auth.ticket_ttl_seconds: must be greater than 0")
-    for key, number in positive.items():
-        if number <= 0:
-            raise ConfigError(f"{key}: must be greater than 0")
     if config.mock.step_delay_seconds < 0:
         raise ConfigError("mock.step_delay_seconds: must not be negative")
 

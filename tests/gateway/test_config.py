@@ -58,12 +58,23 @@ def test_environment_overrides(tmp_path):
         ({"stream": {"heartbeat_seconds": 0}}, "stream.heartbeat_seconds: must be greater than 0"),
         ({"mock": {"step_delay_seconds": -1}}, "must not be negative"),
         ({"jwt": {"secret": "s" * 40}, "auth": {"ticket_secret": "s" * 40}}, "must differ"),
+        ({"backend": "postgres"}, "backend: 'postgres' is not one of sqlite, redis"),
+        ({"redis": {"url": "http://user:hunter2@h/0"}}, "redis.url: must be a redis://"),
+        ({"redis": {"lease_seconds": 0}}, "redis.lease_seconds: must be greater than 0"),
+        ({"redis": {"lease_seconds": 5, "sweep_interval_seconds": 6}}, "must not exceed"),
+        ({"redis": {"retention_seconds": 10, "record_retention_seconds": 5}}, "at least"),
+        ({"stream": {"write_high_water_bytes": 0}}, "stream.write_high_water_bytes"),
+        (
+            {"backend": "redis", "jwt": {"algorithms": ["RS256"], "public_key": "k"}},
+            "auth.ticket_secret: required with backend redis",
+        ),
     ],
 )
 def test_invalid_config_names_the_key(data, message):
     with pytest.raises(ConfigError, match=None) as info:
         config_from_dict(data)
     assert message in str(info.value)
+    assert "hunter2" not in str(info.value), "a password in a URL is never echoed"
 
 
 def test_bad_files_and_environment(tmp_path):
