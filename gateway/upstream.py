@@ -33,6 +33,7 @@ __all__ = [
 
 REQUEST_HEADERS = {"Accept": "text/event-stream", "Accept-Encoding": "identity"}
 _EXCERPT_BYTES = 300
+_EXCERPT_CHARS = 200
 _MAX_ERROR = 1000
 # C0 and C1 controls, ESC included: an error text goes to logs, terminals and pages.
 _CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
@@ -96,9 +97,16 @@ async def stream_scan(
             raise idle_error(scanner, config.idle_timeout_seconds) from None
         raise UpstreamError("connect", f"timed out connecting to {scanner}") from None
     except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError) as exc:
-        raise UpstreamError("dropped", f"connection to {scanner} was lost: {exc}") from None
+        text = str(exc)[:_EXCERPT_CHARS]
+        raise UpstreamError("dropped", f"connection to {scanner} was lost: {text}") from None
+    except aiohttp.ClientResponseError as exc:
+        # Also what aiohttp's parser refuses (a header too long, a bad chunk size); its text
+        # may quote the offending bytes at length, and str(exc) would add the URL.
+        text = exc.message[:_EXCERPT_CHARS]
+        raise UpstreamError("protocol", f"{scanner} sent an invalid HTTP answer: {text}") from None
     except aiohttp.ClientError as exc:
-        raise UpstreamError("http", f"request to {scanner} failed: {exc}") from None
+        text = f"{type(exc).__name__}: {exc}"[:_EXCERPT_CHARS]
+        raise UpstreamError("http", f"request to {scanner} failed: {text}") from None
 
 
 def idle_error(scanner: str, seconds: float) -> UpstreamError:
