@@ -101,12 +101,14 @@ class SSEParser:
         self._event_type = ""
         self._id_buffer = ""
         self._last_event_id = ""
-        self._retry: int | None = None
+        # The digits of the last valid retry field, converted only when asked for: turning a
+        # line of a million digits into an int takes seconds, and a stream may send many.
+        self._retry: str | None = None
 
     @property
     def retry(self) -> int | None:
         """The last valid ``retry`` field, in milliseconds; ``None`` if none was seen."""
-        return self._retry
+        return None if self._retry is None else _decimal(self._retry)
 
     @property
     def last_event_id(self) -> str:
@@ -205,7 +207,7 @@ class SSEParser:
                     self._id_buffer = value
             case "retry":
                 if _ASCII_DIGITS.fullmatch(value):
-                    self._retry = _decimal(value)
+                    self._retry = value
 
     def _append_data(self, value: str) -> None:
         # Spec: append the value, then a LF. Here the LF goes before every line but the first,

@@ -421,3 +421,16 @@ async def test_iter_sse_raises_event_too_large_after_earlier_events() -> None:
 
 def msg_event(data: str) -> SSEEvent:
     return SSEEvent("message", data, "")
+
+
+def test_retry_digits_are_converted_only_when_asked_for(monkeypatch) -> None:
+    # Converting a line-long run of digits is quadratic: a scanner sending many must not cost
+    # the event loop anything, since the gateway never asks for the retry value.
+    conversions: list[str] = []
+    monkeypatch.setattr("gateway.sse_parser._decimal", lambda digits: conversions.append(digits))
+    parser = SSEParser(max_line_length=100_000)
+    for _ in range(10):
+        assert parser.feed(b"retry: " + b"9" * 99_000 + b"\ndata: a\n\n") == [msg_event("a")]
+    assert conversions == []
+    assert parser.retry is None  # what the stand-in converter returned
+    assert conversions == ["9" * 99_000]
