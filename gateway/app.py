@@ -34,6 +34,10 @@ __all__ = ["create_app"]
 log = logging.getLogger(__name__)
 
 RESTART_REASON = "interrupted: gateway restarted"
+# The head of a scanner's answer: its status line and each header at most this long, and at
+# most this many headers (aiohttp's own defaults since 3.13.4, fixed here for older ones).
+MAX_HEADER_LINE_BYTES = 8190
+MAX_HEADERS = 128
 REPLICA_LOST = "interrupted: replica lost"
 
 
@@ -166,8 +170,16 @@ async def _http_client_ctx(app: web.Application) -> AsyncIterator[None]:
     # pool of 100 would leave the 101st scan waiting until its connect timeout. Admission
     # (limits.max_running_scans) bounds them instead; readiness probes need a few more.
     connector = aiohttp.TCPConnector(limit=app[CONFIG].limits.max_running_scans + 20)
+    # Scanners are not trusted with the gateway's memory: no decompression (a gzip bomb is a
+    # few bytes; upstream refuses encoded bodies instead), and bounded response heads.
     async with aiohttp.ClientSession(
-        timeout=timeout, raise_for_status=False, connector=connector
+        timeout=timeout,
+        raise_for_status=False,
+        connector=connector,
+        auto_decompress=False,
+        max_line_size=MAX_HEADER_LINE_BYTES,
+        max_field_size=MAX_HEADER_LINE_BYTES,
+        max_headers=MAX_HEADERS,
     ) as session:
         app[HTTP_CLIENT] = session
         yield

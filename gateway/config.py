@@ -104,7 +104,10 @@ class UpstreamConfig:
     idle_timeout_seconds: float = 60
     scan_timeout_seconds: float = 3600
     max_line_length: int = 1024 * 1024
+    max_event_bytes: int = 1024 * 1024
     max_body_bytes: int = 16 * 1024 * 1024
+    max_json_depth: int = 64
+    max_number_digits: int = 100
     connect_retries: int = 3
     retry_backoff_seconds: float = 0.5
     retry_backoff_max_seconds: float = 10
@@ -267,6 +270,10 @@ def _validate(config: Config) -> None:
         "upstream.scan_timeout_seconds": config.upstream.scan_timeout_seconds,
         "upstream.connect_timeout_seconds": config.upstream.connect_timeout_seconds,
         "upstream.max_line_length": config.upstream.max_line_length,
+        "upstream.max_event_bytes": config.upstream.max_event_bytes,
+        "upstream.max_body_bytes": config.upstream.max_body_bytes,
+        "upstream.max_json_depth": config.upstream.max_json_depth,
+        "upstream.max_number_digits": config.upstream.max_number_digits,
         "server.max_body_bytes": config.server.max_body_bytes,
         "mock.steps": config.mock.steps,
         "server.shutdown_grace_seconds": config.server.shutdown_grace_seconds,

@@ -132,6 +132,8 @@ def _extra(raw: Mapping[str, Any]) -> tuple[tuple[str, object], ...]:
     for key, value in raw.items():
         if key in _KNOWN_KEYS or len(key) > MAX_EXTRA_KEY or len(kept) == MAX_EXTRA_FIELDS:
             continue
+        if _CONTROLS.search(key):
+            continue  # a key is shown as given: one with control characters is left out
         if isinstance(value, str):
             kept.append((key, _CONTROLS.sub(" ", value)[:MAX_EXTRA_TEXT]))
         elif value is None or isinstance(value, bool | int | float):

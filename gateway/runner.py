@@ -308,7 +308,7 @@ class _Consumer:
     async def handle(self, message: object) -> bool:
         """Apply one message; True once the scan has ended."""
         if isinstance(message, Malformed):
-            return self.skip(f"malformed JSON: {message.text[:80]!r}")
+            return self.skip(f"malformed JSON, {message.reason}: {message.text[:80]!r}")
         try:
             update = normalise_update(
                 message, scanner=self.scan.scanner_name, start_index=len(self.vulnerabilities)

@@ -7,8 +7,11 @@ and the last event ID so that the caller can reconnect as it sees fit.
 
 Bytes go in through :meth:`SSEParser.feed` in chunks of any size; complete events come out as
 :class:`SSEEvent`. :func:`iter_sse` wraps this for an async iterable of chunks such as aiohttp's
-``response.content.iter_any()``. A line longer than ``max_line_length`` characters raises
-:class:`SSELineTooLong`, which keeps memory bounded against a misbehaving upstream.
+``response.content.iter_any()``. Two limits keep memory bounded against a misbehaving upstream,
+each raising a :class:`SSELimitExceeded`: a line longer than ``max_line_length`` characters
+(:class:`SSELineTooLong`), and an event whose data is larger than ``max_event_bytes`` UTF-8
+bytes (:class:`SSEEventTooLarge`), counted as the lines arrive, before the blank line that would
+dispatch it. The parser holds at most one line and one event's data.
 """
 
 from __future__ import annotations
@@ -18,7 +21,14 @@ import re
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 
-__all__ = ["SSEEvent", "SSELineTooLong", "SSEParser", "iter_sse"]
+__all__ = [
+    "SSEEvent",
+    "SSEEventTooLarge",
+    "SSELimitExceeded",
+    "SSELineTooLong",
+    "SSEParser",
+    "iter_sse",
+]
 
 # Spec: a line ends with CRLF, a LF not preceded by CR, or a CR not followed by LF.
 _LINE_END = re.compile(r"\r\n?|\n")
@@ -37,46 +47,68 @@ class SSEEvent:
     id: str
 
 
-class SSELineTooLong(ValueError):
-    """A line of the stream is longer than the parser's ``max_line_length``.
+class SSELimitExceeded(ValueError):
+    """The stream broke one of the parser's limits; the parser refuses further input.
 
     ``events`` holds the events completed earlier in the same ``feed()`` call, which the
-    exception would otherwise lose; the parser refuses further input after this error.
+    exception would otherwise lose.
     """
 
-    def __init__(self, limit: int, events: list[SSEEvent] | None = None) -> None:
-        super().__init__(f"SSE line longer than {limit} characters")
+    def __init__(self, message: str, limit: int, events: list[SSEEvent] | None = None) -> None:
+        super().__init__(message)
         self.limit = limit
         self.events: list[SSEEvent] = events if events is not None else []
+
+
+class SSELineTooLong(SSELimitExceeded):
+    """A line of the stream is longer than the parser's ``max_line_length`` characters."""
+
+    def __init__(self, limit: int, events: list[SSEEvent] | None = None) -> None:
+        super().__init__(f"SSE line longer than {limit} characters", limit, events)
+
+
+class SSEEventTooLarge(SSELimitExceeded):
+    """An event's data is larger than the parser's ``max_event_bytes`` (UTF-8 bytes)."""
+
+    def __init__(self, limit: int, events: list[SSEEvent] | None = None) -> None:
+        super().__init__(f"SSE event larger than {limit} bytes", limit, events)
 
 
 class SSEParser:
     """Turns the bytes of one event stream into events, chunk by chunk."""
 
-    def __init__(self, *, max_line_length: int = 65536) -> None:
+    def __init__(self, *, max_line_length: int = 65536, max_event_bytes: int = 1 << 20) -> None:
         if max_line_length < 1:
             raise ValueError(f"max_line_length must be at least 1, got {max_line_length}")
+        if max_event_bytes < 1:
+            raise ValueError(f"max_event_bytes must be at least 1, got {max_event_bytes}")
         self._max = max_line_length
+        self._max_event = max_event_bytes
         # Spec: decode with "UTF-8 decode", so invalid bytes become U+FFFD.
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._at_start = True  # no character decoded yet: a BOM here is stripped
         self._after_cr = False  # the last character was a CR: a LF next completes a CRLF
         self._pending: list[str] = []  # pieces of the current unterminated line
         self._pending_len = 0
-        self._failed = False
+        self._failed: SSELimitExceeded | None = None
         self._closed = False
         # Spec: the data, event type and last event ID buffers start as the empty string. The
-        # data buffer is kept as its lines: it is empty iff no "data" field arrived.
-        self._data: list[str] = []
+        # data buffer is kept UTF-8 encoded, without the LF the spec appends to its last line
+        # (it is removed at dispatch anyway): its length is the event's size, and it costs that
+        # many bytes whatever the number of lines. ``_has_data``: a "data" field arrived.
+        self._data = bytearray()
+        self._has_data = False
         self._event_type = ""
         self._id_buffer = ""
         self._last_event_id = ""
-        self._retry: int | None = None
+        # The digits of the last valid retry field, converted only when asked for: turning a
+        # line of a million digits into an int takes seconds, and a stream may send many.
+        self._retry: str | None = None
 
     @property
     def retry(self) -> int | None:
         """The last valid ``retry`` field, in milliseconds; ``None`` if none was seen."""
-        return self._retry
+        return None if self._retry is None else _decimal(self._retry)
 
     @property
     def last_event_id(self) -> str:
@@ -99,8 +131,10 @@ class SSEParser:
         return self._push(self._decoder.decode(b"", final=True))
 
     def _check_usable(self) -> None:
-        if self._failed:
+        if isinstance(self._failed, SSELineTooLong):
             raise SSELineTooLong(self._max)
+        if self._failed is not None:
+            raise SSEEventTooLarge(self._max_event)
         if self._closed:
             raise ValueError("the SSE parser is closed")
 
@@ -123,7 +157,12 @@ class SSEParser:
             if self._pending:
                 line = self._take_pending(line)
             self._check_length(len(line), events)
-            event = self._process_line(line)
+            try:
+                event = self._process_line(line)
+            except SSEEventTooLarge as exc:
+                self._failed = exc
+                exc.events = events
+                raise
             if event is not None:
                 events.append(event)
         self._check_length(self._pending_len + len(rest), events)
@@ -141,8 +180,8 @@ class SSEParser:
 
     def _check_length(self, length: int, events: list[SSEEvent]) -> None:
         if length > self._max:
-            self._failed = True
-            raise SSELineTooLong(self._max, events)
+            self._failed = SSELineTooLong(self._max, events)
+            raise self._failed
 
     def _process_line(self, line: str) -> SSEEvent | None:
         if not line:
@@ -162,23 +201,37 @@ class SSEParser:
             case "event":
                 self._event_type = value
             case "data":
-                self._data.append(value)  # Spec: append the value, then a LF.
+                self._append_data(value)
             case "id":
                 if "\0" not in value:  # Spec: an id containing NULL is ignored.
                     self._id_buffer = value
             case "retry":
                 if _ASCII_DIGITS.fullmatch(value):
-                    self._retry = _decimal(value)
+                    self._retry = value
+
+    def _append_data(self, value: str) -> None:
+        # Spec: append the value, then a LF. Here the LF goes before every line but the first,
+        # which is the same buffer with its final LF already removed.
+        encoded = value.encode()
+        size = len(self._data) + self._has_data + len(encoded)
+        if size > self._max_event:
+            raise SSEEventTooLarge(self._max_event)
+        if self._has_data:
+            self._data += b"\n"
+        self._data += encoded
+        self._has_data = True
 
     def _dispatch(self) -> SSEEvent | None:
         # Spec, step 1: the last event ID string takes the buffer's value, which is not reset.
         self._last_event_id = self._id_buffer
-        if not self._data:
+        if not self._has_data:
             self._event_type = ""  # Spec: empty data: reset the buffers, dispatch nothing.
             return None
-        # Joining the lines with LF is the data buffer with its final LF removed.
-        event = SSEEvent(self._event_type or "message", "\n".join(self._data), self._id_buffer)
-        self._data.clear()
+        # The bytes came from decoded text, so they are valid UTF-8.
+        data = self._data.decode()
+        event = SSEEvent(self._event_type or "message", data, self._id_buffer)
+        self._data = bytearray()  # a new buffer: the old one may have grown large
+        self._has_data = False
         self._event_type = ""
         return event
 
@@ -193,14 +246,14 @@ def _decimal(digits: str) -> int:
 
 
 async def iter_sse(
-    chunks: AsyncIterable[bytes], *, max_line_length: int = 65536
+    chunks: AsyncIterable[bytes], *, max_line_length: int = 65536, max_event_bytes: int = 1 << 20
 ) -> AsyncIterator[SSEEvent]:
     """Yield the events of a stream given as chunks, e.g. ``response.content.iter_any()``."""
-    parser = SSEParser(max_line_length=max_line_length)
+    parser = SSEParser(max_line_length=max_line_length, max_event_bytes=max_event_bytes)
     async for chunk in chunks:
         try:
             events = parser.feed(chunk)
-        except SSELineTooLong as exc:
+        except SSELimitExceeded as exc:
             for event in exc.events:  # events before the offending line still count
                 yield event
             raise

@@ -1,59 +1,74 @@
 """The upstream client: one POST to a scanner, its answer read as a stream of JSON messages.
 
 Scanners answer with SSE (parsed by our own spec-exact parser), NDJSON, or one JSON body; the
-response's content type chooses. Every fault becomes an ``UpstreamError`` whose message is fit
-for the scan's ``error``. The request is never repeated once the scanner has answered: one
-POST, one scan.
+response's content type chooses (see ``upstream_messages``). Every fault becomes an
+``UpstreamError`` whose message is fit for the scan's ``error`` and for logs: URLs in it lose
+their credentials and query values, and control characters are removed. The request is never
+repeated once the scanner has answered: one POST, one scan. Redirects are not followed (a
+scanner must not make the gateway request, or re-POST a scan to, any other address), and only
+an unencoded body is read (no decompression: a small gzip body can inflate without bound).
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
-from dataclasses import dataclass
+import re
+from collections.abc import AsyncGenerator, Mapping
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 
 from .config import UpstreamConfig
-from .sse_parser import SSELineTooLong, iter_sse
+from .upstream_messages import BodyError, Malformed, read_messages
 
-__all__ = ["Malformed", "UpstreamError", "idle_error", "stream_scan"]
+__all__ = [
+    "REQUEST_HEADERS",
+    "Malformed",
+    "UpstreamError",
+    "clean_text",
+    "idle_error",
+    "redact_url",
+    "stream_scan",
+]
 
-_NDJSON_TYPES = frozenset(
-    {
-        "application/x-ndjson",
-        "application/ndjson",
-        "application/jsonl",
-        "application/x-jsonlines",
-        "application/jsonlines",
-        "application/json-lines",
-    }
-)
+REQUEST_HEADERS = {"Accept": "text/event-stream", "Accept-Encoding": "identity"}
 _EXCERPT_BYTES = 300
+_EXCERPT_CHARS = 200
+_MAX_ERROR = 1000
+# C0 and C1 controls, ESC included: an error text goes to logs, terminals and pages.
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
+# A URL as exception texts show one (aiohttp: ``url=URL('http://...')``).
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
+
+
+def redact_url(url: str) -> str:
+    """``url`` without its userinfo and with every query value (and any fragment) hidden."""
+    try:
+        parts = urlsplit(url)
+        host = parts.netloc.rpartition("@")[2]
+    except ValueError:
+        return "<url>"
+    query = "&".join(
+        f"{pair.partition('=')[0]}=***" if pair else "" for pair in parts.query.split("&")
+    )
+    return urlunsplit((parts.scheme, host, parts.path, query, ""))
+
+
+def clean_text(text: str) -> str:
+    """Text built from scanner data or aiohttp's exception texts, fit for an error or a log:
+    URLs redacted, control characters removed, one line, bounded."""
+    text = _URL.sub(lambda match: redact_url(match.group()), text)
+    return " ".join(_CONTROLS.sub(" ", text).split())[:_MAX_ERROR]
 
 
 class UpstreamError(Exception):
     """The scanner could not be used; ``kind`` names the fault for logs and metrics."""
 
     def __init__(self, kind: str, message: str) -> None:
+        message = clean_text(message)
         super().__init__(message)
         self.kind = kind
         self.message = message
-
-
-@dataclass(frozen=True, slots=True)
-class Malformed:
-    """A message that was not valid JSON: counted and skipped, never fatal."""
-
-    text: str
-
-
-def _decode(text: str) -> object:
-    try:
-        return json.loads(text)
-    except ValueError:
-        return Malformed(text[:200])
 
 
 async def stream_scan(
@@ -66,11 +81,15 @@ async def stream_scan(
     """POST ``body`` to ``url`` and yield each decoded message (or ``Malformed``)."""
     try:
         async with session.post(
-            url, json=body, headers={"Accept": "text/event-stream"}
+            url, json=body, headers=REQUEST_HEADERS, allow_redirects=False
         ) as response:
             await _check_status(scanner, response)
-            async for item in _messages(scanner, response, config):
+            _check_encoding(scanner, response)
+            chunks = response.content.iter_any()
+            async for item in read_messages(response.content_type, chunks, config):
                 yield item
+    except BodyError as exc:
+        raise UpstreamError(exc.kind, f"{scanner} {exc.message}") from None
     except aiohttp.ClientConnectorError as exc:
         raise UpstreamError("connect", f"cannot connect to {scanner}: {exc.os_error}") from None
     except (aiohttp.ConnectionTimeoutError, aiohttp.ServerTimeoutError) as exc:
@@ -78,9 +97,16 @@ async def stream_scan(
             raise idle_error(scanner, config.idle_timeout_seconds) from None
         raise UpstreamError("connect", f"timed out connecting to {scanner}") from None
     except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError) as exc:
-        raise UpstreamError("dropped", f"connection to {scanner} was lost: {exc}") from None
+        text = str(exc)[:_EXCERPT_CHARS]
+        raise UpstreamError("dropped", f"connection to {scanner} was lost: {text}") from None
+    except aiohttp.ClientResponseError as exc:
+        # Also what aiohttp's parser refuses (a header too long, a bad chunk size); its text
+        # may quote the offending bytes at length, and str(exc) would add the URL.
+        text = exc.message[:_EXCERPT_CHARS]
+        raise UpstreamError("protocol", f"{scanner} sent an invalid HTTP answer: {text}") from None
     except aiohttp.ClientError as exc:
-        raise UpstreamError("http", f"request to {scanner} failed: {exc}") from None
+        text = f"{type(exc).__name__}: {exc}"[:_EXCERPT_CHARS]
+        raise UpstreamError("http", f"request to {scanner} failed: {text}") from None
 
 
 def idle_error(scanner: str, seconds: float) -> UpstreamError:
@@ -90,78 +116,20 @@ def idle_error(scanner: str, seconds: float) -> UpstreamError:
 async def _check_status(scanner: str, response: aiohttp.ClientResponse) -> None:
     if 200 <= response.status < 300:
         return
-    raw = await response.content.read(_EXCERPT_BYTES)
-    excerpt = " ".join(raw.decode("utf-8", "replace").split())
     message = f"{scanner} answered HTTP {response.status}"
+    if 300 <= response.status < 400:
+        # Where it points is not said: a Location may carry credentials.
+        raise UpstreamError("redirect", f"{message}, a redirect; redirects are not followed")
+    raw = await response.content.read(_EXCERPT_BYTES)
+    excerpt = clean_text(raw.decode("utf-8", "replace"))
     raise UpstreamError("http_status", f"{message}: {excerpt}" if excerpt else message)
 
 
-def _messages(
-    scanner: str, response: aiohttp.ClientResponse, config: UpstreamConfig
-) -> AsyncIterator[object]:
-    content_type = response.content_type.lower()
-    if content_type == "text/event-stream":
-        return _sse_messages(scanner, response, config)
-    if content_type in _NDJSON_TYPES:
-        return _ndjson_messages(scanner, response, config)
-    if content_type == "application/json" or content_type.endswith("+json"):
-        return _json_messages(scanner, response, config)
-    raise UpstreamError(
-        "content_type",
-        f"{scanner} answered with unsupported content type {content_type!r} "
-        "(expected text/event-stream, NDJSON or JSON)",
-    )
-
-
-async def _sse_messages(
-    scanner: str, response: aiohttp.ClientResponse, config: UpstreamConfig
-) -> AsyncIterator[object]:
-    try:
-        async for event in iter_sse(
-            response.content.iter_any(), max_line_length=config.max_line_length
-        ):
-            message = _decode(event.data)
-            if event.type == "error" and isinstance(message, Malformed):
-                message = {"status": "failed", "error": event.data}
-            yield message
-    except SSELineTooLong as exc:
-        raise UpstreamError("line_too_long", f"{scanner} sent {exc}") from None
-
-
-async def _ndjson_messages(
-    scanner: str, response: aiohttp.ClientResponse, config: UpstreamConfig
-) -> AsyncIterator[object]:
-    limit = config.max_line_length
-    pending = b""
-    async for chunk in response.content.iter_any():
-        lines = (pending + chunk).split(b"\n")
-        pending = lines.pop()
-        if max(len(pending), *map(len, lines)) > limit:
-            raise UpstreamError(
-                "line_too_long", f"{scanner} sent an NDJSON line longer than {limit} bytes"
-            )
-        for line in lines:
-            text = line.decode("utf-8", "replace").strip()
-            if text:
-                yield _decode(text)
-    # A last line without its newline is still a complete JSON document.
-    text = pending.decode("utf-8", "replace").strip()
-    if text:
-        yield _decode(text)
-
-
-async def _json_messages(
-    scanner: str, response: aiohttp.ClientResponse, config: UpstreamConfig
-) -> AsyncIterator[object]:
-    limit = config.max_body_bytes
-    body = bytearray()
-    async for chunk in response.content.iter_any():
-        body += chunk
-        if len(body) > limit:
-            raise UpstreamError("too_large", f"{scanner} answered with a body over {limit} bytes")
-    message = _decode(body.decode("utf-8", "replace"))
-    if isinstance(message, list):
-        for item in message:
-            yield item
-    else:
-        yield message
+def _check_encoding(scanner: str, response: aiohttp.ClientResponse) -> None:
+    encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
+    if encoding not in ("", "identity"):
+        raise UpstreamError(
+            "content_encoding",
+            f"{scanner} answered with Content-Encoding {encoding[:40]!r}; "
+            "the gateway asks for and reads only unencoded bodies",
+        )

@@ -33,7 +33,12 @@ def health_urls(config: Config) -> dict[str, str]:
 
 async def _check(session: aiohttp.ClientSession, url: str, seconds: float) -> str:
     try:
-        async with session.get(url, timeout=aiohttp.ClientTimeout(total=seconds)) as response:
+        async with session.get(
+            url, timeout=aiohttp.ClientTimeout(total=seconds), allow_redirects=False
+        ) as response:
+            if 300 <= response.status < 400:
+                # A scanner must not make the gateway request another address.
+                return f"HTTP {response.status} (redirects are not followed)"
             return "ok" if response.status < 400 else f"HTTP {response.status}"
     except (aiohttp.ClientError, TimeoutError) as exc:
         return f"unreachable: {type(exc).__name__}"

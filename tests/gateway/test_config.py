@@ -118,3 +118,12 @@ def test_dev_mode_from_environment():
     assert load_config(None, {"XPLOYT_DEV_MODE": "1"}).dev_mode is True
     with pytest.raises(ConfigError, match="XPLOYT_DEV_MODE"):
         load_config(None, {"XPLOYT_DEV_MODE": "maybe"})
+
+
+@pytest.mark.parametrize(
+    "key", ["max_event_bytes", "max_body_bytes", "max_json_depth", "max_number_digits"]
+)
+def test_upstream_body_limits_must_be_positive(key):
+    assert getattr(config_from_dict({}).upstream, key) > 0
+    with pytest.raises(ConfigError, match=f"upstream.{key}: must be greater than 0"):
+        config_from_dict({"upstream": {key: 0}})

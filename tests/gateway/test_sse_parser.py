@@ -12,7 +12,14 @@ from collections.abc import AsyncIterator, Iterable, Iterator
 import pytest
 from aiohttp import web
 
-from gateway.sse_parser import SSEEvent, SSELineTooLong, SSEParser, iter_sse
+from gateway.sse_parser import (
+    SSEEvent,
+    SSEEventTooLarge,
+    SSELimitExceeded,
+    SSELineTooLong,
+    SSEParser,
+    iter_sse,
+)
 
 Triple = tuple[str, str, str]
 
@@ -342,3 +349,88 @@ async def test_iter_sse_over_aiohttp_response(aiohttp_client) -> None:
     async with client.get("/stream") as response:
         events = [event async for event in iter_sse(response.content.iter_any())]
     assert events == [SSEEvent("progress", "45", ""), SSEEvent("message", "done", "")]
+
+
+# Event size limit
+
+
+def test_event_of_exactly_the_limit_is_accepted() -> None:
+    # Data "ab\ncd€" is 8 bytes: the LF between lines counts, the dispatching blank line not.
+    stream = "data: ab\ndata: cd€\n\n".encode()
+    expected = [msg_event("ab\ncd€")]
+    assert SSEParser(max_event_bytes=8).feed(stream) == expected
+    parser = SSEParser(max_event_bytes=8)
+    assert [event for byte in bytewise(stream) for event in parser.feed(byte)] == expected
+
+
+def test_event_over_limit_raises_before_its_blank_line() -> None:
+    parser = SSEParser(max_event_bytes=8)
+    assert parser.feed(b"data: ab\ndata: cd") == []
+    with pytest.raises(SSEEventTooLarge, match="larger than 8 bytes") as info:
+        parser.feed("€x\n".encode())  # 9 bytes, though 8 characters
+    assert info.value.limit == 8
+    with pytest.raises(SSEEventTooLarge):
+        parser.feed(b"\n")
+    with pytest.raises(SSEEventTooLarge):
+        parser.close()
+
+
+def test_event_limit_counts_empty_data_lines() -> None:
+    # Each empty data line adds a LF to the event: a flood of them is bounded too.
+    parser = SSEParser(max_event_bytes=100)
+    with pytest.raises(SSEEventTooLarge):
+        parser.feed(b"data\n" * 102)
+
+
+def test_event_limit_is_per_event() -> None:
+    stream = b"data: 12345678\n\n" * 3
+    assert run(bytewise(stream), max_event_bytes=8) == ([msg("12345678")] * 3, None)
+
+
+def test_event_too_large_keeps_events_before_it() -> None:
+    parser = SSEParser(max_event_bytes=8)
+    with pytest.raises(SSELimitExceeded) as info:
+        parser.feed(b"data: a\n\nevent: x\ndata: 123456789\n\n")
+    assert isinstance(info.value, SSEEventTooLarge)
+    assert info.value.events == [msg_event("a")]
+
+
+def test_event_limit_bounds_what_the_parser_holds() -> None:
+    # Lines of 99 bytes against a 10 000-byte limit: 100 of them and their LFs are 9999 bytes,
+    # the 101st is refused, so the parser never held more than the limit for the event.
+    parser = SSEParser(max_event_bytes=10_000)
+    line = b"data: " + b"x" * 99 + b"\n"
+    for _ in range(100):
+        assert parser.feed(line) == []
+    with pytest.raises(SSEEventTooLarge):
+        parser.feed(line)
+
+
+@pytest.mark.parametrize("limit", [0, -1])
+def test_constructor_rejects_event_limit_below_one(limit: int) -> None:
+    with pytest.raises(ValueError, match="max_event_bytes"):
+        SSEParser(max_event_bytes=limit)
+
+
+async def test_iter_sse_raises_event_too_large_after_earlier_events() -> None:
+    events = iter_sse(agen([b"data: a\n\n", b"data: 123456789\n"]), max_event_bytes=8)
+    assert await anext(events) == SSEEvent("message", "a", "")
+    with pytest.raises(SSEEventTooLarge):
+        await anext(events)
+
+
+def msg_event(data: str) -> SSEEvent:
+    return SSEEvent("message", data, "")
+
+
+def test_retry_digits_are_converted_only_when_asked_for(monkeypatch) -> None:
+    # Converting a line-long run of digits is quadratic: a scanner sending many must not cost
+    # the event loop anything, since the gateway never asks for the retry value.
+    conversions: list[str] = []
+    monkeypatch.setattr("gateway.sse_parser._decimal", lambda digits: conversions.append(digits))
+    parser = SSEParser(max_line_length=100_000)
+    for _ in range(10):
+        assert parser.feed(b"retry: " + b"9" * 99_000 + b"\ndata: a\n\n") == [msg_event("a")]
+    assert conversions == []
+    assert parser.retry is None  # what the stand-in converter returned
+    assert conversions == ["9" * 99_000]

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import socket
 
 import pytest
 from aiohttp import web
 
+from gateway.upstream import UpstreamError, clean_text, redact_url
 from tests.conftest import auth, start_scan, stream
 
 
@@ -176,3 +178,84 @@ async def test_more_scans_than_aiohttp_s_default_pool_run_at_once(gateway):
     results = await asyncio.gather(*(stream(client, scan_id) for scan_id in scan_ids))
     failures = [events[-1][1] for events in results if events[-1][1]["status"] != "completed"]
     assert failures == []
+
+
+@pytest.fixture
+async def hostile():
+    from tests.hostile_scanner import HostileScanner
+
+    server = HostileScanner()
+    await server.start()
+    yield server
+    await server.close()
+
+
+@pytest.mark.parametrize("content_type", ["text/event-stream", "application/x-ndjson", "json"])
+async def test_a_body_written_in_small_pieces_reads_as_written_whole(
+    gateway, hostile, content_type
+):
+    """The scanner writes each dialect's body in pieces of 1 to 16 bytes, a few ms apart, so
+    the gateway's reads split lines, events and characters."""
+    from tests.gateway.test_upstream_messages import BODIES, JSON_BODY
+
+    body = JSON_BODY if content_type == "json" else BODIES[content_type]
+    rng = random.Random(content_type)
+    pieces, start = [], 0
+    while start < len(body):
+        size = rng.randint(1, 16)
+        pieces.append(body[start : start + size])
+        start += size
+    url = hostile.script(
+        "pieces", "application/json" if content_type == "json" else content_type, pieces
+    )
+    client = await gateway(scanners={"sast_scanner": url})
+    scan_id, events, record = await run(client, {})
+    assert [data["status"] for _, data in events] == [
+        "pending",
+        "connecting",
+        "scanning",
+        "scanning",
+        "completed",
+    ]
+    assert events[2][1]["progress_text"] == "Analyse du dépôt…"
+    assert record["skipped_events"] == (0 if content_type == "json" else 1)
+    results = await client.get(f"/api/v1/scans/{scan_id}/results", headers=auth())
+    (finding,) = (await results.json())["data"]["vulnerabilities"]
+    assert (finding["title"], finding["line"]) == ("日本語 🔒", 3)
+
+
+async def test_the_scan_request_asks_for_an_unencoded_body(gateway, hostile):
+    client = await gateway(scanners={"sast_scanner": hostile.url("ok")})
+    _, events, _ = await run(client, {})
+    assert events[-1][1]["status"] == "completed"
+    (request,) = hostile.requests
+    assert request.headers["accept-encoding"] == "identity"
+
+
+@pytest.mark.parametrize(
+    ("url", "redacted"),
+    [
+        ("http://user:pw@host:8080/scan?api_key=s3&x=", "http://host:8080/scan?api_key=***&x=***"),
+        ("https://host/p?token", "https://host/p?token=***"),
+        ("http://host/p#frag", "http://host/p"),
+        ("http://[bad/", "<url>"),
+    ],
+)
+def test_redact_url(url, redacted):
+    assert redact_url(url) == redacted
+
+
+def test_clean_text_redacts_urls_and_removes_controls():
+    text = (
+        "400, message='x', url=URL('http://u:hunter2@h/scan?api_key=sekrit') "
+        "\x1b[31mred\x1b[0m\r\nnext\x85line\x00"
+    )
+    assert clean_text(text) == (
+        "400, message='x', url=URL('http://h/scan?api_key=***') [31mred [0m next line"
+    )
+    assert len(clean_text("x" * 5000)) == 1000
+
+
+def test_an_upstream_error_message_is_always_clean():
+    error = UpstreamError("http", "failed: http://a:b@h/?k=v \x1b]0;title\x07")
+    assert error.message == str(error) == "failed: http://h/?k=*** ]0;title"
