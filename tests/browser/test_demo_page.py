@@ -222,7 +222,8 @@ async def test_mock_and_sse_scans_complete_with_results(open_demo: OpenDemo) -> 
         assert await demo.page.eval_on_selector(f"{card} progress", "p => p.value") == 100
         assert await demo.page.inner_text(f"{card} .percent") == "100%"
         assert await demo.page.inner_text(f"{card} .status") == "COMPLETED"  # text-transform
-        vulnerabilities = await demo.app[STORE].vulnerabilities(scan_id)
+        page = await demo.app[STORE].findings_page(scan_id, start=0, limit=1000)
+        vulnerabilities = page.vulnerabilities
         rows = demo.page.locator(f"{card} table.vulns tbody tr")
         assert await rows.count() == len(vulnerabilities) > 0
         total = await demo.page.inner_text(f"{card} .summary .total")
