@@ -353,6 +353,33 @@ async def test_a_5000_digit_limit_on_the_scan_list_is_400(client):
     error_shape(await response.json())
 
 
+async def test_cut_findings_pages_and_the_completed_event_match_the_document(
+    gateway, scripted_scanner
+):
+    from tests.gateway.test_openapi import conforms, served, validator
+
+    big = {"title": "t" * 200, "deep": nested(12), "severity": "high"}
+    messages = [{"status": "completed", "vulnerabilities": [big, *findings(4)]}]
+    client, scan_id, events = await run_scripted(
+        gateway,
+        scripted_scanner,
+        messages,
+        findings={"max_per_scan": 3, "max_field_chars": 100, "page_size": 2},
+    )
+    document = await served(client)
+    path = "/api/v1/scans/{scan_id}/results"
+    for query in ("", "?cursor=2", "?cursor=abc"):
+        response = await client.get(f"/api/v1/scans/{scan_id}/results{query}", headers=auth())
+        body = await response.json()
+        conforms(document, "GET", path, response.status, response.headers, body)
+    first = (await results(client, scan_id))[1]
+    assert first["vulnerabilities"][0]["truncated_fields"] == ["title", "metadata"]
+    event = validator(document, {"$ref": "#/components/schemas/Event"})
+    for _, data in events:
+        event.validate(data)
+    assert events[-1][1]["findings_dropped"] == 2
+
+
 # --------------------------------------------------------------------------- events
 
 
