@@ -14,7 +14,8 @@ Scanners stream JSON objects that agree on little; this module reads them lenien
   text is the field's text, else the progress text, else ``FAILURE_TEXT``.
 * **completed** -- forces the progress to 100.
 * **vulnerabilities** -- ``vulnerabilities`` or ``findings``, when a list; every object in it is
-  passed through ``normalise_vulnerability``, anything else is skipped.
+  passed through ``normalise_vulnerability`` (and bounded, see ``gateway.findings``), anything
+  else is skipped.
 """
 
 from __future__ import annotations
