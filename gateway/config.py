@@ -18,6 +18,7 @@ __all__ = [
     "DEV_JWT_SECRET",
     "Config",
     "ConfigError",
+    "FindingsConfig",
     "JWTConfig",
     "config_from_dict",
     "load_config",
@@ -66,6 +67,22 @@ class LimitsConfig:
     max_running_scans_per_subject: int = 10
     max_streams_per_subject: int = 20
     retry_after_seconds: int = 5
+    # Events one scan's log holds at most: past it the scan fails (the last place is kept for
+    # the terminal event), so a scanner cannot fill the disk with progress.
+    max_events_per_scan: int = 20_000
+
+
+@dataclass(frozen=True, slots=True)
+class FindingsConfig:
+    """Bounds on what one scan's findings may hold, and the pages ``/results`` reads."""
+
+    max_per_scan: int = 10_000  # findings kept per scan; later ones are dropped and counted
+    max_bytes_per_scan: int = 32 * 1024 * 1024  # their total size, as stored (UTF-8 JSON)
+    max_field_chars: int = 16_384  # each text field of a finding; longer ones are cut
+    max_metadata_bytes: int = 16_384  # a finding's ``metadata`` as stored (UTF-8 JSON)
+    max_metadata_depth: int = 8  # nesting levels of ``metadata``; deeper values are cut
+    page_size: int = 100  # findings per ``/results`` page without ``?limit=``
+    max_page_size: int = 1000  # the largest ``?limit=``
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +177,7 @@ class Config:
     auth: AuthConfig = field(default_factory=AuthConfig)
     cors: CorsConfig = field(default_factory=CorsConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
+    findings: FindingsConfig = field(default_factory=FindingsConfig)
     scanners: Mapping[str, str] = field(default_factory=dict)
     upstream: UpstreamConfig = field(default_factory=UpstreamConfig)
     stream: StreamConfig = field(default_factory=StreamConfig)
@@ -319,6 +337,41 @@ def _validate(config: Config) -> None:
         raise ConfigError("redis.url: must be a redis://, rediss:// or unix:// URL")
     if config.mock.step_delay_seconds < 0:
         raise ConfigError("mock.step_delay_seconds: must not be negative")
+    _validate_findings(config)
+
+
+# The fewest events a scan needs: ``pending``, ``connecting`` and its terminal event.
+MIN_EVENTS_PER_SCAN = 3
+# A cut text field ends with the truncation marker, so it must have room for more than that.
+MIN_FINDING_FIELD_CHARS = 64
+MIN_FINDING_METADATA_BYTES = 64
+
+
+def _validate_findings(config: Config) -> None:
+    findings = config.findings
+    if config.limits.max_events_per_scan < MIN_EVENTS_PER_SCAN:
+        raise ConfigError(
+            f"limits.max_events_per_scan: must be at least {MIN_EVENTS_PER_SCAN} "
+            "(pending, connecting and the terminal event)"
+        )
+    if findings.max_field_chars < MIN_FINDING_FIELD_CHARS:
+        raise ConfigError(f"findings.max_field_chars: must be at least {MIN_FINDING_FIELD_CHARS}")
+    if findings.max_metadata_bytes < MIN_FINDING_METADATA_BYTES:
+        raise ConfigError(
+            f"findings.max_metadata_bytes: must be at least {MIN_FINDING_METADATA_BYTES}"
+        )
+    positive = {
+        "findings.max_per_scan": findings.max_per_scan,
+        "findings.max_bytes_per_scan": findings.max_bytes_per_scan,
+        "findings.max_metadata_depth": findings.max_metadata_depth,
+        "findings.page_size": findings.page_size,
+        "findings.max_page_size": findings.max_page_size,
+    }
+    for key, number in positive.items():
+        if number <= 0:
+            raise ConfigError(f"{key}: must be greater than 0")
+    if findings.page_size > findings.max_page_size:
+        raise ConfigError("findings.page_size: must not exceed findings.max_page_size")
 
 
 def config_from_dict(data: Mapping[str, Any] | None) -> Config:

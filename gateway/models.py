@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -14,6 +15,7 @@ __all__ = [
     "TERMINAL_STATUSES",
     "Event",
     "EventDraft",
+    "FindingsPage",
     "NewScan",
     "ScanFinished",
     "ScanRecord",
@@ -22,6 +24,7 @@ __all__ = [
     "UpstreamUpdate",
     "apply_draft",
     "compact_json",
+    "count_severities",
     "utcnow",
 ]
 
@@ -58,6 +61,28 @@ SEVERITIES = ("critical", "high", "medium", "low", "info", "unknown")
 def compact_json(value: Any) -> str:
     """JSON without spaces or line breaks: what the log stores and SSE ``data:`` lines carry."""
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def count_severities(severities: Iterable[object]) -> dict[str, int]:
+    """How many of ``severities`` (stored findings' ``severity``) are each of ``SEVERITIES``,
+    every one present in order; anything else counts as ``unknown``."""
+    counts = dict.fromkeys(SEVERITIES, 0)
+    for severity in severities:
+        counts[severity if isinstance(severity, str) and severity in counts else "unknown"] += 1
+    return counts
+
+
+@dataclass(frozen=True, slots=True)
+class FindingsPage:
+    """A page of a completed scan's findings, and what holds for all of them."""
+
+    vulnerabilities: list[dict[str, Any]]
+    summary: dict[str, int]  # severity counts of every finding kept, not only this page's
+    dropped: int = 0  # findings past the scan's bounds, not kept
+
+    @property
+    def total(self) -> int:
+        return sum(self.summary.values())
 
 
 def utcnow() -> str:
@@ -164,6 +189,7 @@ class EventDraft:
     progress_text: str | None = None
     error: str | None = None
     summary: dict[str, int] | None = None  # severity counts, on the completed event
+    findings_dropped: int | None = None  # findings past the scan's bounds, on completion
     extra: tuple[tuple[str, object], ...] = ()  # scanner-specific scalars, passed through
 
 
@@ -214,6 +240,8 @@ def apply_draft(
     }
     if draft.summary is not None:
         payload["summary"] = draft.summary
+    if draft.findings_dropped is not None:
+        payload["findings_dropped"] = draft.findings_dropped
     if draft.extra:
         payload["extra"] = dict(draft.extra)
     return new, payload

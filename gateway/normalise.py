@@ -14,7 +14,8 @@ Scanners stream JSON objects that agree on little; this module reads them lenien
   text is the field's text, else the progress text, else ``FAILURE_TEXT``.
 * **completed** -- forces the progress to 100.
 * **vulnerabilities** -- ``vulnerabilities`` or ``findings``, when a list; every object in it is
-  passed through ``normalise_vulnerability``, anything else is skipped.
+  passed through ``normalise_vulnerability`` (and bounded, see ``gateway.findings``), anything
+  else is skipped.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
+from gateway.config import FindingsConfig
+from gateway.findings import bound_finding
 from gateway.models import SEVERITIES, Status, UpstreamUpdate
 
 __all__ = [
@@ -54,6 +57,13 @@ MAX_EXTRA_FIELDS = 16
 MAX_EXTRA_KEY = 64
 MAX_EXTRA_TEXT = 256
 _DESCRIPTION_KEYS = ("description", "details", "message")
+
+# Lines, columns and CWE numbers beyond these are not positions or weaknesses but noise; a
+# string of digits is not even handed to int() past _MAX_DIGITS (int() refuses 4300 digits).
+MAX_POSITION = 2**31 - 1
+MAX_CWE = 10**6
+_MAX_DIGITS = 24
+_DEFAULT_LIMITS = FindingsConfig()
 
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)", re.ASCII)
 _INTEGER = re.compile(r"[+-]?\d+", re.ASCII)
@@ -102,11 +112,14 @@ class UpstreamFormatError(ValueError):
 # --------------------------------------------------------------------------- updates
 
 
-def normalise_update(raw: object, *, scanner: str, start_index: int = 0) -> UpstreamUpdate:
+def normalise_update(
+    raw: object, *, scanner: str, start_index: int = 0, limits: FindingsConfig = _DEFAULT_LIMITS
+) -> UpstreamUpdate:
     """One upstream message as an ``UpstreamUpdate``; ``None`` fields were not said.
 
     ``start_index`` is the number of findings already seen on this scan: generated finding ids
-    continue from it. Raises ``UpstreamFormatError`` when ``raw`` is not a dict.
+    continue from it. Each finding is bounded by ``limits`` (see ``gateway.findings``).
+    Raises ``UpstreamFormatError`` when ``raw`` is not a dict.
     """
     if not isinstance(raw, dict):
         raise UpstreamFormatError(f"upstream message is not a JSON object: {type(raw).__name__}")
@@ -121,7 +134,7 @@ def normalise_update(raw: object, *, scanner: str, start_index: int = 0) -> Upst
         error = error or text or FAILURE_TEXT
     elif status is Status.COMPLETED:
         progress = 100
-    vulnerabilities = _vulnerabilities(raw, scanner, start_index)
+    vulnerabilities = _vulnerabilities(raw, scanner, start_index, limits)
     return UpstreamUpdate(status, progress, text, error, vulnerabilities, _extra(raw))
 
 
@@ -226,13 +239,13 @@ def _error(value: object) -> str | None:
 
 
 def _vulnerabilities(
-    raw: Mapping[str, Any], scanner: str, start_index: int
+    raw: Mapping[str, Any], scanner: str, start_index: int, limits: FindingsConfig
 ) -> tuple[dict[str, Any], ...]:
     """The findings of a message; ids count only the objects kept, so they have no gaps."""
     lists = (value for key in _VULNERABILITY_KEYS if isinstance(value := raw.get(key), list))
     found = [item for item in next(lists, []) if isinstance(item, dict)]
     return tuple(
-        normalise_vulnerability(item, scanner=scanner, index=start_index + i)
+        normalise_vulnerability(item, scanner=scanner, index=start_index + i, limits=limits)
         for i, item in enumerate(found)
     )
 
@@ -282,10 +295,18 @@ def _take(
     return None
 
 
-def normalise_vulnerability(raw: Mapping[str, Any], *, scanner: str, index: int) -> dict[str, Any]:
+def normalise_vulnerability(
+    raw: Mapping[str, Any],
+    *,
+    scanner: str,
+    index: int,
+    limits: FindingsConfig = _DEFAULT_LIMITS,
+) -> dict[str, Any]:
     """One finding in the gateway's shape; keys that supplied no field go to ``metadata``.
 
     ``index`` is the finding's 0-based position on the scan, used for an id when it has none.
+    Text fields and ``metadata`` are bounded by ``limits``; a finding cut names what was cut in
+    ``truncated_fields``.
     """
     read = _Reader(raw)
     found_id = read.first(("id", "vulnerability_id", "fingerprint"), _identifier)
@@ -298,7 +319,7 @@ def normalise_vulnerability(raw: Mapping[str, Any], *, scanner: str, index: int)
     title = read.first(("title", "name", "message", "summary", "secret_type"), _text)
     # ``message`` describes the finding only when it did not already title it.
     description_keys = [key for key in _DESCRIPTION_KEYS if key not in read.used]
-    return {
+    finding = {
         "id": found_id or f"{scanner}-{index + 1}",
         "scanner": scanner,
         "type": kind,
@@ -314,6 +335,7 @@ def normalise_vulnerability(raw: Mapping[str, Any], *, scanner: str, index: int)
         "cwe": read.first(("cwe", "cwe_id"), _cwe),
         "metadata": read.rest(),
     }
+    return bound_finding(finding, limits)
 
 
 def _file_path(read: _Reader) -> str | None:
@@ -355,11 +377,11 @@ def _first_item(value: object) -> object:
 def _position(value: object) -> int | None:
     """A line or column: a non-negative int, an integral float or an integer string."""
     value = _first_item(value)
-    if isinstance(value, str) and _INTEGER.fullmatch(value.strip()):
+    if isinstance(value, str) and len(value) <= _MAX_DIGITS and _INTEGER.fullmatch(value.strip()):
         value = int(value.strip())
     if isinstance(value, float) and value.is_integer():
         value = int(value)
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_POSITION:
         return value
     return None
 
@@ -370,9 +392,13 @@ def _cwe(value: object) -> str | None:
     number: int | None = None
     if isinstance(value, int) and not isinstance(value, bool):
         number = value
-    elif isinstance(value, str) and (match := _CWE.fullmatch(value.strip())):
-        number = int(match.group(1))
-    return f"CWE-{number}" if number is not None and number > 0 else None
+    elif (
+        isinstance(value, str)
+        and len(value) <= _MAX_DIGITS
+        and (m := _CWE.fullmatch(value.strip()))
+    ):
+        number = int(m.group(1))
+    return f"CWE-{number}" if number is not None and 0 < number <= MAX_CWE else None
 
 
 def _severity(value: object) -> str | None:

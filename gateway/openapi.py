@@ -14,8 +14,9 @@ from importlib import metadata
 from typing import Any
 
 from .config import Config
+from .findings import TRUNCATED
 from .models import SEVERITIES, Status
-from .validation import MAX_REPOSITORY_NAME
+from .validation import MAX_NUMBER_DIGITS, MAX_REPOSITORY_NAME
 
 __all__ = ["DOCS_PATH", "OPENAPI_PATH", "build_openapi"]
 
@@ -113,6 +114,7 @@ def _schemas(config: Config) -> dict[str, Schema]:
     from .routes.demo import DEFAULT_SUBJECT, MAX_SUBJECT  # routes import this module
 
     statuses = [status.value for status in Status]
+    chars = config.findings.max_field_chars
     percent: Schema = {"type": "integer", "minimum": 0, "maximum": 100}
     scanners = sorted(config.scanners)
     scanner_name: Schema = {
@@ -164,6 +166,11 @@ def _schemas(config: Config) -> dict[str, Schema]:
         "error": {"type": ["string", "null"]},
         "timestamp": _timestamp("when the event was stored"),
         "summary": _ref("SeveritySummary"),
+        "findings_dropped": {
+            "type": "integer",
+            "minimum": 0,
+            "description": "on the `completed` event: findings past the scan's bounds, not kept",
+        },
         "extra": {
             "type": "object",
             "description": "The scanner message's other scalar fields (at most 16; strings cut "
@@ -253,25 +260,45 @@ def _schemas(config: Config) -> dict[str, Schema]:
         "SeveritySummary": summary,
         "Vulnerability": _object(
             {
-                "id": {"type": "string"},
+                "id": {"type": "string", "maxLength": chars},
                 "scanner": {"type": "string"},
-                "type": {"type": ["string", "null"]},
+                "type": {"type": ["string", "null"], "maxLength": chars},
                 "severity": {"type": "string", "enum": list(SEVERITIES)},
-                "title": {"type": "string"},
-                "description": {"type": ["string", "null"]},
-                "file_path": {"type": ["string", "null"]},
+                "title": {"type": "string", "maxLength": chars},
+                "description": {"type": ["string", "null"], "maxLength": chars},
+                "file_path": {"type": ["string", "null"], "maxLength": chars},
                 "line": {"type": ["integer", "null"], "minimum": 0},
                 "column": {"type": ["integer", "null"], "minimum": 0},
-                "code_snippet": {"type": ["string", "null"]},
-                "confidence": {"type": ["string", "number", "null"]},
-                "remediation": {"type": ["string", "null"]},
+                "code_snippet": {"type": ["string", "null"], "maxLength": chars},
+                "confidence": {"type": ["string", "number", "null"], "maxLength": chars},
+                "remediation": {"type": ["string", "null"], "maxLength": chars},
                 "cwe": {"type": ["string", "null"], "pattern": "^CWE-[1-9][0-9]*$"},
                 "metadata": {
                     "type": "object",
-                    "description": "whatever else the scanner reported about the finding",
+                    "description": (
+                        "whatever else the scanner reported about the finding, at most "
+                        f"{config.findings.max_metadata_bytes} bytes of JSON "
+                        "(`findings.max_metadata_bytes`) nested at most "
+                        f"{config.findings.max_metadata_depth} deep "
+                        "(`findings.max_metadata_depth`)"
+                    ),
+                },
+                "truncated_fields": {
+                    "type": "array",
+                    "items": {"type": "string"},
+                    "minItems": 1,
+                    "description": (
+                        "only on a finding the gateway cut: the fields cut. A text field cut "
+                        f"ends with `{TRUNCATED}`; metadata loses the keys that did not fit "
+                        "and its values nested too deep become that marker."
+                    ),
                 },
             },
-            description="One finding, normalised whatever the scanner's own shape.",
+            optional=("truncated_fields",),
+            description=(
+                "One finding, normalised whatever the scanner's own shape. Text fields hold at "
+                f"most {chars} characters (`findings.max_field_chars`)."
+            ),
         ),
         "Results": _object(
             {
@@ -279,16 +306,51 @@ def _schemas(config: Config) -> dict[str, Schema]:
                 "scanner_name": {"type": "string"},
                 "repository_name": {"type": "string"},
                 "status": {"const": "completed"},
-                "vulnerabilities": {"type": "array", "items": _ref("Vulnerability")},
-                "summary": _ref("SeveritySummary"),
-            }
+                "vulnerabilities": {
+                    "type": "array",
+                    "items": _ref("Vulnerability"),
+                    "maxItems": config.findings.max_page_size,
+                    "description": "this page of the findings, in the order the scanner sent them",
+                },
+                "summary": {
+                    **_ref("SeveritySummary"),
+                    "description": "the severities of every finding kept, not only this page's",
+                },
+                "total_findings": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "description": "findings kept, over every page",
+                },
+                "findings_dropped": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "description": (
+                        "findings the scanner sent past the scan's bounds (`findings.max_per_scan`"
+                        ", `findings.max_bytes_per_scan`): the gateway kept the first ones and "
+                        "dropped these"
+                    ),
+                },
+                "truncated": {
+                    "type": "boolean",
+                    "description": "true when findings were dropped: the results are incomplete",
+                },
+                "next_cursor": {
+                    "type": ["string", "null"],
+                    "description": "pass it as `?cursor=` for the next page; null on the last",
+                },
+            },
+            description=(
+                "A page of a completed scan's findings (`?limit=`, `?cursor=`), with what holds "
+                "for all of them."
+            ),
         ),
         "Event": _object(
             event_fields,
-            optional=("summary", "extra"),
+            optional=("summary", "findings_dropped", "extra"),
             description=(
-                "The `data:` of each unnamed event of the stream; `summary` only on the "
-                "`completed` event, `extra` when the scanner's message had fields of its own."
+                "The `data:` of each unnamed event of the stream; `summary` and "
+                "`findings_dropped` only on the `completed` event, `extra` when the scanner's "
+                "message had fields of its own."
             ),
         ),
         "ResetEvent": _object(
@@ -455,9 +517,10 @@ def _use(name: str) -> Schema:
     return {"$ref": f"#/components/responses/{name}"}
 
 
-def _parameters() -> dict[str, Schema]:
+def _parameters(config: Config) -> dict[str, Schema]:
     from .routes.scans import LIST_DEFAULT, LIST_MAX  # routes import this module
 
+    pages = config.findings
     return {
         "ScanId": {
             "name": "scan_id",
@@ -488,6 +551,33 @@ def _parameters() -> dict[str, Schema]:
                 "maximum": LIST_MAX,
                 "default": LIST_DEFAULT,
             },
+        },
+        "ResultsLimit": {
+            "name": "limit",
+            "in": "query",
+            "required": False,
+            "description": (
+                f"how many findings at most on this page (`findings.page_size`, "
+                f"{pages.page_size}, when absent); outside 1-{pages.max_page_size} "
+                "(`findings.max_page_size`) is 400"
+            ),
+            "schema": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": pages.max_page_size,
+                "default": pages.page_size,
+            },
+        },
+        "Cursor": {
+            "name": "cursor",
+            "in": "query",
+            "required": False,
+            "description": (
+                "where the page starts: the `next_cursor` of the page before (absent or empty: "
+                f"the first page). Anything else (not {MAX_NUMBER_DIGITS} digits at most, or "
+                "past the last finding) is 400."
+            ),
+            "schema": {"type": "string", "pattern": f"^[0-9]{{0,{MAX_NUMBER_DIGITS}}}$"},
         },
         "StatusFilter": {
             "name": "status",
@@ -773,7 +863,10 @@ def _paths(config: Config) -> dict[str, Schema]:
                 "Read a completed scan's results",
                 "scans",
                 {
-                    "200": _ok(_ref("Results"), "The findings and their severity summary."),
+                    "200": _ok(
+                        _ref("Results"), "A page of the findings, and their severity summary."
+                    ),
+                    "400": _use("BadRequest"),
                     "401": _use("Unauthorized"),
                     "404": _use("ScanNotFound"),
                     "409": _error(
@@ -782,6 +875,17 @@ def _paths(config: Config) -> dict[str, Schema]:
                     ),
                     "503": _use("StoreUnavailable"),
                 },
+                description=(
+                    "The findings come a page at a time: follow `next_cursor` with "
+                    "`?cursor=` until it is null. `summary` and `total_findings` cover every "
+                    "page. A scan keeps at most `findings.max_per_scan` findings "
+                    f"({config.findings.max_per_scan}) of at most "
+                    "`findings.max_bytes_per_scan` bytes in all "
+                    f"({config.findings.max_bytes_per_scan}): the first ones; the scanner's "
+                    "later findings are dropped, counted in `findings_dropped`, and "
+                    "`truncated` is true."
+                ),
+                parameters=[_param("ResultsLimit"), _param("Cursor")],
             ),
         },
         _SCAN + "/stream": {
@@ -977,7 +1081,7 @@ def build_openapi(config: Config) -> dict[str, Any]:
         "components": {
             "schemas": _schemas(config),
             "responses": _responses(config),
-            "parameters": _parameters(),
+            "parameters": _parameters(config),
             "securitySchemes": _security_schemes(config),
         },
     }

@@ -18,10 +18,11 @@ from typing import Any
 
 from .config import Config
 from .errors import LimitExceeded, StoreUnavailable
+from .findings import FindingsBudget
 from .hub import Bus
 from .logs import scan_id_var
 from .metrics import Metrics
-from .models import Event, EventDraft, NewScan, ScanFinished, ScanRecord, Status
+from .models import TERMINAL_STATUSES, Event, EventDraft, NewScan, ScanFinished, ScanRecord, Status
 from .normalise import UpstreamFormatError, normalise_update, severity_summary
 from .store import Store
 from .upstream import Malformed, UpstreamError, idle_error
@@ -60,6 +61,7 @@ class ScanRunner:
         self._closing = False
         self._metrics = metrics
         self._started: dict[str, tuple[str, float]] = {}  # scan -> (scanner, start time)
+        self._last_seq: dict[str, int] = {}  # scan -> its log's last sequence number
 
     @property
     def running(self) -> int:
@@ -113,11 +115,13 @@ class ScanRunner:
             raise
         if not created.done():
             created.set_result(scan)
+        self._last_seq[scan.scan_id] = scan.last_seq
         await self._run(scan)
 
     def _finished(self, scan: NewScan) -> None:
         self._tasks.pop(scan.scan_id, None)
         self._started.pop(scan.scan_id, None)
+        self._last_seq.pop(scan.scan_id, None)
         self._cancel_requested.discard(scan.scan_id)
         self._abandoned.discard(scan.scan_id)
         self._release(scan.owner)
@@ -166,7 +170,13 @@ class ScanRunner:
         vulnerabilities: Sequence[Mapping[str, Any]] = (),
         skipped_events: int | None = None,
     ) -> Event:
-        """Append an event to the log (the store hands it to the live subscribers)."""
+        """Append an event to the log (the store hands it to the live subscribers).
+
+        A scan's log holds at most ``limits.max_events_per_scan`` events, the last place kept
+        for the terminal one: a running scan that would take it fails instead.
+        """
+        if draft.status not in TERMINAL_STATUSES:
+            self._make_room(scan_id)
         deadline = time.monotonic() + self._store_retry
         delay = 0.05
         while True:
@@ -182,12 +192,24 @@ class ScanRunner:
                 log.warning("scan %s: %s; retrying in %.2f s", scan_id, exc.message, delay)
                 await asyncio.sleep(delay)
                 delay = min(1.0, delay * 2)
+        if scan_id in self._last_seq:
+            self._last_seq[scan_id] = event.seq
         if event.terminal and self._metrics is not None and scan_id in self._started:
             scanner, started = self._started[scan_id]
             self._metrics.scan_duration.labels(scanner, draft.status.value).observe(
                 time.monotonic() - started
             )
         return event
+
+    def _make_room(self, scan_id: str) -> None:
+        """Raise unless the log has room for one more event besides the terminal one."""
+        most = self._config.limits.max_events_per_scan
+        last = self._last_seq.get(scan_id)
+        if last is not None and last + 1 >= most:
+            raise UpstreamError(
+                "too_many_events",
+                f"too many events: a scan's log holds at most {most} (limits.max_events_per_scan)",
+            )
 
     async def _run(self, scan: ScanRecord) -> None:
         scan_id_var.set(scan.scan_id)  # this task's log lines carry the scan id
@@ -284,7 +306,7 @@ class _Consumer:
     def __init__(self, runner: ScanRunner, scan: ScanRecord) -> None:
         self.runner = runner
         self.scan = scan
-        self.vulnerabilities: list[dict[str, Any]] = []
+        self.findings = FindingsBudget(runner._config.findings)
         self.skipped = 0
         self.status = Status.SCANNING
         self.last: tuple[object, ...] | None = None
@@ -311,11 +333,14 @@ class _Consumer:
             return self.skip(f"malformed JSON, {message.reason}: {message.text[:80]!r}")
         try:
             update = normalise_update(
-                message, scanner=self.scan.scanner_name, start_index=len(self.vulnerabilities)
+                message,
+                scanner=self.scan.scanner_name,
+                start_index=len(self.findings.kept) + self.findings.dropped,
+                limits=self.runner._config.findings,
             )
         except UpstreamFormatError as exc:
             return self.skip(str(exc))
-        self.vulnerabilities.extend(update.vulnerabilities)
+        self.keep(update.vulnerabilities)
         if update.status is Status.COMPLETED:
             await self.complete(update.progress_text)
             return True
@@ -343,23 +368,37 @@ class _Consumer:
             )
         return False
 
+    def keep(self, findings: Sequence[dict[str, Any]]) -> None:
+        dropped = self.findings.dropped
+        self.findings.add(findings)
+        if self.findings.dropped and not dropped:
+            log.warning(
+                "scan %s: findings past the bounds of a scan (%d kept, %d bytes) are dropped",
+                self.scan.scan_id,
+                len(self.findings.kept),
+                self.findings.bytes,
+            )
+
     def skip(self, why: str) -> bool:
         self.skipped += 1
         log.warning("scan %s: skipped an upstream message (%s)", self.scan.scan_id, why)
         return False
 
     async def complete(self, text: str | None) -> None:
-        summary = severity_summary(self.vulnerabilities)
-        count = len(self.vulnerabilities)
+        kept, dropped = self.findings.kept, self.findings.dropped
+        count = len(kept)
         found = f"{count} vulnerabilit{'y' if count == 1 else 'ies'} found"
+        if dropped:
+            found += f"; {dropped} more dropped, past the gateway's limits for one scan"
         await self.runner.record(
             self.scan.scan_id,
             EventDraft(
                 Status.COMPLETED,
                 100,
                 f"{text.rstrip('.')}: {found}." if text else f"Scan complete: {found}.",
-                summary=summary,
+                summary=severity_summary(kept),
+                findings_dropped=dropped,
             ),
-            vulnerabilities=self.vulnerabilities,
+            vulnerabilities=kept,
             skipped_events=self.skipped,
         )

@@ -12,11 +12,23 @@ from aiohttp import web
 from .errors import BadRequest, InvalidJSON, UnknownScanner, UnsupportedMediaType, ValidationError
 from .models import Status
 
-__all__ = ["ScanRequest", "parse_bool", "parse_limit", "parse_status", "read_json", "scan_request"]
+__all__ = [
+    "ScanRequest",
+    "parse_bool",
+    "parse_cursor",
+    "parse_limit",
+    "parse_status",
+    "read_json",
+    "scan_request",
+]
 
 _TRUE = frozenset({"true", "1", "yes", "on"})
 _FALSE = frozenset({"false", "0", "no", "off"})
 MAX_REPOSITORY_NAME = 500
+# A whole-number query parameter has at most this many digits: int() is not even tried on
+# more (it refuses over 4300), and none of them is meant to be that large.
+MAX_NUMBER_DIGITS = 12
+_ECHO = 40  # characters of a bad parameter's value repeated in the error message
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,15 +127,31 @@ def parse_bool(raw: str | None, name: str, *, default: bool) -> bool:
     raise BadRequest(f"query parameter {name!r} must be true or false, got {raw!r}")
 
 
+def _whole_number(raw: str, name: str) -> int:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > MAX_NUMBER_DIGITS:
+        shown = raw if len(raw) <= _ECHO else raw[:_ECHO] + "..."
+        raise BadRequest(
+            f"query parameter {name!r} must be a whole number of at most "
+            f"{MAX_NUMBER_DIGITS} digits, got {shown!r}"
+        )
+    return int(raw)
+
+
 def parse_limit(raw: str | None, *, default: int, maximum: int) -> int:
     if raw is None or raw == "":
         return default
-    if not (raw.isascii() and raw.isdigit()):
-        raise BadRequest(f"query parameter 'limit' must be a whole number, got {raw!r}")
-    value = int(raw)
+    value = _whole_number(raw, "limit")
     if not 1 <= value <= maximum:
         raise BadRequest(f"query parameter 'limit' must be between 1 and {maximum}, got {value}")
     return value
+
+
+def parse_cursor(raw: str | None) -> int:
+    """A ``?cursor=`` (an earlier page's ``next_cursor``) as the index it starts at; absent or
+    empty is the first page. Whether it is within the results is for the caller to say."""
+    if raw is None or raw == "":
+        return 0
+    return _whole_number(raw, "cursor")
 
 
 def parse_status(raw: str | None) -> Status | None:

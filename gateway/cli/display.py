@@ -92,14 +92,14 @@ class _JsonLines(_Display):
         self, final: Mapping[str, Any], results: Mapping[str, Any] | None, code: int
     ) -> None:
         summary = results.get("summary") if results else None
-        vulnerabilities = results.get("vulnerabilities") if results else None
         data = {
             "scan_id": final.get("scan_id"),
             "status": final.get("status"),
             "exit_code": code,
             "error": final.get("error"),
             "progress_text": final.get("progress_text"),
-            "findings": len(vulnerabilities) if isinstance(vulnerabilities, list) else None,
+            "findings": _finding_count(results),
+            "findings_dropped": results.get("findings_dropped") if results else None,
             "summary": summary,
         }
         _json_line(self.console, None, "summary", data)
@@ -191,12 +191,30 @@ class _Bar(_Display):
             _say(self.console, f"Scan {scan_id} was cancelled.", "bold yellow")
             return
         summary = results.get("summary") if results else None
-        vulnerabilities = results.get("vulnerabilities") if results else None
-        count = len(vulnerabilities) if isinstance(vulnerabilities, list) else 0
+        count = _finding_count(results) or 0
         noun = "finding" if count == 1 else "findings"
         _say(self.console, f"Scan {scan_id} completed: {count} {noun}.", "bold green")
+        dropped = results.get("findings_dropped") if results else None
+        if isinstance(dropped, int) and dropped > 0:
+            _say(
+                self.console,
+                f"{dropped} more findings were dropped: past the gateway's limits for one scan.",
+                "yellow",
+            )
         if isinstance(summary, dict):
             self.console.print(_summary_table(summary, count))
+
+
+def _finding_count(results: Mapping[str, Any] | None) -> int | None:
+    """Every finding of the scan: ``total_findings`` (the results come a page at a time), or
+    the length of the list from a gateway that sent them all at once."""
+    if not results:
+        return None
+    total = results.get("total_findings")
+    if isinstance(total, int) and not isinstance(total, bool):
+        return total
+    vulnerabilities = results.get("vulnerabilities")
+    return len(vulnerabilities) if isinstance(vulnerabilities, list) else None
 
 
 _STATUS_STYLES = {"completed": "green", "failed": "red", "cancelled": "yellow"}

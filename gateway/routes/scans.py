@@ -10,11 +10,17 @@ from aiohttp import web
 
 from ..appkeys import CONFIG, RUNNER, STORE
 from ..auth import principal
-from ..errors import Conflict, ScanNotFound, ScanNotReady
+from ..errors import BadRequest, Conflict, ScanNotFound, ScanNotReady
 from ..models import EventDraft, NewScan, ScanFinished, ScanRecord, Status
-from ..normalise import severity_summary
 from ..responses import ok
-from ..validation import parse_bool, parse_limit, parse_status, read_json, scan_request
+from ..validation import (
+    parse_bool,
+    parse_cursor,
+    parse_limit,
+    parse_status,
+    read_json,
+    scan_request,
+)
 
 __all__ = ["API", "owned_scan", "routes"]
 
@@ -112,14 +118,29 @@ async def get_results(request: web.Request) -> web.Response:
             f"scan is still {scan.status.value} ({scan.progress_percent}%); "
             "results are available once it completes"
         )
-    vulnerabilities = await request.app[STORE].vulnerabilities(scan.scan_id)
+    bounds = request.app[CONFIG].findings
+    limit = parse_limit(
+        request.query.get("limit"), default=bounds.page_size, maximum=bounds.max_page_size
+    )
+    start = parse_cursor(request.query.get("cursor"))
+    page = await request.app[STORE].findings_page(scan.scan_id, start=start, limit=limit)
+    if start > page.total:
+        raise BadRequest(
+            f"query parameter 'cursor' is past the end of the results ({page.total} findings); "
+            "pass the next_cursor of the page before"
+        )
+    end = start + len(page.vulnerabilities)
     return ok(
         {
             "scan_id": scan.scan_id,
             "scanner_name": scan.scanner_name,
             "repository_name": scan.repository_name,
             "status": scan.status.value,
-            "vulnerabilities": vulnerabilities,
-            "summary": severity_summary(vulnerabilities),
+            "vulnerabilities": page.vulnerabilities,
+            "summary": page.summary,
+            "total_findings": page.total,
+            "findings_dropped": page.dropped,
+            "truncated": page.dropped > 0,
+            "next_cursor": str(end) if end < page.total else None,
         }
     )

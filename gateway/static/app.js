@@ -12,6 +12,7 @@
   const API = "/api/v1";
   const TERMINAL = new Set(["completed", "failed", "cancelled"]);
   const SEVERITIES = ["critical", "high", "medium", "low", "info", "unknown"];
+  const MAX_SHOWN = 2000; // findings one card loads into its table at most
   const POLL_MS = 2000;
   const MAX_RETICKETS = 3; // fresh tickets after a stream that worked failed for good
   const SCANNER_LABELS = {
@@ -353,10 +354,21 @@
   // ---- results ------------------------------------------------------------------------------
 
   async function loadResults(scan) {
-    const data = await api("GET", `${API}/scans/${scan.scan_id}/results`);
-    if (!data) return;
-    scan.results = data.vulnerabilities;
-    scan.summary = data.summary;
+    const path = `${API}/scans/${scan.scan_id}/results`;
+    const first = await api("GET", path);
+    if (!first) return;
+    // The findings come a page at a time: follow next_cursor, up to MAX_SHOWN of them.
+    let page = first;
+    let results = first.vulnerabilities;
+    while (page.next_cursor && page.vulnerabilities.length && results.length < MAX_SHOWN) {
+      page = await api("GET", `${path}?cursor=${encodeURIComponent(page.next_cursor)}`);
+      if (!page) break;
+      results = results.concat(page.vulnerabilities);
+    }
+    scan.results = results;
+    scan.summary = first.summary;
+    scan.total = first.total_findings ?? results.length;
+    scan.dropped = first.findings_dropped ?? 0;
     renderResults(scan);
   }
 
@@ -379,11 +391,21 @@
     const summary = document.createElement("ul");
     summary.className = "summary";
     summary.setAttribute("aria-label", "Findings by severity");
-    const total = scan.results.length;
+    const total = scan.total;
     const head = document.createElement("li");
     head.className = "total";
     head.textContent = `${total} finding${total === 1 ? "" : "s"}`;
     summary.append(head);
+    // Said, not hidden: findings the table leaves out, and those the gateway dropped.
+    const notes = [];
+    if (scan.results.length < total) notes.push(`the first ${scan.results.length} shown`);
+    if (scan.dropped) notes.push(`${scan.dropped} more dropped by the gateway's limits`);
+    if (notes.length) {
+      const note = document.createElement("li");
+      note.className = "note";
+      note.textContent = `(${notes.join("; ")})`;
+      summary.append(note);
+    }
     for (const severity of SEVERITIES) {
       const count = scan.summary[severity] ?? 0;
       if (!count && (severity === "unknown" || severity === "info")) continue;
@@ -394,7 +416,7 @@
       summary.append(item);
     }
     box.append(summary);
-    if (total) {
+    if (scan.results.length) {
       const wrap = document.createElement("div");
       wrap.className = "table-wrap";
       const table = document.createElement("table");

@@ -7,7 +7,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from ..models import Event, EventDraft, NewScan, ScanRecord, Status
+from ..models import Event, EventDraft, FindingsPage, NewScan, ScanRecord, Status
 
 __all__ = ["Store"]
 
@@ -18,7 +18,9 @@ class Store(ABC):
     """Scan records, each scan's append-only event log, and its vulnerabilities.
 
     ``append_event`` is atomic: the event, the record's new state and (on completion) the
-    results are written together, and sequence numbers have no gaps.
+    results are written together, and sequence numbers have no gaps. The results are the
+    ``vulnerabilities`` given with the completed event, and the ``findings_dropped`` its draft
+    counts; they are read a page at a time.
     """
 
     def __init__(self) -> None:
@@ -75,7 +77,9 @@ class Store(ABC):
         """Up to ``limit`` events with a sequence number above ``after``, in order."""
 
     @abstractmethod
-    async def vulnerabilities(self, scan_id: str) -> list[dict[str, Any]]: ...
+    async def findings_page(self, scan_id: str, *, start: int, limit: int) -> FindingsPage:
+        """Up to ``limit`` findings from the 0-based index ``start``, in the order stored, with
+        the severity summary and the dropped count of all of them (none for an unknown scan)."""
 
     @abstractmethod
     async def interrupt_unfinished(self, reason: str) -> list[Event]:

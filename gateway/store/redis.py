@@ -38,12 +38,14 @@ from ..errors import StoreUnavailable
 from ..models import (
     Event,
     EventDraft,
+    FindingsPage,
     NewScan,
     ScanFinished,
     ScanRecord,
     Status,
     apply_draft,
     compact_json,
+    count_severities,
     new_scan,
 )
 from .base import Store
@@ -273,7 +275,7 @@ class RedisStore(Store):
             if not event.terminal:
                 pipe.sadd(keys.running, scan.scan_id)
                 pipe.set(keys.lease(scan.scan_id), self.replica_id, px=self._lease_ms)
-            self._queue_event(pipe, event, ())
+            self._queue_event(pipe, event)
             return event
 
         await self._transaction([keys.scan(scan.scan_id)], write)
@@ -320,7 +322,7 @@ class RedisStore(Store):
             else:
                 changes["error"] = new.error
             pipe.hset(scan_key, mapping=changes)
-            self._queue_event(pipe, event, vulnerabilities)
+            self._queue_event(pipe, event, vulnerabilities, draft.findings_dropped)
             return event
 
         watch = [scan_key, lease_key] if leased_skips else [scan_key]
@@ -360,7 +362,11 @@ class RedisStore(Store):
         return tried if draft == tried_draft else None
 
     def _queue_event(
-        self, pipe: Pipeline, event: Event, vulnerabilities: Sequence[Mapping[str, Any]]
+        self,
+        pipe: Pipeline,
+        event: Event,
+        vulnerabilities: Sequence[Mapping[str, Any]] = (),
+        findings_dropped: int | None = None,
     ) -> None:
         """Queue the writes every event makes, and on the terminal one the end of the scan."""
         keys, scan_id = self._keys, event.scan_id
@@ -370,13 +376,21 @@ class RedisStore(Store):
         }
         pipe.xadd(keys.log(scan_id), fields, id=f"{event.seq}-0")
         if vulnerabilities:
-            pipe.set(keys.vulns(scan_id), compact_json(list(vulnerabilities)))
+            pipe.delete(keys.findings(scan_id))  # a retried transaction starts it afresh
+            pipe.rpush(keys.findings(scan_id), *(compact_json(v) for v in vulnerabilities))
+        if vulnerabilities or findings_dropped is not None:
+            summary = count_severities(vuln.get("severity") for vuln in vulnerabilities)
+            tally: dict[EncodableT, EncodableT] = {
+                "findings_summary": compact_json(summary),
+                "findings_dropped": findings_dropped or 0,
+            }
+            pipe.hset(keys.scan(scan_id), mapping=tally)
         if event.terminal:
             pipe.srem(keys.running, scan_id)
             pipe.delete(keys.lease(scan_id))
             pipe.pexpire(keys.log(scan_id), self._log_ms)
             pipe.pexpire(keys.scan(scan_id), self._record_ms)
-            pipe.pexpire(keys.vulns(scan_id), self._record_ms)
+            pipe.pexpire(keys.findings(scan_id), self._record_ms)
 
     async def _transaction(
         self, watch: list[str], write: Callable[[Pipeline], Coroutine[Any, Any, _T]]
@@ -526,10 +540,17 @@ class RedisStore(Store):
             )
         return (0 if seq is None else int(seq)), bool(finished)
 
-    async def vulnerabilities(self, scan_id: str) -> list[dict[str, Any]]:
+    async def findings_page(self, scan_id: str, *, start: int, limit: int) -> FindingsPage:
         with self._use():
-            value = await self._redis.get(self._keys.vulns(scan_id))
-        return [] if value is None else list(json.loads(value))
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.hmget(self._keys.scan(scan_id), ["findings_summary", "findings_dropped"])
+                pipe.lrange(self._keys.findings(scan_id), start, start + limit - 1)
+                (summary, dropped), page = await pipe.execute()
+        return FindingsPage(
+            [json.loads(item) for item in page],
+            count_severities([]) if summary is None else json.loads(summary),
+            0 if dropped is None else int(dropped),
+        )
 
     async def ping(self) -> None:
         with self._use():

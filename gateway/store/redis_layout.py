@@ -3,10 +3,12 @@
 The keys, under ``key_prefix`` (``xployt:`` by default):
 
     scan:{id}      hash    the ScanRecord's fields as text (configurations as compact JSON;
-                           error and finished_at absent while None) and created_order
+                           error and finished_at absent while None) and created_order; once
+                           completed, findings_summary (severity counts, compact JSON) and
+                           findings_dropped (findings past the scan's bounds)
     log:{id}       stream  one entry per event, entry id ``{seq}-0``, fields ``d`` (Event.data)
                            and ``t`` (b"1" on the terminal event, else b"0")
-    vulns:{id}     string  the vulnerabilities, one compact JSON array
+    findings:{id}  list    the vulnerabilities, one compact JSON object per item, in order
     owner:{owner}  zset    the owner's scan ids, scored by created_order
     created        string  the counter created_order comes from
     running        set     scan ids whose log has no terminal event yet
@@ -53,8 +55,8 @@ class Keys:
     def log(self, scan_id: str) -> str:
         return f"{self.prefix}log:{scan_id}"
 
-    def vulns(self, scan_id: str) -> str:
-        return f"{self.prefix}vulns:{scan_id}"
+    def findings(self, scan_id: str) -> str:
+        return f"{self.prefix}findings:{scan_id}"
 
     def owner(self, owner: str) -> str:
         return f"{self.prefix}owner:{owner}"

@@ -25,12 +25,14 @@ from ..errors import StoreUnavailable
 from ..models import (
     Event,
     EventDraft,
+    FindingsPage,
     NewScan,
     ScanRecord,
     ScanState,
     Status,
     apply_draft,
     compact_json,
+    count_severities,
     new_scan,
 )
 from .base import Store
@@ -81,6 +83,11 @@ CREATE TABLE IF NOT EXISTS vulnerabilities (
     severity TEXT NOT NULL,
     data TEXT NOT NULL,
     PRIMARY KEY (scan_id, idx)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS scan_findings (
+    scan_id TEXT PRIMARY KEY,
+    summary TEXT NOT NULL,
+    dropped INTEGER NOT NULL
 ) WITHOUT ROWID;
 """
 
@@ -281,11 +288,26 @@ class SQLiteStore(Store):
         )
         return [Event(scan_id, row[0], row[2], bool(row[1])) for row in rows]
 
-    async def vulnerabilities(self, scan_id: str) -> list[dict[str, Any]]:
+    async def findings_page(self, scan_id: str, *, start: int, limit: int) -> FindingsPage:
         rows = await self._read(
-            "SELECT data FROM vulnerabilities WHERE scan_id = ? ORDER BY idx", (scan_id,)
+            "SELECT data FROM vulnerabilities WHERE scan_id = ? AND idx >= ? ORDER BY idx LIMIT ?",
+            (scan_id, start, limit),
         )
-        return [json.loads(row[0]) for row in rows]
+        page = [json.loads(row[0]) for row in rows]
+        tally = await self._read(
+            "SELECT summary, dropped FROM scan_findings WHERE scan_id = ?", (scan_id,)
+        )
+        if tally:
+            return FindingsPage(page, json.loads(tally[0][0]), tally[0][1])
+        # Stored before scan_findings existed: count them (once per read, as before).
+        counts = await self._read(
+            "SELECT severity, COUNT(*) FROM vulnerabilities WHERE scan_id = ? GROUP BY severity",
+            (scan_id,),
+        )
+        summary = count_severities([])
+        for severity, count in counts:
+            summary[severity if severity in summary else "unknown"] += count
+        return FindingsPage(page, summary)
 
     async def ping(self) -> None:
         if self._closing or self._task.done():
@@ -385,6 +407,12 @@ def _append(
         ),
     )
     _insert_event(db, event, appended)
+    if vulnerabilities or draft.findings_dropped is not None:
+        summary = count_severities(vuln.get("severity") for vuln in vulnerabilities)
+        db.execute(
+            "INSERT INTO scan_findings (scan_id, summary, dropped) VALUES (?, ?, ?)",
+            (scan_id, compact_json(summary), draft.findings_dropped or 0),
+        )
     if vulnerabilities:
         db.executemany(
             "INSERT INTO vulnerabilities (scan_id, idx, severity, data) VALUES (?, ?, ?, ?)",

@@ -222,7 +222,8 @@ async def test_mock_and_sse_scans_complete_with_results(open_demo: OpenDemo) -> 
         assert await demo.page.eval_on_selector(f"{card} progress", "p => p.value") == 100
         assert await demo.page.inner_text(f"{card} .percent") == "100%"
         assert await demo.page.inner_text(f"{card} .status") == "COMPLETED"  # text-transform
-        vulnerabilities = await demo.app[STORE].vulnerabilities(scan_id)
+        page = await demo.app[STORE].findings_page(scan_id, start=0, limit=1000)
+        vulnerabilities = page.vulnerabilities
         rows = demo.page.locator(f"{card} table.vulns tbody tr")
         assert await rows.count() == len(vulnerabilities) > 0
         total = await demo.page.inner_text(f"{card} .summary .total")
@@ -231,6 +232,26 @@ async def test_mock_and_sse_scans_complete_with_results(open_demo: OpenDemo) -> 
     assert (await demo.stored(mock_id)).sse_enabled is False
     assert (await demo.stored(sse_id)).sse_enabled is True
     assert await demo.page.inner_text(f"{demo.card(sse_id)} .scanner") == "SAST scanner"
+    assert await demo.errors() == []
+
+
+async def test_every_page_of_findings_is_shown_and_dropped_ones_are_said(
+    open_demo: OpenDemo,
+) -> None:
+    # One finding per page: the page follows next_cursor to show them all.
+    demo = await open_demo(findings={"page_size": 1, "max_per_scan": 2})
+    await demo.get_token()
+    scan_id = await demo.start("secret_scanner", "acme/web")
+    card = demo.card(scan_id)
+    await demo.wait_status(scan_id, "completed")
+    await demo.page.wait_for_selector(f"{card} .summary .note")
+    rows = demo.page.locator(f"{card} table.vulns tbody tr")
+    assert await rows.count() == 2
+    assert await demo.page.inner_text(f"{card} .summary .total") == "2 findings"
+    page = await demo.app[STORE].findings_page(scan_id, start=0, limit=10)
+    assert page.dropped > 0
+    note = await demo.page.inner_text(f"{card} .summary .note")
+    assert note == f"({page.dropped} more dropped by the gateway's limits)"
     assert await demo.errors() == []
 
 

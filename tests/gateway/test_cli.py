@@ -550,3 +550,23 @@ async def test_python_m_gateway_usage_errors_exit_4(client):
         _, stderr = await asyncio.wait_for(process.communicate(), 60)
         assert process.returncode == 4, stderr.decode()
         assert b"error:" in stderr
+
+
+async def test_the_summary_counts_every_finding_not_only_the_first_page(gateway):
+    client = await gateway(findings={"page_size": 1})
+    request = cli.ScanRequest("secret_scanner", "acme/web", watch=True)
+    code, out = await run_scan(client, request, json=True)
+    assert code == 0
+    summary = json_lines(out)[-1]["data"]
+    assert summary["findings"] == sum(summary["summary"].values()) > 1
+    assert summary["findings_dropped"] == 0
+    code, out = await run_scan(client, request)
+    assert f"completed: {summary['findings']} findings." in text(out)
+
+
+async def test_findings_the_gateway_dropped_are_said(gateway):
+    client = await gateway(findings={"max_per_scan": 1})
+    code, out = await run_scan(client, cli.ScanRequest("secret_scanner", "acme/web", watch=True))
+    assert code == 0
+    assert "completed: 1 finding." in text(out)
+    assert "more findings were dropped: past the gateway's limits" in text(out)

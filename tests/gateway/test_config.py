@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 import pytest
 
@@ -127,3 +128,29 @@ def test_upstream_body_limits_must_be_positive(key):
     assert getattr(config_from_dict({}).upstream, key) > 0
     with pytest.raises(ConfigError, match=f"upstream.{key}: must be greater than 0"):
         config_from_dict({"upstream": {key: 0}})
+
+
+def test_the_findings_bounds_in_config_yaml_are_the_defaults():
+    from gateway.config import Config, FindingsConfig, LimitsConfig
+
+    config = load_config(None, {})
+    assert config.findings == FindingsConfig() == Config().findings
+    assert config.limits.max_events_per_scan == LimitsConfig().max_events_per_scan
+
+
+@pytest.mark.parametrize(
+    ("findings", "message"),
+    [
+        ({"max_per_scan": 0}, "findings.max_per_scan: must be greater than 0"),
+        ({"max_bytes_per_scan": 0}, "findings.max_bytes_per_scan: must be greater than 0"),
+        ({"max_metadata_depth": 0}, "findings.max_metadata_depth: must be greater than 0"),
+        ({"page_size": 0}, "findings.page_size: must be greater than 0"),
+        ({"max_field_chars": 63}, "findings.max_field_chars: must be at least 64"),
+        ({"max_metadata_bytes": 63}, "findings.max_metadata_bytes: must be at least 64"),
+        ({"page_size": 11, "max_page_size": 10}, "findings.page_size: must not exceed"),
+    ],
+)
+def test_findings_bounds_are_checked(findings, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        config_from_dict({"findings": findings})
+    config_from_dict({"findings": {"max_field_chars": 64, "max_metadata_bytes": 64}})

@@ -14,7 +14,14 @@ import time
 import pytest
 from redis.asyncio import Redis
 
-from gateway.models import EventDraft, NewScan, ScanFinished, Status
+from gateway.models import (
+    EventDraft,
+    FindingsPage,
+    NewScan,
+    ScanFinished,
+    Status,
+    count_severities,
+)
 from gateway.store import RedisStore, SQLiteStore, Store
 
 LEASE_SECONDS = 0.3  # short, so a closed Redis store's leases lapse quickly
@@ -133,7 +140,9 @@ async def test_sequence_progress_and_terminal_rules(store):
     assert scan.finished_at is not None
     assert scan.skipped_events == 2
     assert scan.configurations == {"depth": 2}
-    assert await store.vulnerabilities("s1") == [{"id": "v1", "severity": "high"}]
+    page = await store.findings_page("s1", start=0, limit=10)
+    assert page.vulnerabilities == [{"id": "v1", "severity": "high"}]
+    assert (page.summary["high"], page.total, page.dropped) == (1, 1, 0)
 
 
 async def test_concurrent_appends_never_share_a_sequence_number(store):
@@ -238,7 +247,9 @@ async def test_a_failing_write_fails_alone_within_a_batch(store):
 async def test_unknown_scans(store):
     assert await store.get_scan("nope") is None
     assert await store.events_after("nope", 0, limit=10) == []
-    assert await store.vulnerabilities("nope") == []
+    assert await store.findings_page("nope", start=0, limit=10) == FindingsPage(
+        [], count_severities([])
+    )
     assert await store.list_scans("nobody", limit=10) == []
     with pytest.raises(KeyError):
         await store.append_event("nope", EventDraft(Status.SCANNING, 1))
@@ -266,4 +277,52 @@ async def test_record_round_trip(store):
     assert scan.finished_at == scan.updated_at == failed.payload()["timestamp"]
     assert scan.created_at == record.created_at
     assert [s.scan_id for s in await store.list_scans("alice", limit=5)] == ["s1"]
-    assert await store.vulnerabilities("s1") == []
+    assert await store.findings_page("s1", start=0, limit=10) == FindingsPage(
+        [], count_severities([])
+    )
+
+
+async def test_findings_are_read_a_page_at_a_time_with_the_tally_of_all(store):
+    await store.create_scan(new_scan(), EventDraft(Status.PENDING))
+    vulns = [{"id": f"v{i}", "severity": ("high", "low")[i % 2]} for i in range(5)]
+    await store.append_event(
+        "s1", EventDraft(Status.COMPLETED, findings_dropped=3), vulnerabilities=vulns
+    )
+    page = await store.findings_page("s1", start=1, limit=2)
+    assert page.vulnerabilities == vulns[1:3]
+    assert page.summary == {
+        "critical": 0,
+        "high": 3,
+        "medium": 0,
+        "low": 2,
+        "info": 0,
+        "unknown": 0,
+    }
+    assert (page.total, page.dropped) == (5, 3)
+    assert (await store.findings_page("s1", start=4, limit=10)).vulnerabilities == vulns[4:]
+    end = await store.findings_page("s1", start=5, limit=10)
+    assert (end.vulnerabilities, end.total) == ([], 5)
+
+
+async def test_a_scan_that_kept_no_findings_still_counts_those_it_dropped(store):
+    await store.create_scan(new_scan(), EventDraft(Status.PENDING))
+    await store.append_event("s1", EventDraft(Status.COMPLETED, findings_dropped=2))
+    page = await store.findings_page("s1", start=0, limit=10)
+    assert (page.vulnerabilities, page.total, page.dropped) == ([], 0, 2)
+
+
+async def test_findings_stored_before_their_tally_was_are_counted(tmp_path):
+    """A database written before ``scan_findings`` existed: the summary is counted instead."""
+    path = str(tmp_path / "old.db")
+    store = await SQLiteStore.open(path)
+    try:
+        await store.create_scan(new_scan(), EventDraft(Status.PENDING))
+        vulns = [{"id": "a", "severity": "high"}, {"id": "b", "severity": "odd"}]
+        await store.append_event("s1", EventDraft(Status.COMPLETED), vulnerabilities=vulns)
+        with sqlite3.connect(path) as db:
+            db.execute("DELETE FROM scan_findings")
+        page = await store.findings_page("s1", start=0, limit=10)
+    finally:
+        await store.close()
+    assert page.vulnerabilities == vulns
+    assert (page.summary["high"], page.summary["unknown"], page.total) == (1, 1, 2)
