@@ -13,6 +13,8 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from .jwt_keys import HMAC_ALGORITHMS, HMAC_MIN_SECRET_BYTES, verification_key
+
 __all__ = [
     "DEFAULT_CONFIG_PATH",
     "DEV_JWT_SECRET",
@@ -95,7 +97,7 @@ class JWTConfig:
 
     @property
     def uses_dev_secret(self) -> bool:
-        return self.secret == DEV_JWT_SECRET
+        return self.secret == DEV_JWT_SECRET and set(self.algorithms) <= HMAC_ALGORITHMS
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,7 +175,6 @@ class Config:
 
 _T = TypeVar("_T")
 BACKENDS = ("sqlite", "redis")
-HMAC_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})  # the JWT algorithms with a shared key
 
 
 def _build(cls: type[_T], data: Any, where: str) -> _T:
@@ -240,16 +241,17 @@ def _validate(config: Config) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ConfigError(f"scanners.{name}: {url!r} is not an http(s) URL")
-    if not config.jwt.algorithms:
-        raise ConfigError("jwt.algorithms: at least one algorithm is required")
-    if any(alg.lower() == "none" for alg in config.jwt.algorithms):
-        raise ConfigError("jwt.algorithms: 'none' is never accepted")
+    _validate_jwt(config.jwt)
     if config.auth.cookie_samesite not in ("Strict", "Lax", "None"):
         raise ConfigError("auth.cookie_samesite: must be Strict, Lax or None")
     if config.auth.cookie_samesite == "None" and not config.auth.cookie_secure:
         raise ConfigError("auth.cookie_samesite: None needs auth.cookie_secure: true")
     if config.auth.ticket_secret is not None and config.auth.ticket_secret == config.jwt.secret:
         raise ConfigError("auth.ticket_secret: must differ from jwt.secret")
+    ticket_bytes = HMAC_MIN_SECRET_BYTES["HS256"]  # stream tickets are HS256
+    ticket_secret = config.auth.ticket_secret
+    if ticket_secret is not None and len(ticket_secret.encode()) < ticket_bytes:
+        raise ConfigError(f"auth.ticket_secret: must be at least {ticket_bytes} bytes")
     for origin in config.cors.allowed_origins:
         parts = urlsplit(origin)
         if origin == "*" or parts.scheme not in ("http", "https") or not parts.netloc:
@@ -312,6 +314,15 @@ def _validate(config: Config) -> None:
         raise ConfigError("redis.url: must be a redis://, rediss:// or unix:// URL")
     if config.mock.step_delay_seconds < 0:
         raise ConfigError("mock.step_delay_seconds: must not be negative")
+
+
+def _validate_jwt(config: JWTConfig) -> None:
+    """The algorithms need one kind of key, and the configured key is that kind (loaded here
+    once, so that a key pyjwt cannot use fails at startup, not on each request)."""
+    try:
+        verification_key(config.algorithms, config.secret, config.public_key)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def config_from_dict(data: Mapping[str, Any] | None) -> Config:

@@ -8,6 +8,7 @@ import pytest
 
 from gateway import create_app
 from gateway.config import DEFAULT_CONFIG_PATH, ConfigError, config_from_dict, load_config
+from tests.keys import public_pem
 
 
 def test_embedded_defaults_match_the_design():
@@ -65,7 +66,7 @@ def test_environment_overrides(tmp_path):
         ({"redis": {"retention_seconds": 10, "record_retention_seconds": 5}}, "at least"),
         ({"stream": {"write_high_water_bytes": 0}}, "stream.write_high_water_bytes"),
         (
-            {"backend": "redis", "jwt": {"algorithms": ["RS256"], "public_key": "k"}},
+            {"backend": "redis", "jwt": {"algorithms": ["RS256"], "public_key": public_pem("rsa")}},
             "auth.ticket_secret: required with backend redis",
         ),
     ],
