@@ -295,6 +295,13 @@ def _validate(config: Config) -> None:
             raise ConfigError(f"{key}: must be greater than 0")
     if config.backend not in BACKENDS:
         raise ConfigError(f"backend: {config.backend!r} is not one of {', '.join(BACKENDS)}")
+    if config.backend == "sqlite" and config.database.path in ("", ":memory:"):
+        # SQLite gives each connection its own private database for these, and the store's
+        # writer and readers are separate connections: the readers would see no tables.
+        raise ConfigError(
+            f"database.path: {config.database.path!r} is not supported: the store needs a file "
+            "its writer and readers share (for a throwaway database, a file on a tmpfs)"
+        )
     if (
         config.backend == "redis"
         and not config.auth.ticket_secret

@@ -119,3 +119,16 @@ def test_dev_mode_from_environment():
     assert load_config(None, {"XPLOYT_DEV_MODE": "1"}).dev_mode is True
     with pytest.raises(ConfigError, match="XPLOYT_DEV_MODE"):
         load_config(None, {"XPLOYT_DEV_MODE": "maybe"})
+
+
+@pytest.mark.parametrize("path", [":memory:", ""])
+def test_a_private_sqlite_database_is_refused(path, tmp_path):
+    # The writer and the readers are separate connections: with these paths each would get a
+    # database of its own, and reads failed with "no such table: scans".
+    with pytest.raises(ConfigError, match=r"database\.path: .* is not supported"):
+        config_from_dict({"database": {"path": path}})
+    with pytest.raises(ConfigError, match=r"database\.path"):
+        load_config(None, {"XPLOYT_DB_PATH": path})
+    # Only the SQLite backend uses it.
+    assert config_from_dict({"backend": "redis", "database": {"path": path}}).backend == "redis"
+    assert config_from_dict({"database": {"path": str(tmp_path / "g.db")}})
