@@ -25,7 +25,9 @@ __all__ = [
     "load_config",
 ]
 
-DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "config.yaml"
+# The embedded defaults, shipped in the package (in the repository, a link to the top-level
+# config.yaml: one file, which the wheel carries as a copy).
+DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent / "config.yaml"
 # The secret shipped in config.yaml; the gateway warns while it is in use.
 DEV_JWT_SECRET = "xployt-dev-secret-change-me-0123456789"
 
@@ -352,7 +354,7 @@ SCANNER_ENV_PREFIX = "XPLOYT_SCANNER_"  # XPLOYT_SCANNER_SAST_SCANNER=http://...
 
 
 def load_config(path: str | os.PathLike[str] | None, environ: Mapping[str, str]) -> Config:
-    """The embedded defaults (the repo's config.yaml), a config file over them, then the
+    """The embedded defaults (the package's config.yaml), a config file over them, then the
     environment. A file's sections merge key by key; its ``scanners``, when given, replace
     the default list whole."""
     data = _read_yaml(DEFAULT_CONFIG_PATH)
