@@ -23,8 +23,9 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from .appkeys import CONFIG, PRINCIPAL, TICKETS, VERIFIER
-from .config import HMAC_ALGORITHMS, AuthConfig, Config, JWTConfig
+from .config import AuthConfig, Config, JWTConfig
 from .errors import Forbidden, Unauthorized
+from .jwt_keys import HMAC_ALGORITHMS, verification_key
 
 __all__ = [
     "STREAM_ROUTE",
@@ -57,13 +58,15 @@ class Principal:
     via: str = "bearer"  # bearer, cookie, query or ticket
 
 
-def _decode_error(exc: jwt.InvalidTokenError, what: str) -> Unauthorized:
+def _decode_error(exc: jwt.PyJWTError, what: str) -> Unauthorized:
     reasons: list[tuple[type[Exception], str]] = [
         (jwt.ExpiredSignatureError, "has expired"),
         (jwt.InvalidSignatureError, "signature is invalid"),
         (jwt.InvalidAlgorithmError, "algorithm is not allowed"),
         (jwt.InvalidAudienceError, "audience is not accepted"),
         (jwt.InvalidIssuerError, "issuer is not accepted"),
+        (jwt.exceptions.InvalidSubjectError, "subject must be a non-empty string"),
+        (jwt.InvalidKeyError, "cannot be verified with the configured key"),
     ]
     if isinstance(exc, jwt.MissingRequiredClaimError):
         return _invalid(f"{what} lacks the required claim {exc.claim!r}")
@@ -84,9 +87,30 @@ def _subject(claims: dict[str, object], what: str) -> str:
     return subject
 
 
+# pyjwt takes anything int() takes for these (a numeric string, true); RFC 7519 section 2
+# says NumericDate, a JSON number. A string exp would pass pyjwt yet never end a stream.
+_NUMERIC_DATE_CLAIMS = ("exp", "nbf", "iat")
+
+
+def _numeric_date(value: object) -> float | None:
+    """The claim as epoch seconds, or None if it is not a JSON number a float can hold."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        seconds = float(value)
+    except OverflowError:  # an integer beyond any float
+        return None
+    return seconds if math.isfinite(seconds) else None
+
+
+def _check_numeric_dates(claims: dict[str, object], what: str) -> None:
+    for name in _NUMERIC_DATE_CLAIMS:
+        if name in claims and _numeric_date(claims[name]) is None:
+            raise _invalid(f"{what} claim {name!r} must be a number of seconds since the epoch")
+
+
 def _expiry(claims: dict[str, object]) -> float | None:
-    exp = claims.get("exp")
-    return float(exp) if isinstance(exp, int | float) else None
+    return _numeric_date(claims.get("exp"))
 
 
 class TokenVerifier:
@@ -95,12 +119,8 @@ class TokenVerifier:
     def __init__(self, config: JWTConfig) -> None:
         self._config = config
         self._algorithms = list(config.algorithms)
-        if set(self._algorithms) <= HMAC_ALGORITHMS:
-            self._key: str = config.secret
-        elif config.public_key:
-            self._key = config.public_key
-        else:
-            raise ValueError("jwt.public_key is required for non-HMAC algorithms")
+        # Loaded once; ValueError (naming the config key) if the algorithms cannot use it.
+        self._key = verification_key(config.algorithms, config.secret, config.public_key)
 
     def verify(self, token: str, *, via: str = "bearer") -> Principal:
         try:
@@ -113,8 +133,9 @@ class TokenVerifier:
                 leeway=self._config.leeway_seconds,
                 options={"require": ["exp", "sub"], "verify_aud": bool(self._config.audience)},
             )
-        except jwt.InvalidTokenError as exc:
+        except jwt.PyJWTError as exc:  # InvalidTokenError, and InvalidKeyError for a key
             raise _decode_error(exc, "token") from None
+        _check_numeric_dates(claims, "token")
         if claims.get("aud") == _TICKET_AUDIENCE:
             raise _invalid("a stream ticket is not an API token")
         expires_at = _expiry(claims)
@@ -125,7 +146,7 @@ class TokenVerifier:
     def issue(self, subject: str, ttl_seconds: int = 3600) -> str:
         """Sign a token with the configured HMAC secret (for demos and scripts)."""
         algorithm = self._algorithms[0]
-        if algorithm not in HMAC_ALGORITHMS:
+        if not isinstance(self._key, bytes):
             raise ValueError(f"cannot issue {algorithm} tokens: no private key is configured")
         if not subject:
             raise ValueError("subject must not be empty")
@@ -179,8 +200,9 @@ class TicketIssuer:
                 audience=_TICKET_AUDIENCE,
                 options={"require": ["exp", "sub", "scan", "aud"]},
             )
-        except jwt.InvalidTokenError as exc:
+        except jwt.PyJWTError as exc:
             raise _decode_error(exc, "stream ticket") from None
+        _check_numeric_dates(claims, "stream ticket")
         if claims.get("scan") != scan_id:
             raise _invalid("stream ticket is not valid for this scan")
         return Principal(_subject(claims, "stream ticket"), _expiry(claims), "ticket")

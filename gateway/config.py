@@ -13,6 +13,8 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from .jwt_keys import HMAC_ALGORITHMS, HMAC_MIN_SECRET_BYTES, verification_key
+
 __all__ = [
     "DEFAULT_CONFIG_PATH",
     "DEV_JWT_SECRET",
@@ -24,7 +26,9 @@ __all__ = [
     "load_config",
 ]
 
-DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "config.yaml"
+# The embedded defaults, shipped in the package (in the repository, a link to the top-level
+# config.yaml: one file, which the wheel carries as a copy).
+DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent / "config.yaml"
 # The secret shipped in config.yaml; the gateway warns while it is in use.
 DEV_JWT_SECRET = "xployt-dev-secret-change-me-0123456789"
 
@@ -112,7 +116,7 @@ class JWTConfig:
 
     @property
     def uses_dev_secret(self) -> bool:
-        return self.secret == DEV_JWT_SECRET
+        return self.secret == DEV_JWT_SECRET and set(self.algorithms) <= HMAC_ALGORITHMS
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,7 +198,6 @@ class Config:
 
 _T = TypeVar("_T")
 BACKENDS = ("sqlite", "redis")
-HMAC_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})  # the JWT algorithms with a shared key
 
 
 def _build(cls: type[_T], data: Any, where: str) -> _T:
@@ -261,16 +264,17 @@ def _validate(config: Config) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ConfigError(f"scanners.{name}: {url!r} is not an http(s) URL")
-    if not config.jwt.algorithms:
-        raise ConfigError("jwt.algorithms: at least one algorithm is required")
-    if any(alg.lower() == "none" for alg in config.jwt.algorithms):
-        raise ConfigError("jwt.algorithms: 'none' is never accepted")
+    _validate_jwt(config.jwt)
     if config.auth.cookie_samesite not in ("Strict", "Lax", "None"):
         raise ConfigError("auth.cookie_samesite: must be Strict, Lax or None")
     if config.auth.cookie_samesite == "None" and not config.auth.cookie_secure:
         raise ConfigError("auth.cookie_samesite: None needs auth.cookie_secure: true")
     if config.auth.ticket_secret is not None and config.auth.ticket_secret == config.jwt.secret:
         raise ConfigError("auth.ticket_secret: must differ from jwt.secret")
+    ticket_bytes = HMAC_MIN_SECRET_BYTES["HS256"]  # stream tickets are HS256
+    ticket_secret = config.auth.ticket_secret
+    if ticket_secret is not None and len(ticket_secret.encode()) < ticket_bytes:
+        raise ConfigError(f"auth.ticket_secret: must be at least {ticket_bytes} bytes")
     for origin in config.cors.allowed_origins:
         parts = urlsplit(origin)
         if origin == "*" or parts.scheme not in ("http", "https") or not parts.netloc:
@@ -318,6 +322,13 @@ def _validate(config: Config) -> None:
             raise ConfigError(f"{key}: must be greater than 0")
     if config.backend not in BACKENDS:
         raise ConfigError(f"backend: {config.backend!r} is not one of {', '.join(BACKENDS)}")
+    if config.backend == "sqlite" and config.database.path in ("", ":memory:"):
+        # SQLite gives each connection its own private database for these, and the store's
+        # writer and readers are separate connections: the readers would see no tables.
+        raise ConfigError(
+            f"database.path: {config.database.path!r} is not supported: the store needs a file "
+            "its writer and readers share (for a throwaway database, a file on a tmpfs)"
+        )
     if (
         config.backend == "redis"
         and not config.auth.ticket_secret
@@ -374,6 +385,15 @@ def _validate_findings(config: Config) -> None:
         raise ConfigError("findings.page_size: must not exceed findings.max_page_size")
 
 
+def _validate_jwt(config: JWTConfig) -> None:
+    """The algorithms need one kind of key, and the configured key is that kind (loaded here
+    once, so that a key pyjwt cannot use fails at startup, not on each request)."""
+    try:
+        verification_key(config.algorithms, config.secret, config.public_key)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 def config_from_dict(data: Mapping[str, Any] | None) -> Config:
     """Build a Config from plain data (what a YAML file holds); missing keys take defaults."""
     return _build(Config, data or {}, "")
@@ -394,7 +414,7 @@ SCANNER_ENV_PREFIX = "XPLOYT_SCANNER_"  # XPLOYT_SCANNER_SAST_SCANNER=http://...
 
 
 def load_config(path: str | os.PathLike[str] | None, environ: Mapping[str, str]) -> Config:
-    """The embedded defaults (the repo's config.yaml), a config file over them, then the
+    """The embedded defaults (the package's config.yaml), a config file over them, then the
     environment. A file's sections merge key by key; its ``scanners``, when given, replace
     the default list whole."""
     data = _read_yaml(DEFAULT_CONFIG_PATH)

@@ -27,6 +27,7 @@ from gateway.appkeys import STORE, STREAMS
 from gateway.auth import TokenVerifier
 from gateway.config import config_from_dict
 from tests.conftest import SECRET, auth, start_scan, stream, token
+from tests.keys import public_pem
 
 SEVERITY_NAMES = ("critical", "high", "medium", "low", "info", "unknown")
 
@@ -487,7 +488,7 @@ def test_url_and_token_defaults():
 
 def test_no_token_without_an_hmac_secret():
     config = config_from_dict(
-        {"jwt": {"algorithms": ["RS256"], "public_key": "-----BEGIN PUBLIC KEY-----"}}
+        {"jwt": {"algorithms": ["ES256"], "public_key": public_pem("ec-p256")}}
     )
     with pytest.raises(cli.CliError, match="pass --token or set XPLOYT_TOKEN") as caught:
         cli.resolve_token(None, {}, lambda: config, "cli")

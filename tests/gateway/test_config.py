@@ -9,6 +9,7 @@ import pytest
 
 from gateway import create_app
 from gateway.config import DEFAULT_CONFIG_PATH, ConfigError, config_from_dict, load_config
+from tests.keys import public_pem
 
 
 def test_embedded_defaults_match_the_design():
@@ -66,7 +67,7 @@ def test_environment_overrides(tmp_path):
         ({"redis": {"retention_seconds": 10, "record_retention_seconds": 5}}, "at least"),
         ({"stream": {"write_high_water_bytes": 0}}, "stream.write_high_water_bytes"),
         (
-            {"backend": "redis", "jwt": {"algorithms": ["RS256"], "public_key": "k"}},
+            {"backend": "redis", "jwt": {"algorithms": ["RS256"], "public_key": public_pem("rsa")}},
             "auth.ticket_secret: required with backend redis",
         ),
     ],
@@ -154,3 +155,16 @@ def test_findings_bounds_are_checked(findings, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
         config_from_dict({"findings": findings})
     config_from_dict({"findings": {"max_field_chars": 64, "max_metadata_bytes": 64}})
+
+
+@pytest.mark.parametrize("path", [":memory:", ""])
+def test_a_private_sqlite_database_is_refused(path, tmp_path):
+    # The writer and the readers are separate connections: with these paths each would get a
+    # database of its own, and reads failed with "no such table: scans".
+    with pytest.raises(ConfigError, match=r"database\.path: .* is not supported"):
+        config_from_dict({"database": {"path": path}})
+    with pytest.raises(ConfigError, match=r"database\.path"):
+        load_config(None, {"XPLOYT_DB_PATH": path})
+    # Only the SQLite backend uses it.
+    assert config_from_dict({"backend": "redis", "database": {"path": path}}).backend == "redis"
+    assert config_from_dict({"database": {"path": str(tmp_path / "g.db")}})

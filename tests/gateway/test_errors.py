@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import auth, error_shape, start_scan, stream, token
+from tests.conftest import auth, error_shape, start_scan, stream
 
 GOOD = {"repository_name": "acme/web", "scanner_name": "secret_scanner"}
 
@@ -196,7 +196,3 @@ async def test_store_unavailable_is_503(client):
     body = await response.json()
     error_shape(body)
     assert body["error"] == "store_unavailable"
-
-
-def test_token_helper_is_usable():
-    assert token().count(".") == 2

@@ -56,8 +56,16 @@ async def test_open_streams_per_subject(gateway):
     assert third.status == 429
     error_shape(await third.json())
     assert "2 streams open" in (await third.json())["message"]
-    other = await client.get(path, headers=auth("alice"))  # same subject: still refused
-    assert other.status == 429
+    # The limit is per subject: bob, with alice at hers, still opens a stream (of his scan:
+    # alice's is not his to read).
+    bobs = await client.get(
+        f"/api/v1/scans/{await start_scan(client, sub='bob')}/stream", headers=auth("bob")
+    )
+    assert bobs.status == 200, await bobs.text()
+    still_refused = await client.get(path, headers=auth())
+    assert still_refused.status == 429, "bob's stream took no place of alice's"
+    await still_refused.release()
+    bobs.close()
     first.close()
     await first.wait_for_close()
     for _ in range(100):  # the server notices the close on its own schedule
