@@ -85,8 +85,11 @@ class FindingsConfig:
     max_field_chars: int = 16_384  # each text field of a finding; longer ones are cut
     max_metadata_bytes: int = 16_384  # a finding's ``metadata`` as stored (UTF-8 JSON)
     max_metadata_depth: int = 8  # nesting levels of ``metadata``; deeper values are cut
-    page_size: int = 100  # findings per ``/results`` page without ``?limit=``
+    # Findings per ``/results`` page without ``?limit=``: the whole of a typical scan, for
+    # clients that read one page; max_page_bytes keeps any page small however big they are.
+    page_size: int = 1000
     max_page_size: int = 1000  # the largest ``?limit=``
+    max_page_bytes: int = 4 * 1024 * 1024  # a page ends before the finding that passes this
 
 
 @dataclass(frozen=True, slots=True)
@@ -377,6 +380,7 @@ def _validate_findings(config: Config) -> None:
         "findings.max_metadata_depth": findings.max_metadata_depth,
         "findings.page_size": findings.page_size,
         "findings.max_page_size": findings.max_page_size,
+        "findings.max_page_bytes": findings.max_page_bytes,
     }
     for key, number in positive.items():
         if number <= 0:

@@ -123,7 +123,9 @@ async def get_results(request: web.Request) -> web.Response:
         request.query.get("limit"), default=bounds.page_size, maximum=bounds.max_page_size
     )
     start = parse_cursor(request.query.get("cursor"))
-    page = await request.app[STORE].findings_page(scan.scan_id, start=start, limit=limit)
+    page = await request.app[STORE].findings_page(
+        scan.scan_id, start=start, limit=limit, max_bytes=bounds.max_page_bytes
+    )
     if start > page.total:
         raise BadRequest(
             f"query parameter 'cursor' is past the end of the results ({page.total} findings); "

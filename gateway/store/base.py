@@ -77,9 +77,14 @@ class Store(ABC):
         """Up to ``limit`` events with a sequence number above ``after``, in order."""
 
     @abstractmethod
-    async def findings_page(self, scan_id: str, *, start: int, limit: int) -> FindingsPage:
+    async def findings_page(
+        self, scan_id: str, *, start: int, limit: int, max_bytes: int | None = None
+    ) -> FindingsPage:
         """Up to ``limit`` findings from the 0-based index ``start``, in the order stored, with
-        the severity summary and the dropped count of all of them (none for an unknown scan)."""
+        the severity summary and the dropped count of all of them (none for an unknown scan).
+
+        With ``max_bytes``, the page ends before the finding that would take its stored JSON
+        past that many bytes (it always holds at least one), so no read holds more."""
 
     @abstractmethod
     async def interrupt_unfinished(self, reason: str) -> list[Event]:

@@ -91,6 +91,8 @@ redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 return 1
 """
 
+_PAGE_BATCH = 100  # findings fetched per LRANGE while a page is read
+
 
 class _OutcomeUnknown(StoreUnavailable):
     """The connection dropped during a transaction: Redis may have applied it or not."""
@@ -540,17 +542,44 @@ class RedisStore(Store):
             )
         return (0 if seq is None else int(seq)), bool(finished)
 
-    async def findings_page(self, scan_id: str, *, start: int, limit: int) -> FindingsPage:
+    async def findings_page(
+        self, scan_id: str, *, start: int, limit: int, max_bytes: int | None = None
+    ) -> FindingsPage:
         with self._use():
-            async with self._redis.pipeline(transaction=False) as pipe:
-                pipe.hmget(self._keys.scan(scan_id), ["findings_summary", "findings_dropped"])
-                pipe.lrange(self._keys.findings(scan_id), start, start + limit - 1)
-                (summary, dropped), page = await pipe.execute()
-        return FindingsPage(
-            [json.loads(item) for item in page],
-            count_severities([]) if summary is None else json.loads(summary),
-            0 if dropped is None else int(dropped),
-        )
+            summary, dropped = await self._redis.hmget(
+                self._keys.scan(scan_id), ["findings_summary", "findings_dropped"]
+            )
+            if summary is None:
+                return await self._legacy_findings_page(scan_id, start, limit)
+            page = await self._read_findings(scan_id, start, limit, max_bytes)
+        return FindingsPage(page, json.loads(summary), 0 if dropped is None else int(dropped))
+
+    async def _read_findings(
+        self, scan_id: str, start: int, limit: int, max_bytes: int | None
+    ) -> list[dict[str, Any]]:
+        """A page read a batch at a time, so a byte bound also bounds what is fetched."""
+        page: list[dict[str, Any]] = []
+        size = 0
+        while len(page) < limit:
+            first = start + len(page)
+            batch = await self._redis.lrange(
+                self._keys.findings(scan_id), first, first + min(_PAGE_BATCH, limit - len(page)) - 1
+            )
+            for item in batch:
+                if page and max_bytes is not None and size + len(item) > max_bytes:
+                    return page
+                page.append(json.loads(item))
+                size += len(item)
+            if len(batch) < _PAGE_BATCH:
+                break
+        return page
+
+    async def _legacy_findings_page(self, scan_id: str, start: int, limit: int) -> FindingsPage:
+        """Results written before findings lists: one JSON array under ``vulns:{id}``."""
+        value = await self._redis.get(self._keys.legacy_vulns(scan_id))
+        found: list[dict[str, Any]] = [] if value is None else json.loads(value)
+        summary = count_severities(vuln.get("severity") for vuln in found)
+        return FindingsPage(found[start : start + limit], summary)
 
     async def ping(self) -> None:
         with self._use():

@@ -9,6 +9,7 @@ The keys, under ``key_prefix`` (``xployt:`` by default):
     log:{id}       stream  one entry per event, entry id ``{seq}-0``, fields ``d`` (Event.data)
                            and ``t`` (b"1" on the terminal event, else b"0")
     findings:{id}  list    the vulnerabilities, one compact JSON object per item, in order
+    vulns:{id}     string  read only: results stored before findings lists, one JSON array
     owner:{owner}  zset    the owner's scan ids, scored by created_order
     created        string  the counter created_order comes from
     running        set     scan ids whose log has no terminal event yet
@@ -57,6 +58,9 @@ class Keys:
 
     def findings(self, scan_id: str) -> str:
         return f"{self.prefix}findings:{scan_id}"
+
+    def legacy_vulns(self, scan_id: str) -> str:
+        return f"{self.prefix}vulns:{scan_id}"
 
     def owner(self, owner: str) -> str:
         return f"{self.prefix}owner:{owner}"

@@ -39,6 +39,8 @@ from .base import Store
 
 __all__ = ["SQLiteStore"]
 
+_NO_BOUND = 2**62  # a page byte bound no page reaches
+
 log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
@@ -288,10 +290,16 @@ class SQLiteStore(Store):
         )
         return [Event(scan_id, row[0], row[2], bool(row[1])) for row in rows]
 
-    async def findings_page(self, scan_id: str, *, start: int, limit: int) -> FindingsPage:
+    async def findings_page(
+        self, scan_id: str, *, start: int, limit: int, max_bytes: int | None = None
+    ) -> FindingsPage:
+        # ``before``: the bytes of the page's earlier findings; a page ends once it passes.
         rows = await self._read(
-            "SELECT data FROM vulnerabilities WHERE scan_id = ? AND idx >= ? ORDER BY idx LIMIT ?",
-            (scan_id, start, limit),
+            "SELECT data FROM (SELECT data, idx, SUM(length(CAST(data AS BLOB))) OVER "
+            "(ORDER BY idx) - length(CAST(data AS BLOB)) AS before FROM vulnerabilities "
+            "WHERE scan_id = ? AND idx >= ? ORDER BY idx LIMIT ?) "
+            "WHERE before = 0 OR before + length(CAST(data AS BLOB)) <= ? ORDER BY idx",
+            (scan_id, start, limit, _NO_BOUND if max_bytes is None else max_bytes),
         )
         page = [json.loads(row[0]) for row in rows]
         tally = await self._read(

@@ -308,6 +308,23 @@ async def test_results_come_a_page_at_a_time_with_the_summary_of_all(gateway, sc
     assert (data["vulnerabilities"], data["next_cursor"]) == ([], None)
 
 
+async def test_a_page_ends_at_its_byte_bound_and_the_cursor_carries_on(gateway, scripted_scanner):
+    messages = [{"status": "completed", "vulnerabilities": findings(5, "high")}]
+    client, scan_id, _ = await run_scripted(
+        gateway, scripted_scanner, messages, findings={"max_page_bytes": 64}
+    )
+    seen: list[str] = []
+    for _ in range(10):  # bounded: 5 findings, each bigger than 64 bytes, one a page
+        status, data = await results(client, scan_id, f"?cursor={len(seen)}")
+        assert status == 200, data
+        assert len(data["vulnerabilities"]) == 1 and data["total_findings"] == 5
+        seen += [v["title"] for v in data["vulnerabilities"]]
+        if data["next_cursor"] is None:
+            break
+        assert data["next_cursor"] == str(len(seen))
+    assert seen == [f"finding {i}" for i in range(5)]
+
+
 async def test_the_first_page_keeps_the_shape_of_before(client):
     scan_id = await start_scan(client)
     await stream(client, scan_id)

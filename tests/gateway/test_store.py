@@ -10,6 +10,7 @@ import asyncio
 import json
 import sqlite3
 import time
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
@@ -20,6 +21,7 @@ from gateway.models import (
     NewScan,
     ScanFinished,
     Status,
+    compact_json,
     count_severities,
 )
 from gateway.store import RedisStore, SQLiteStore, Store
@@ -326,3 +328,31 @@ async def test_findings_stored_before_their_tally_was_are_counted(tmp_path):
         await store.close()
     assert page.vulnerabilities == vulns
     assert (page.summary["high"], page.summary["unknown"], page.total) == (1, 1, 2)
+
+
+async def test_a_page_ends_before_the_finding_that_passes_its_byte_bound(store):
+    await store.create_scan(new_scan(), EventDraft(Status.PENDING))
+    vulns = [{"id": f"v{i}", "text": "é" * (10 * (i + 1))} for i in range(6)]
+    await store.append_event("s1", EventDraft(Status.COMPLETED), vulnerabilities=vulns)
+    sizes = [len(compact_json(v).encode()) for v in vulns]  # é is two bytes in UTF-8
+
+    async def page(start: int, max_bytes: int | None) -> list[dict[str, Any]]:
+        found = await store.findings_page("s1", start=start, limit=4, max_bytes=max_bytes)
+        return list(found.vulnerabilities)
+
+    assert await page(0, sum(sizes[:3])) == vulns[:3], "at the bound: the third still fits"
+    assert await page(0, sum(sizes[:3]) - 1) == vulns[:2], "one byte less: it does not"
+    assert await page(1, 1) == vulns[1:2], "a page always holds one finding"
+    assert await page(2, None) == vulns[2:6], "without a bound, only the count limits it"
+    assert await page(5, sum(sizes)) == vulns[5:]
+
+
+async def test_a_long_page_is_whole_across_the_reads_that_fetch_it(store):
+    await store.create_scan(new_scan(), EventDraft(Status.PENDING))
+    vulns = [{"id": f"v{i}"} for i in range(250)]
+    await store.append_event("s1", EventDraft(Status.COMPLETED), vulnerabilities=vulns)
+    whole = await store.findings_page("s1", start=3, limit=1000)
+    assert whole.vulnerabilities == vulns[3:]
+    size = sum(len(compact_json(v).encode()) for v in vulns[3:153])
+    bounded = await store.findings_page("s1", start=3, limit=1000, max_bytes=size)
+    assert bounded.vulnerabilities == vulns[3:153]

@@ -6,6 +6,7 @@ Every test has a redis-server of its own; the stores in a test play the gateway 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -385,3 +386,16 @@ async def test_an_append_retried_after_its_reply_was_lost_is_stored_once(redis_s
     finally:
         await store.close()
         await proxy.close()
+
+
+async def test_results_stored_before_findings_lists_are_still_read(replica, raw):
+    """An upgrade loses nothing: a scan completed by an older gateway kept its findings as one
+    JSON array under ``vulns:{id}``, and no tally in its record."""
+    store = await replica()
+    await store.create_scan(new_scan(), EventDraft(Status.PENDING))
+    await store.append_event("s1", EventDraft(Status.COMPLETED))
+    await raw.hdel("xployt:scan:s1", "findings_summary", "findings_dropped")
+    vulns = [{"id": "a", "severity": "high"}, {"id": "b", "severity": "low"}]
+    await raw.set("xployt:vulns:s1", json.dumps(vulns))
+    page = await store.findings_page("s1", start=1, limit=10)
+    assert (page.vulnerabilities, page.total, page.summary["high"]) == (vulns[1:], 2, 1)
