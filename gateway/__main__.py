@@ -20,7 +20,7 @@ from . import cli
 from .app import create_app
 from .auth import TokenVerifier
 from .config import Config, ConfigError, load_config
-from .logs import ContextFilter, JSONFormatter, RedactingAccessLogger, TokenFilter
+from .logs import RedactingAccessLogger, configure_logging
 
 log = logging.getLogger("gateway")
 
@@ -198,15 +198,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 2
         return 0
-    logging.basicConfig(
-        level=config.logging.level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    configure_logging(
+        config.logging.level, json_lines=config.logging.json, cookie_name=config.auth.cookie_name
     )
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(TokenFilter())
-        handler.addFilter(ContextFilter())
-        if config.logging.json:
-            handler.setFormatter(JSONFormatter())
     _serve(config, args.host, args.port)
     return 0
 
