@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +18,8 @@ __all__ = ["ScanRequest", "parse_bool", "parse_limit", "parse_status", "read_jso
 _TRUE = frozenset({"true", "1", "yes", "on"})
 _FALSE = frozenset({"false", "0", "no", "off"})
 MAX_REPOSITORY_NAME = 500
+# JSON integers a body may hold: what a signed 64-bit integer holds, as scanners read them.
+MAX_JSON_INTEGER = 2**63 - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,9 +40,16 @@ async def read_json(request: web.Request) -> object:
     if not raw.strip():
         raise InvalidJSON("request body is empty; expected a JSON object")
     try:
-        value = json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
+        value = json.loads(
+            raw.decode("utf-8"),
+            parse_constant=_no_constant,
+            parse_float=_finite_float,
+            parse_int=_bounded_int,
+        )
     except UnicodeDecodeError:
         raise InvalidJSON("request body is not valid UTF-8") from None
+    except _NumberOutOfRange as exc:
+        raise InvalidJSON(f"request body holds a number out of range: {exc}") from None
     except json.JSONDecodeError as exc:
         raise InvalidJSON(
             "request body is not valid JSON",
@@ -57,6 +67,31 @@ async def read_json(request: web.Request) -> object:
 
 def _no_constant(name: str) -> object:
     raise ValueError(f"{name} is not a JSON value")
+
+
+class _NumberOutOfRange(ValueError):
+    """A JSON number no encoder downstream could write back (1e999 is infinity)."""
+
+
+def _finite_float(literal: str) -> float:
+    value = float(literal)
+    if not math.isfinite(value):
+        raise _NumberOutOfRange(f"{_excerpt(literal)} is not a finite number")
+    return value
+
+
+def _bounded_int(literal: str) -> int:
+    # Checked by length first: int() of a long literal costs time (and refuses past 4300).
+    digits = literal.lstrip("-").lstrip("0")
+    if len(digits) > len(str(MAX_JSON_INTEGER)) or abs(int(literal)) > MAX_JSON_INTEGER:
+        raise _NumberOutOfRange(
+            f"integer {_excerpt(literal)} does not fit in 64 bits (at most {MAX_JSON_INTEGER})"
+        )
+    return int(literal)
+
+
+def _excerpt(literal: str) -> str:
+    return literal if len(literal) <= 24 else f"{literal[:20]}... ({len(literal)} characters)"
 
 
 def scan_request(body: object, scanners: Mapping[str, str]) -> ScanRequest:
@@ -112,17 +147,23 @@ def parse_bool(raw: str | None, name: str, *, default: bool) -> bool:
         return True
     if value in _FALSE:
         return False
-    raise BadRequest(f"query parameter {name!r} must be true or false, got {raw!r}")
+    raise BadRequest(f"query parameter {name!r} must be true or false, got {_excerpt(raw)!r}")
 
 
 def parse_limit(raw: str | None, *, default: int, maximum: int) -> int:
     if raw is None or raw == "":
         return default
     if not (raw.isascii() and raw.isdigit()):
-        raise BadRequest(f"query parameter 'limit' must be a whole number, got {raw!r}")
+        raise BadRequest(f"query parameter 'limit' must be a whole number, got {_excerpt(raw)!r}")
+    out_of_range = BadRequest(
+        f"query parameter 'limit' must be between 1 and {maximum}, got {_excerpt(raw)}"
+    )
+    # By length first: int() refuses more than 4300 digits, and costs time well before.
+    if len(raw.lstrip("0")) > len(str(maximum)):
+        raise out_of_range
     value = int(raw)
     if not 1 <= value <= maximum:
-        raise BadRequest(f"query parameter 'limit' must be between 1 and {maximum}, got {value}")
+        raise out_of_range
     return value
 
 
@@ -133,4 +174,6 @@ def parse_status(raw: str | None) -> Status | None:
         return Status(raw.strip().lower())
     except ValueError:
         known = ", ".join(s.value for s in Status)
-        raise BadRequest(f"query parameter 'status' must be one of {known}, got {raw!r}") from None
+        raise BadRequest(
+            f"query parameter 'status' must be one of {known}, got {_excerpt(raw)!r}"
+        ) from None
