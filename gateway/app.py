@@ -20,7 +20,7 @@ from .hub import Hub
 from .logs import add_request_id_header, request_id_middleware
 from .metrics import Metrics, metrics_middleware
 from .mock_mode import simulate
-from .models import ScanRecord
+from .models import ScanRecord, strict_json
 from .redis_bus import RedisBus
 from .responses import error_middleware
 from .routes import setup_routes
@@ -166,8 +166,9 @@ async def _http_client_ctx(app: web.Application) -> AsyncIterator[None]:
     # pool of 100 would leave the 101st scan waiting until its connect timeout. Admission
     # (limits.max_running_scans) bounds them instead; readiness probes need a few more.
     connector = aiohttp.TCPConnector(limit=app[CONFIG].limits.max_running_scans + 20)
+    # Requests to scanners are JSON: a NaN or an infinity is refused, never sent as NaN.
     async with aiohttp.ClientSession(
-        timeout=timeout, raise_for_status=False, connector=connector
+        timeout=timeout, raise_for_status=False, connector=connector, json_serialize=strict_json
     ) as session:
         app[HTTP_CLIENT] = session
         yield

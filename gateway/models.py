@@ -22,6 +22,7 @@ __all__ = [
     "UpstreamUpdate",
     "apply_draft",
     "compact_json",
+    "strict_json",
     "utcnow",
 ]
 
@@ -56,8 +57,15 @@ SEVERITIES = ("critical", "high", "medium", "low", "info", "unknown")
 
 
 def compact_json(value: Any) -> str:
-    """JSON without spaces or line breaks: what the log stores and SSE ``data:`` lines carry."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    """JSON without spaces or line breaks: what the log stores and SSE ``data:`` lines carry.
+    ValueError for NaN or an infinity, which JSON cannot hold."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def strict_json(value: Any) -> str:
+    """JSON as ``json.dumps`` writes it, but ValueError for NaN or an infinity (which it
+    would write as the non-JSON ``NaN``/``Infinity``): every JSON body the gateway sends."""
+    return json.dumps(value, allow_nan=False)
 
 
 def utcnow() -> str:

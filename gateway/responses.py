@@ -9,9 +9,9 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from .errors import GatewayError
-from .models import utcnow
+from .models import strict_json, utcnow
 
-__all__ = ["error_body", "error_middleware", "ok"]
+__all__ = ["error_body", "error_middleware", "json_response", "ok"]
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +30,14 @@ _HTTP_CODES = {
 }
 
 
+def json_response(body: Any, *, status: int = 200) -> web.Response:
+    """A JSON response that is JSON: a NaN or an infinity in ``body`` raises ValueError (a
+    500 from the error middleware) instead of going out as ``NaN``/``Infinity``."""
+    return web.json_response(body, status=status, dumps=strict_json)
+
+
 def ok(data: Any, *, status: int = 200, message: str | None = None) -> web.Response:
-    return web.json_response(
+    return json_response(
         {"success": True, "data": data, "message": message, "timestamp": utcnow()},
         status=status,
     )
@@ -51,7 +57,7 @@ def error_body(code: str, message: str, detail: str | None = None) -> dict[str, 
 def _error_response(
     status: int, code: str, message: str, detail: str | None = None
 ) -> web.Response:
-    return web.json_response(error_body(code, message, detail), status=status)
+    return json_response(error_body(code, message, detail), status=status)
 
 
 @web.middleware
