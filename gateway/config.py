@@ -42,6 +42,9 @@ class ServerConfig:
     max_body_bytes: int = 65536
     shutdown_grace_seconds: float = 10
     uvloop: bool = True  # used when installed (the "fast" extra)
+    # Take the scheme from X-Forwarded-Proto (the cookie CSRF check compares origins): only
+    # behind a proxy that ends TLS and sets it, never where clients reach the gateway directly.
+    trust_forwarded_proto: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -421,8 +421,9 @@ def _responses(config: Config) -> dict[str, Schema]:
             },
         ),
         "Forbidden": _error(
-            "A cookie-authenticated `POST`/`DELETE` from an origin that is neither the "
-            "gateway's own nor in `cors.allowed_origins` (`forbidden`)."
+            "A cookie-authenticated `POST`/`DELETE` without `Sec-Fetch-Site: same-origin` and "
+            "without an `Origin` that is the gateway's own (scheme, host and port) or in "
+            "`cors.allowed_origins` (`forbidden`)."
         ),
         "ScanNotFound": _error(
             "No such scan, or one of another subject: both answer the same (`scan_not_found`)."
@@ -534,7 +535,8 @@ def _security_schemes(config: Config) -> dict[str, Schema]:
             "name": config.auth.cookie_name,
             "description": (
                 "The HttpOnly cookie `POST /api/v1/auth/session` sets. A cookie-authenticated "
-                "`POST`/`DELETE` must come from the gateway's own origin or a configured one."
+                "`POST`/`DELETE` must carry `Sec-Fetch-Site: same-origin` or an `Origin` that is "
+                "the gateway's own (scheme, host and port) or a configured one; else 403."
             ),
         },
         "streamTicket": {
