@@ -161,13 +161,18 @@ def _event_loop(want_uvloop: bool) -> asyncio.AbstractEventLoop:
     return asyncio.new_event_loop()
 
 
-def _serve(config: Config, host: str | None, port: int | None) -> None:
+def _bind(config: Config, host: str | None, port: int | None) -> Config:
+    """The config with ``--host``/``--port`` applied (and validated again: dev_mode)."""
     server = replace(
         config.server,
         host=host if host is not None else config.server.host,
         port=port if port is not None else config.server.port,
     )
-    config = replace(config, server=server)
+    return replace(config, server=server)
+
+
+def _serve(config: Config) -> None:
+    server = config.server
     loop = _event_loop(server.uvloop)
     web.run_app(
         create_app(config),
@@ -188,6 +193,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     config_path = getattr(args, "token_config", None) or args.config
     try:
         config = load_config(config_path, os.environ)
+        if args.command != "token":
+            config = _bind(config, args.host, args.port)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -201,7 +208,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(
         config.logging.level, json_lines=config.logging.json, cookie_name=config.auth.cookie_name
     )
-    _serve(config, args.host, args.port)
+    _serve(config)
     return 0
 
 

@@ -55,6 +55,12 @@ def create_app(config: Config) -> web.Application:
     app[BUS] = RedisBus(hub) if config.backend == "redis" else hub
     if config.jwt.uses_dev_secret:
         log.warning("JWT secret is the development default; set XPLOYT_JWT_SECRET in production")
+    if config.dev_mode:
+        log.warning(
+            "dev_mode is on: anyone who can reach this gateway (listening on %s) can mint a "
+            "token for any subject at POST /api/v1/dev/token; never use it in production",
+            config.server.host,
+        )
     app[STREAMS] = StreamRegistry(
         max_per_subject=config.limits.max_streams_per_subject,
         retry_after=config.limits.retry_after_seconds,

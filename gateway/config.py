@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import math
 import os
@@ -170,6 +171,9 @@ class Config:
     readiness: ReadinessConfig = field(default_factory=ReadinessConfig)
     # Development conveniences (the demo page's token endpoint); never in production.
     dev_mode: bool = False
+    # dev_mode lets anyone who reaches the gateway mint a token for any subject, so it is
+    # refused on an address other than loopback unless this says so explicitly.
+    dev_mode_allow_remote: bool = False
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -318,6 +322,22 @@ def _validate(config: Config) -> None:
         raise ConfigError("redis.url: must be a redis://, rediss:// or unix:// URL")
     if config.mock.step_delay_seconds < 0:
         raise ConfigError("mock.step_delay_seconds: must not be negative")
+    if config.dev_mode and not config.dev_mode_allow_remote and not is_loopback(config.server.host):
+        raise ConfigError(
+            f"dev_mode: refused on server.host {config.server.host!r}, which is not a loopback "
+            "address: with dev_mode anyone who can reach the gateway can mint a token for any "
+            "subject. Listen on 127.0.0.1, turn dev_mode off, or set dev_mode_allow_remote: true"
+        )
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (an address to listen on) reaches this machine only."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
+    except ValueError:  # a name other than localhost, or "" (every interface)
+        return False
 
 
 def config_from_dict(data: Mapping[str, Any] | None) -> Config:
