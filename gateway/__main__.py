@@ -180,6 +180,7 @@ def _serve(config: Config) -> None:
         port=server.port,
         loop=loop,
         handler_cancellation=True,  # a client that goes away ends its stream at once
+        keepalive_timeout=server.keepalive_timeout_seconds,  # also bounds dripped headers
         access_log_class=RedactingAccessLogger,
         shutdown_timeout=server.shutdown_grace_seconds,
         print=lambda message: log.info("%s", message.strip()),

@@ -41,6 +41,11 @@ class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 8000
     max_body_bytes: int = 65536
+    # A request body not received whole within this is answered 408 and its connection closed.
+    body_read_timeout_seconds: float = 15
+    # An idle keep-alive connection, or one whose request line and headers have not all
+    # arrived, is closed this long after it opened (or after its last response).
+    keepalive_timeout_seconds: float = 75
     shutdown_grace_seconds: float = 10
     uvloop: bool = True  # used when installed (the "fast" extra)
     # Take the scheme from X-Forwarded-Proto (the cookie CSRF check compares origins): only
@@ -278,6 +283,8 @@ def _validate(config: Config) -> None:
         "upstream.connect_timeout_seconds": config.upstream.connect_timeout_seconds,
         "upstream.max_line_length": config.upstream.max_line_length,
         "server.max_body_bytes": config.server.max_body_bytes,
+        "server.body_read_timeout_seconds": config.server.body_read_timeout_seconds,
+        "server.keepalive_timeout_seconds": config.server.keepalive_timeout_seconds,
         "mock.steps": config.mock.steps,
         "server.shutdown_grace_seconds": config.server.shutdown_grace_seconds,
         "auth.ticket_max_ttl_seconds": config.auth.ticket_max_ttl_seconds,

@@ -175,7 +175,7 @@ def _schemas(config: Config) -> dict[str, Schema]:
     error_codes = (
         "`bad_request`, `invalid_json`, `unknown_scanner` (400); `unauthorized` (401); "
         "`forbidden` (403); `not_found`, `scan_not_found` (404); `method_not_allowed` (405); "
-        "`conflict`, `scan_not_ready` (409); `payload_too_large` (413); "
+        "`request_timeout` (408); `conflict`, `scan_not_ready` (409); `payload_too_large` (413); "
         "`unsupported_media_type` (415); `validation_error` (422); `limit_exceeded` (429); "
         "`internal_error` (500); `store_unavailable` (503); `http_error` for another status "
         "from the HTTP layer"
@@ -428,6 +428,11 @@ def _responses(config: Config) -> dict[str, Schema]:
         "ScanNotFound": _error(
             "No such scan, or one of another subject: both answer the same (`scan_not_found`)."
         ),
+        "RequestTimeout": _error(
+            "The body did not arrive whole within `server.body_read_timeout_seconds` "
+            f"({config.server.body_read_timeout_seconds:g} s); the connection is closed "
+            "(`request_timeout`)."
+        ),
         "PayloadTooLarge": _error(
             f"The body is over `server.max_body_bytes` ({config.server.max_body_bytes} bytes) "
             "(`payload_too_large`)."
@@ -627,6 +632,7 @@ def _paths(config: Config) -> dict[str, Schema]:
                 "400": _use("BadRequest"),
                 "401": _use("Unauthorized"),
                 "403": _use("Forbidden"),
+                "408": _use("RequestTimeout"),
                 "413": _use("PayloadTooLarge"),
                 "415": _use("UnsupportedMediaType"),
                 "422": _use("ValidationError"),
@@ -891,6 +897,7 @@ def _paths(config: Config) -> dict[str, Schema]:
                         "Not in dev mode: the route answers as a missing one does (404 with a "
                         "credential, 401 without)."
                     ),
+                    "408": _use("RequestTimeout"),
                     "413": _use("PayloadTooLarge"),
                     "415": _use("UnsupportedMediaType"),
                     "422": _use("ValidationError"),

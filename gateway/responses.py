@@ -23,6 +23,7 @@ _HTTP_CODES = {
     403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
+    408: "request_timeout",
     413: "payload_too_large",
     415: "unsupported_media_type",
     422: "validation_error",
@@ -67,6 +68,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except GatewayError as exc:
         response = _error_response(exc.status, exc.code, exc.message, exc.detail)
         response.headers.update(exc.headers)
+        if exc.close_connection:
+            response.force_close()
         return response
     except web.HTTPException as exc:
         if exc.status < 400:

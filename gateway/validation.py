@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 from collections.abc import Mapping
@@ -10,10 +11,26 @@ from typing import Any
 
 from aiohttp import web
 
-from .errors import BadRequest, InvalidJSON, UnknownScanner, UnsupportedMediaType, ValidationError
+from .appkeys import CONFIG
+from .errors import (
+    BadRequest,
+    InvalidJSON,
+    RequestTimeout,
+    UnknownScanner,
+    UnsupportedMediaType,
+    ValidationError,
+)
 from .models import Status
 
-__all__ = ["ScanRequest", "parse_bool", "parse_limit", "parse_status", "read_json", "scan_request"]
+__all__ = [
+    "ScanRequest",
+    "parse_bool",
+    "parse_limit",
+    "parse_status",
+    "read_body",
+    "read_json",
+    "scan_request",
+]
 
 _TRUE = frozenset({"true", "1", "yes", "on"})
 _FALSE = frozenset({"false", "0", "no", "off"})
@@ -36,7 +53,7 @@ async def read_json(request: web.Request) -> object:
         raise UnsupportedMediaType(
             f"Content-Type must be application/json, got {media or 'none'!r}"
         )
-    raw = await request.read()  # raises 413 past client_max_size
+    raw = await read_body(request)
     if not raw.strip():
         raise InvalidJSON("request body is empty; expected a JSON object")
     try:
@@ -63,6 +80,18 @@ async def read_json(request: web.Request) -> object:
     except UnicodeEncodeError:
         raise InvalidJSON("request body holds an unpaired UTF-16 surrogate escape") from None
     return value
+
+
+async def read_body(request: web.Request) -> bytes:
+    """The whole request body: 413 past ``server.max_body_bytes`` (aiohttp's
+    ``client_max_size``), 408 if it has not all arrived within
+    ``server.body_read_timeout_seconds`` (a client dripping it would hold the connection)."""
+    seconds = request.app[CONFIG].server.body_read_timeout_seconds
+    try:
+        async with asyncio.timeout(seconds):
+            return await request.read()
+    except TimeoutError:
+        raise RequestTimeout(f"request body not received within {seconds:g} s") from None
 
 
 def _no_constant(name: str) -> object:

@@ -240,3 +240,26 @@ async def test_store_unavailable_is_503(client):
 
 def test_token_helper_is_usable():
     assert token().count(".") == 2
+
+
+def test_the_hierarchy_docstring_lists_every_error_with_its_status_and_code():
+    import re
+
+    from gateway import errors
+
+    def subclasses(cls: type[errors.GatewayError]) -> list[type[errors.GatewayError]]:
+        found = [cls]
+        for child in cls.__subclasses__():
+            found += subclasses(child)
+        return found
+
+    lines = {
+        match[1]: (int(match[2]), match[3])
+        for match in re.finditer(r"(\w+)\s+(\d{3}) (\w+)", errors.__doc__ or "")
+    }
+    # The public hierarchy; a module's private subclass (name starting "_") is its own detail.
+    classes = [cls for cls in subclasses(errors.GatewayError) if not cls.__name__.startswith("_")]
+    assert {cls.__name__ for cls in classes} == set(lines)
+    for cls in classes:
+        assert lines[cls.__name__] == (cls.status, cls.code), cls.__name__
+        assert cls.__name__ in errors.__all__
