@@ -20,7 +20,7 @@ from . import cli
 from .app import create_app
 from .auth import TokenVerifier
 from .config import Config, ConfigError, load_config
-from .logs import ContextFilter, JSONFormatter, RedactingAccessLogger, TokenFilter
+from .logs import RedactingAccessLogger, configure_logging
 
 log = logging.getLogger("gateway")
 
@@ -161,13 +161,18 @@ def _event_loop(want_uvloop: bool) -> asyncio.AbstractEventLoop:
     return asyncio.new_event_loop()
 
 
-def _serve(config: Config, host: str | None, port: int | None) -> None:
+def _bind(config: Config, host: str | None, port: int | None) -> Config:
+    """The config with ``--host``/``--port`` applied (and validated again: dev_mode)."""
     server = replace(
         config.server,
         host=host if host is not None else config.server.host,
         port=port if port is not None else config.server.port,
     )
-    config = replace(config, server=server)
+    return replace(config, server=server)
+
+
+def _serve(config: Config) -> None:
+    server = config.server
     loop = _event_loop(server.uvloop)
     web.run_app(
         create_app(config),
@@ -175,6 +180,7 @@ def _serve(config: Config, host: str | None, port: int | None) -> None:
         port=server.port,
         loop=loop,
         handler_cancellation=True,  # a client that goes away ends its stream at once
+        keepalive_timeout=server.keepalive_timeout_seconds,  # also bounds dripped headers
         access_log_class=RedactingAccessLogger,
         shutdown_timeout=server.shutdown_grace_seconds,
         print=lambda message: log.info("%s", message.strip()),
@@ -188,6 +194,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     config_path = getattr(args, "token_config", None) or args.config
     try:
         config = load_config(config_path, os.environ)
+        if args.command != "token":
+            config = _bind(config, args.host, args.port)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -198,16 +206,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 2
         return 0
-    logging.basicConfig(
-        level=config.logging.level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    configure_logging(
+        config.logging.level, json_lines=config.logging.json, cookie_name=config.auth.cookie_name
     )
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(TokenFilter())
-        handler.addFilter(ContextFilter())
-        if config.logging.json:
-            handler.setFormatter(JSONFormatter())
-    _serve(config, args.host, args.port)
+    _serve(config)
     return 0
 
 

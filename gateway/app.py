@@ -20,7 +20,7 @@ from .hub import Hub
 from .logs import add_request_id_header, request_id_middleware
 from .metrics import Metrics, metrics_middleware
 from .mock_mode import simulate
-from .models import ScanRecord
+from .models import ScanRecord, strict_json
 from .redis_bus import RedisBus
 from .responses import error_middleware
 from .routes import setup_routes
@@ -59,6 +59,12 @@ def create_app(config: Config) -> web.Application:
     app[BUS] = RedisBus(hub) if config.backend == "redis" else hub
     if config.jwt.uses_dev_secret:
         log.warning("JWT secret is the development default; set XPLOYT_JWT_SECRET in production")
+    if config.dev_mode:
+        log.warning(
+            "dev_mode is on: anyone who can reach this gateway (listening on %s) can mint a "
+            "token for any subject at POST /api/v1/dev/token; never use it in production",
+            config.server.host,
+        )
     app[STREAMS] = StreamRegistry(
         max_per_subject=config.limits.max_streams_per_subject,
         retry_after=config.limits.retry_after_seconds,
@@ -180,6 +186,8 @@ async def _http_client_ctx(app: web.Application) -> AsyncIterator[None]:
         max_line_size=MAX_HEADER_LINE_BYTES,
         max_field_size=MAX_HEADER_LINE_BYTES,
         max_headers=MAX_HEADERS,
+        # Requests to scanners are JSON: a NaN or an infinity is refused, never sent as NaN.
+        json_serialize=strict_json,
     ) as session:
         app[HTTP_CLIENT] = session
         yield

@@ -253,15 +253,54 @@ def authenticate(request: web.Request) -> Principal:
 
 
 def _check_cookie_origin(request: web.Request, config: Config) -> None:
-    """A cookie rides along on cross-site requests; changes need a trusted Origin (CSRF)."""
+    """A cookie rides along on cross-site requests, so a change made with it (CSRF) needs
+    proof that a page of this origin sent it: ``Sec-Fetch-Site: same-origin``, or an
+    ``Origin`` equal to the request's own (scheme, host and port) or listed in
+    ``cors.allowed_origins``. Browsers send both on every POST and DELETE ``fetch``."""
     if request.method in _SAFE_METHODS:
+        return
+    if request.headers.get("Sec-Fetch-Site") == "same-origin":
         return
     origin = request.headers.get("Origin")
     if origin is None:
-        return  # not sent by a browser page
-    same_origin = urlsplit(origin).netloc == request.host
-    if not same_origin and origin not in config.cors.allowed_origins:
-        raise Forbidden(f"cookie-authenticated {request.method} from origin {origin!r} refused")
+        raise Forbidden(
+            f"cookie-authenticated {request.method} needs an Origin header; "
+            "send the token as 'Authorization: Bearer' instead"
+        )
+    trusted = {_origin_key(allowed) for allowed in config.cors.allowed_origins}
+    trusted.add(_own_origin(request, config))
+    if _origin_key(origin) not in trusted:
+        raise Forbidden(
+            f"cookie-authenticated {request.method} from origin {origin[:200]!r} refused"
+        )
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_NO_ORIGIN = ("", "", 0)  # what an origin that does not parse compares as: nothing
+
+
+def _origin_key(origin: str) -> tuple[str, str, int]:
+    """(scheme, host, port) of an origin, default ports filled in, for comparison."""
+    try:
+        parts = urlsplit(origin.strip())
+        scheme = parts.scheme.lower()
+        if scheme not in _DEFAULT_PORTS or not parts.hostname:
+            return _NO_ORIGIN
+        return scheme, parts.hostname, parts.port or _DEFAULT_PORTS[scheme]
+    except ValueError:  # a port that is not a number, or out of range
+        return _NO_ORIGIN
+
+
+def _own_origin(request: web.Request, config: Config) -> tuple[str, str, int]:
+    """The request's own origin: its Host header, and the scheme of the connection; behind a
+    proxy that ends TLS, ``X-Forwarded-Proto`` only if ``server.trust_forwarded_proto``."""
+    scheme = request.scheme
+    if config.server.trust_forwarded_proto:
+        forwarded = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip().lower()
+        if forwarded in _DEFAULT_PORTS:
+            scheme = forwarded
+    own = _origin_key(f"{scheme}://{request.host}")
+    return own if own != _NO_ORIGIN else ("", "", -1)  # never equal to a refused origin
 
 
 @web.middleware

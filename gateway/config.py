@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, is_dataclass, replace
@@ -44,8 +46,16 @@ class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 8000
     max_body_bytes: int = 65536
+    # A request body not received whole within this is answered 408 and its connection closed.
+    body_read_timeout_seconds: float = 15
+    # An idle keep-alive connection, or one whose request line and headers have not all
+    # arrived, is closed this long after it opened (or after its last response).
+    keepalive_timeout_seconds: float = 75
     shutdown_grace_seconds: float = 10
     uvloop: bool = True  # used when installed (the "fast" extra)
+    # Take the scheme from X-Forwarded-Proto (the cookie CSRF check compares origins): only
+    # behind a proxy that ends TLS and sets it, never where clients reach the gateway directly.
+    trust_forwarded_proto: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +204,9 @@ class Config:
     readiness: ReadinessConfig = field(default_factory=ReadinessConfig)
     # Development conveniences (the demo page's token endpoint); never in production.
     dev_mode: bool = False
+    # dev_mode lets anyone who reaches the gateway mint a token for any subject, so it is
+    # refused on an address other than loopback unless this says so explicitly.
+    dev_mode_allow_remote: bool = False
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -238,6 +251,8 @@ def _coerce(hint: Any, value: Any, key: str) -> Any:
     if hint in (int, float):
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(f"{key}: expected a number, got {value!r}")
+        if not math.isfinite(value):
+            raise ConfigError(f"{key}: expected a finite number, got {value!r}")
         if hint is int and not float(value).is_integer():
             raise ConfigError(f"{key}: expected a whole number, got {value!r}")
         return hint(value)
@@ -300,6 +315,8 @@ def _validate(config: Config) -> None:
         "upstream.max_json_depth": config.upstream.max_json_depth,
         "upstream.max_number_digits": config.upstream.max_number_digits,
         "server.max_body_bytes": config.server.max_body_bytes,
+        "server.body_read_timeout_seconds": config.server.body_read_timeout_seconds,
+        "server.keepalive_timeout_seconds": config.server.keepalive_timeout_seconds,
         "mock.steps": config.mock.steps,
         "server.shutdown_grace_seconds": config.server.shutdown_grace_seconds,
         "auth.ticket_max_ttl_seconds": config.auth.ticket_max_ttl_seconds,
@@ -352,6 +369,12 @@ def _validate(config: Config) -> None:
     if config.mock.step_delay_seconds < 0:
         raise ConfigError("mock.step_delay_seconds: must not be negative")
     _validate_findings(config)
+    if config.dev_mode and not config.dev_mode_allow_remote and not is_loopback(config.server.host):
+        raise ConfigError(
+            f"dev_mode: refused on server.host {config.server.host!r}, which is not a loopback "
+            "address: with dev_mode anyone who can reach the gateway can mint a token for any "
+            "subject. Listen on 127.0.0.1, turn dev_mode off, or set dev_mode_allow_remote: true"
+        )
 
 
 # The fewest events a scan needs: ``pending``, ``connecting`` and its terminal event.
@@ -396,6 +419,16 @@ def _validate_jwt(config: JWTConfig) -> None:
         verification_key(config.algorithms, config.secret, config.public_key)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (an address to listen on) reaches this machine only."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
+    except ValueError:  # a name other than localhost, or "" (every interface)
+        return False
 
 
 def config_from_dict(data: Mapping[str, Any] | None) -> Config:

@@ -9,6 +9,7 @@
     ├── NotFound                      404 not_found
     │   └── ScanNotFound              404 scan_not_found
     ├── MethodNotAllowed              405 method_not_allowed
+    ├── RequestTimeout                408 request_timeout (closes the connection)
     ├── Conflict                      409 conflict
     │   └── ScanNotReady              409 scan_not_ready
     ├── PayloadTooLarge               413 payload_too_large
@@ -32,6 +33,7 @@ __all__ = [
     "MethodNotAllowed",
     "NotFound",
     "PayloadTooLarge",
+    "RequestTimeout",
     "ScanNotFound",
     "ScanNotReady",
     "StoreUnavailable",
@@ -45,6 +47,7 @@ __all__ = [
 class GatewayError(Exception):
     status = 500
     code = "internal_error"
+    close_connection = False  # whether the connection ends with this answer
 
     def __init__(self, message: str, *, detail: str | None = None) -> None:
         super().__init__(message)
@@ -99,6 +102,14 @@ class ScanNotFound(NotFound):
 class MethodNotAllowed(GatewayError):
     status = 405
     code = "method_not_allowed"
+
+
+class RequestTimeout(GatewayError):
+    """The client did not send its request body in time; the connection is not reused."""
+
+    status = 408
+    code = "request_timeout"
+    close_connection = True
 
 
 class Conflict(GatewayError):

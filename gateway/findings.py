@@ -16,6 +16,7 @@ keeps (``findings`` in the config):
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -92,6 +93,8 @@ def _bound_value(value: Any, levels: int, chars: int, cut: list[bool]) -> Any:
             cut[0] = True
             return _cut(value, chars)
         return value
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # JSON has no NaN or infinity; the scanner edge refuses them already
     if isinstance(value, dict | list):
         if levels <= 0:
             cut[0] = True

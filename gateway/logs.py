@@ -1,4 +1,6 @@
-"""Logging that never carries credentials: the access log redacts token-bearing parameters."""
+"""Logging that never carries credentials: the access log redacts token-bearing parameters,
+and a filter on every handler redacts whatever else could carry one (message, arguments,
+exception text, stack, extra fields), aiohttp's own records of malformed requests included."""
 
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ __all__ = [
     "RedactingAccessLogger",
     "TokenFilter",
     "add_request_id_header",
+    "configure_logging",
     "redact_query",
     "request_id_middleware",
     "request_id_var",
@@ -33,13 +36,26 @@ __all__ = [
 # Set per request and per scan task; every log record made meanwhile carries them.
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 scan_id_var: ContextVar[str | None] = ContextVar("scan_id", default=None)
-_INCOMING_ID = re.compile(r"[\w.:-]{1,128}")
+# A caller's X-Request-ID is kept only when it is a plain bounded id: no dots, so never a JWT.
+_INCOMING_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 # Query parameters that carry credentials: query tokens and stream tickets.
 SECRET_PARAMS = frozenset({"token", "access_token", "ticket"})
 REDACTED = "[redacted]"
-# Anything shaped like a JWT (three base64url parts, the first a JSON header).
-_JWT = re.compile(r"eyJ[\w-]*\.[\w-]+\.[\w-]*")
+# Anything shaped like a JWT, whole or cut short (base64url of '{"', then up to two more parts).
+_JWT = re.compile(r"eyJ[\w-]{4,}(?:\.[\w-]*){0,2}")
+# "Bearer <anything>", as an Authorization header carries it (raw request text in aiohttp's
+# parse errors shows it bytes-escaped, so the value runs up to a space or a quote).
+_BEARER = re.compile(r"(?i)\b(bearer)\s+[^\s'\"]+")
+_SECRET_PARAM = re.compile(r"(?i)(?<![\w%])(" + "|".join(sorted(SECRET_PARAMS)) + r")=[^&\s'\"#]+")
+# The attributes every LogRecord has; any other one is an ``extra`` field.
+_RECORD_FIELDS = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
+    "message",
+    "asctime",
+}
+# aiohttp's loggers: their records (parse errors quote the raw request) are redacted where
+# they are made, before any handler, even one added later, sees them.
+AIOHTTP_LOGGERS = ("aiohttp.access", "aiohttp.client", "aiohttp.server", "aiohttp.web")
 
 
 def redact_query(path_qs: str) -> str:
@@ -70,14 +86,57 @@ class RedactingAccessLogger(AbstractAccessLogger):
 
 
 class TokenFilter(logging.Filter):
-    """A last guard on every log record: anything shaped like a JWT is replaced."""
+    """A last guard on every log record: credentials are replaced wherever the record carries
+    them. JWT-shaped strings, ``Bearer <anything>``, the values of token/access_token/ticket
+    parameters and of the session cookie (``cookie_name``), whether or not they look like
+    JWTs; in the message and its arguments, the exception text (formatted here, once, so no
+    formatter renders the raw exception), the stack and every extra field."""
+
+    def __init__(self, cookie_name: str = "xployt_session") -> None:
+        super().__init__()
+        self._cookie = re.compile(rf"(?<![\w-]){re.escape(cookie_name)}=[^;\s'\"]+")
+
+    def redact(self, text: str) -> str:
+        text = _BEARER.sub(rf"\1 {REDACTED}", text)
+        text = _SECRET_PARAM.sub(rf"\1={REDACTED}", text)
+        text = self._cookie.sub(lambda match: match[0].partition("=")[0] + "=" + REDACTED, text)
+        return _JWT.sub(REDACTED, text)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if _JWT.search(message):
-            record.msg = _JWT.sub(REDACTED, message)
-            record.args = None
+        try:
+            message = record.getMessage()
+        except Exception:  # unformattable: logging would print msg and args raw
+            message = f"{record.msg} {record.args!r}"
+        record.msg, record.args = self.redact(message), None
+        if record.exc_info:
+            record.exc_text = _EXCEPTIONS.formatException(record.exc_info)
+            record.exc_info = None
+        if record.exc_text:
+            record.exc_text = self.redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = self.redact(record.stack_info)
+        for name, value in record.__dict__.items():
+            if name not in _RECORD_FIELDS and isinstance(value, str):
+                setattr(record, name, self.redact(value))
         return True
+
+
+_EXCEPTIONS = logging.Formatter()
+
+
+def configure_logging(level: str, *, json_lines: bool, cookie_name: str) -> None:
+    """The process's logging: one stream handler with the token and context filters (and
+    JSON lines if asked), and the token filter on aiohttp's own loggers too."""
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(TokenFilter(cookie_name))
+        handler.addFilter(ContextFilter())
+        if json_lines:
+            handler.setFormatter(JSONFormatter())
+    for name in AIOHTTP_LOGGERS:
+        logging.getLogger(name).addFilter(TokenFilter(cookie_name))
 
 
 @web.middleware
@@ -126,6 +185,11 @@ class JSONFormatter(logging.Formatter):
             value = getattr(record, name, None)
             if value is not None:
                 entry[name] = value
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
+        # The exception text TokenFilter left (redacted), never the raw exception again.
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            entry["exception"] = record.exc_text
+        if record.stack_info:
+            entry["stack"] = record.stack_info
         return json.dumps(entry, ensure_ascii=False)

@@ -25,6 +25,7 @@ __all__ = [
     "apply_draft",
     "compact_json",
     "count_severities",
+    "strict_json",
     "utcnow",
 ]
 
@@ -59,8 +60,15 @@ SEVERITIES = ("critical", "high", "medium", "low", "info", "unknown")
 
 
 def compact_json(value: Any) -> str:
-    """JSON without spaces or line breaks: what the log stores and SSE ``data:`` lines carry."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    """JSON without spaces or line breaks: what the log stores and SSE ``data:`` lines carry.
+    ValueError for NaN or an infinity, which JSON cannot hold."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def strict_json(value: Any) -> str:
+    """JSON as ``json.dumps`` writes it, but ValueError for NaN or an infinity (which it
+    would write as the non-JSON ``NaN``/``Infinity``): every JSON body the gateway sends."""
+    return json.dumps(value, allow_nan=False)
 
 
 def count_severities(severities: Iterable[object]) -> dict[str, int]:

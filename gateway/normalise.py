@@ -363,6 +363,8 @@ def _snippet(value: object) -> str | None:
 
 
 def _confidence(value: object) -> str | int | float | None:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # not JSON: left to metadata, where bounding drops it
     if isinstance(value, str | int | float) and not isinstance(value, bool):
         return value
     return None

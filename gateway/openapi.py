@@ -182,7 +182,7 @@ def _schemas(config: Config) -> dict[str, Schema]:
     error_codes = (
         "`bad_request`, `invalid_json`, `unknown_scanner` (400); `unauthorized` (401); "
         "`forbidden` (403); `not_found`, `scan_not_found` (404); `method_not_allowed` (405); "
-        "`conflict`, `scan_not_ready` (409); `payload_too_large` (413); "
+        "`request_timeout` (408); `conflict`, `scan_not_ready` (409); `payload_too_large` (413); "
         "`unsupported_media_type` (415); `validation_error` (422); `limit_exceeded` (429); "
         "`internal_error` (500); `store_unavailable` (503); `http_error` for another status "
         "from the HTTP layer"
@@ -483,11 +483,17 @@ def _responses(config: Config) -> dict[str, Schema]:
             },
         ),
         "Forbidden": _error(
-            "A cookie-authenticated `POST`/`DELETE` from an origin that is neither the "
-            "gateway's own nor in `cors.allowed_origins` (`forbidden`)."
+            "A cookie-authenticated `POST`/`DELETE` without `Sec-Fetch-Site: same-origin` and "
+            "without an `Origin` that is the gateway's own (scheme, host and port) or in "
+            "`cors.allowed_origins` (`forbidden`)."
         ),
         "ScanNotFound": _error(
             "No such scan, or one of another subject: both answer the same (`scan_not_found`)."
+        ),
+        "RequestTimeout": _error(
+            "The body did not arrive whole within `server.body_read_timeout_seconds` "
+            f"({config.server.body_read_timeout_seconds:g} s); the connection is closed "
+            "(`request_timeout`)."
         ),
         "PayloadTooLarge": _error(
             f"The body is over `server.max_body_bytes` ({config.server.max_body_bytes} bytes) "
@@ -624,7 +630,8 @@ def _security_schemes(config: Config) -> dict[str, Schema]:
             "name": config.auth.cookie_name,
             "description": (
                 "The HttpOnly cookie `POST /api/v1/auth/session` sets. A cookie-authenticated "
-                "`POST`/`DELETE` must come from the gateway's own origin or a configured one."
+                "`POST`/`DELETE` must carry `Sec-Fetch-Site: same-origin` or an `Origin` that is "
+                "the gateway's own (scheme, host and port) or a configured one; else 403."
             ),
         },
         "streamTicket": {
@@ -715,6 +722,7 @@ def _paths(config: Config) -> dict[str, Schema]:
                 "400": _use("BadRequest"),
                 "401": _use("Unauthorized"),
                 "403": _use("Forbidden"),
+                "408": _use("RequestTimeout"),
                 "413": _use("PayloadTooLarge"),
                 "415": _use("UnsupportedMediaType"),
                 "422": _use("ValidationError"),
@@ -993,6 +1001,7 @@ def _paths(config: Config) -> dict[str, Schema]:
                         "Not in dev mode: the route answers as a missing one does (404 with a "
                         "credential, 401 without)."
                     ),
+                    "408": _use("RequestTimeout"),
                     "413": _use("PayloadTooLarge"),
                     "415": _use("UnsupportedMediaType"),
                     "422": _use("ValidationError"),

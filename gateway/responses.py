@@ -9,9 +9,9 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from .errors import GatewayError
-from .models import utcnow
+from .models import strict_json, utcnow
 
-__all__ = ["error_body", "error_middleware", "ok"]
+__all__ = ["error_body", "error_middleware", "json_response", "ok"]
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +23,7 @@ _HTTP_CODES = {
     403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
+    408: "request_timeout",
     413: "payload_too_large",
     415: "unsupported_media_type",
     422: "validation_error",
@@ -30,8 +31,14 @@ _HTTP_CODES = {
 }
 
 
+def json_response(body: Any, *, status: int = 200) -> web.Response:
+    """A JSON response that is JSON: a NaN or an infinity in ``body`` raises ValueError (a
+    500 from the error middleware) instead of going out as ``NaN``/``Infinity``."""
+    return web.json_response(body, status=status, dumps=strict_json)
+
+
 def ok(data: Any, *, status: int = 200, message: str | None = None) -> web.Response:
-    return web.json_response(
+    return json_response(
         {"success": True, "data": data, "message": message, "timestamp": utcnow()},
         status=status,
     )
@@ -51,7 +58,7 @@ def error_body(code: str, message: str, detail: str | None = None) -> dict[str, 
 def _error_response(
     status: int, code: str, message: str, detail: str | None = None
 ) -> web.Response:
-    return web.json_response(error_body(code, message, detail), status=status)
+    return json_response(error_body(code, message, detail), status=status)
 
 
 @web.middleware
@@ -61,6 +68,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except GatewayError as exc:
         response = _error_response(exc.status, exc.code, exc.message, exc.detail)
         response.headers.update(exc.headers)
+        if exc.close_connection:
+            response.force_close()
         return response
     except web.HTTPException as exc:
         if exc.status < 400:

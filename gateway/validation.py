@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
-from .errors import BadRequest, InvalidJSON, UnknownScanner, UnsupportedMediaType, ValidationError
+from .appkeys import CONFIG
+from .errors import (
+    BadRequest,
+    InvalidJSON,
+    RequestTimeout,
+    UnknownScanner,
+    UnsupportedMediaType,
+    ValidationError,
+)
 from .models import Status
 
 __all__ = [
@@ -18,6 +28,7 @@ __all__ = [
     "parse_cursor",
     "parse_limit",
     "parse_status",
+    "read_body",
     "read_json",
     "scan_request",
 ]
@@ -28,7 +39,8 @@ MAX_REPOSITORY_NAME = 500
 # A whole-number query parameter has at most this many digits: int() is not even tried on
 # more (it refuses over 4300), and none of them is meant to be that large.
 MAX_NUMBER_DIGITS = 12
-_ECHO = 40  # characters of a bad parameter's value repeated in the error message
+# JSON integers a body may hold: what a signed 64-bit integer holds, as scanners read them.
+MAX_JSON_INTEGER = 2**63 - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,13 +57,20 @@ async def read_json(request: web.Request) -> object:
         raise UnsupportedMediaType(
             f"Content-Type must be application/json, got {media or 'none'!r}"
         )
-    raw = await request.read()  # raises 413 past client_max_size
+    raw = await read_body(request)
     if not raw.strip():
         raise InvalidJSON("request body is empty; expected a JSON object")
     try:
-        value = json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
+        value = json.loads(
+            raw.decode("utf-8"),
+            parse_constant=_no_constant,
+            parse_float=_finite_float,
+            parse_int=_bounded_int,
+        )
     except UnicodeDecodeError:
         raise InvalidJSON("request body is not valid UTF-8") from None
+    except _NumberOutOfRange as exc:
+        raise InvalidJSON(f"request body holds a number out of range: {exc}") from None
     except json.JSONDecodeError as exc:
         raise InvalidJSON(
             "request body is not valid JSON",
@@ -67,8 +86,45 @@ async def read_json(request: web.Request) -> object:
     return value
 
 
+async def read_body(request: web.Request) -> bytes:
+    """The whole request body: 413 past ``server.max_body_bytes`` (aiohttp's
+    ``client_max_size``), 408 if it has not all arrived within
+    ``server.body_read_timeout_seconds`` (a client dripping it would hold the connection)."""
+    seconds = request.app[CONFIG].server.body_read_timeout_seconds
+    try:
+        async with asyncio.timeout(seconds):
+            return await request.read()
+    except TimeoutError:
+        raise RequestTimeout(f"request body not received within {seconds:g} s") from None
+
+
 def _no_constant(name: str) -> object:
     raise ValueError(f"{name} is not a JSON value")
+
+
+class _NumberOutOfRange(ValueError):
+    """A JSON number no encoder downstream could write back (1e999 is infinity)."""
+
+
+def _finite_float(literal: str) -> float:
+    value = float(literal)
+    if not math.isfinite(value):
+        raise _NumberOutOfRange(f"{_excerpt(literal)} is not a finite number")
+    return value
+
+
+def _bounded_int(literal: str) -> int:
+    # Checked by length first: int() of a long literal costs time (and refuses past 4300).
+    digits = literal.lstrip("-").lstrip("0")
+    if len(digits) > len(str(MAX_JSON_INTEGER)) or abs(int(literal)) > MAX_JSON_INTEGER:
+        raise _NumberOutOfRange(
+            f"integer {_excerpt(literal)} does not fit in 64 bits (at most {MAX_JSON_INTEGER})"
+        )
+    return int(literal)
+
+
+def _excerpt(literal: str) -> str:
+    return literal if len(literal) <= 24 else f"{literal[:20]}... ({len(literal)} characters)"
 
 
 def scan_request(body: object, scanners: Mapping[str, str]) -> ScanRequest:
@@ -124,15 +180,14 @@ def parse_bool(raw: str | None, name: str, *, default: bool) -> bool:
         return True
     if value in _FALSE:
         return False
-    raise BadRequest(f"query parameter {name!r} must be true or false, got {raw!r}")
+    raise BadRequest(f"query parameter {name!r} must be true or false, got {_excerpt(raw)!r}")
 
 
 def _whole_number(raw: str, name: str) -> int:
     if not (raw.isascii() and raw.isdigit()) or len(raw) > MAX_NUMBER_DIGITS:
-        shown = raw if len(raw) <= _ECHO else raw[:_ECHO] + "..."
         raise BadRequest(
             f"query parameter {name!r} must be a whole number of at most "
-            f"{MAX_NUMBER_DIGITS} digits, got {shown!r}"
+            f"{MAX_NUMBER_DIGITS} digits, got {_excerpt(raw)!r}"
         )
     return int(raw)
 
@@ -140,9 +195,17 @@ def _whole_number(raw: str, name: str) -> int:
 def parse_limit(raw: str | None, *, default: int, maximum: int) -> int:
     if raw is None or raw == "":
         return default
-    value = _whole_number(raw, "limit")
+    if not (raw.isascii() and raw.isdigit()):
+        raise BadRequest(f"query parameter 'limit' must be a whole number, got {_excerpt(raw)!r}")
+    out_of_range = BadRequest(
+        f"query parameter 'limit' must be between 1 and {maximum}, got {_excerpt(raw)}"
+    )
+    # By length first: int() refuses more than 4300 digits, and costs time well before.
+    if len(raw.lstrip("0")) > len(str(maximum)):
+        raise out_of_range
+    value = int(raw)
     if not 1 <= value <= maximum:
-        raise BadRequest(f"query parameter 'limit' must be between 1 and {maximum}, got {value}")
+        raise out_of_range
     return value
 
 
@@ -161,4 +224,6 @@ def parse_status(raw: str | None) -> Status | None:
         return Status(raw.strip().lower())
     except ValueError:
         known = ", ".join(s.value for s in Status)
-        raise BadRequest(f"query parameter 'status' must be one of {known}, got {raw!r}") from None
+        raise BadRequest(
+            f"query parameter 'status' must be one of {known}, got {_excerpt(raw)!r}"
+        ) from None

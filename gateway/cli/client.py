@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,7 +13,7 @@ import aiohttp
 
 from ..auth import TokenVerifier
 from ..config import Config
-from ..models import TERMINAL_STATUSES
+from ..models import TERMINAL_STATUSES, strict_json
 
 EXIT_COMPLETED = 0
 EXIT_FAILED = 1
@@ -119,12 +120,29 @@ def resolve_token(
         ) from None
 
 
+def loads_strict(text: str | bytes) -> Any:
+    """JSON, and only JSON: ValueError for ``NaN``/``Infinity`` and for numbers too large to
+    be finite (1e999), which nothing could print back as JSON."""
+    return json.loads(text, parse_constant=_not_json, parse_float=_finite)
+
+
+def _not_json(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _finite(literal: str) -> float:
+    value = float(literal)
+    if not math.isfinite(value):
+        raise ValueError(f"{literal[:24]} is not a finite number")
+    return value
+
+
 def parse_configurations(raw: str | None) -> dict[str, Any]:
     """The ``--config-json`` value: a JSON object sent to the scanner as given."""
     if raw is None or not raw.strip():
         return {}
     try:
-        value = json.loads(raw)
+        value = loads_strict(raw)
     except ValueError as exc:
         raise CliError(f"--config-json is not valid JSON: {exc}") from None
     if not isinstance(value, dict):
@@ -137,7 +155,9 @@ def parse_configurations(raw: str | None) -> dict[str, Any]:
 
 def open_session() -> aiohttp.ClientSession:
     """The session every command uses (per-request timeouts are set where they are made)."""
-    return aiohttp.ClientSession(headers={"User-Agent": "xployt-gateway-cli"})
+    return aiohttp.ClientSession(
+        headers={"User-Agent": "xployt-gateway-cli"}, json_serialize=strict_json
+    )
 
 
 async def _api_error(
@@ -148,7 +168,7 @@ async def _api_error(
     raw = await response.read()
     message = None
     try:
-        body = json.loads(raw)
+        body = loads_strict(raw)
     except ValueError:
         body = None
     if isinstance(body, dict) and isinstance(body.get("message"), str):
@@ -202,7 +222,7 @@ async def _request(
         ) as response:
             if response.status >= 400:
                 raise await _api_error(response, options)
-            envelope = await response.json(content_type=None)
+            envelope = await response.json(content_type=None, loads=loads_strict)
     except (aiohttp.ClientError, TimeoutError) as exc:
         raise _unreachable(options.url, exc) from None
     except ValueError as exc:  # a 2xx that is not JSON: not a gateway

@@ -51,7 +51,7 @@ def _say(console: Console, message: str | Text, style: str = "") -> None:
 
 def _json_line(console: Console, event_id: int | str | None, event: str, data: Any) -> None:
     # ASCII only: \\u escapes keep C1 controls (and any locale's encoding) out of the terminal.
-    line = json.dumps({"id": event_id, "event": event, "data": data})
+    line = json.dumps({"id": event_id, "event": event, "data": data}, allow_nan=False)
     console.out(line, highlight=False)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Any
 from urllib.parse import quote
 
@@ -25,6 +24,7 @@ from .client import (
     _api_error,
     _scan_data,
     _token_expired,
+    loads_strict,
     open_session,
     start_scan,
 )
@@ -132,7 +132,7 @@ class _Watcher:
 
     def _handle(self, event: SSEEvent, event_id: int | str | None) -> dict[str, Any] | None:
         try:
-            data: Any = json.loads(event.data)
+            data: Any = loads_strict(event.data)
         except ValueError:
             data = event.data
         if event.type == "auth_expired":

@@ -22,7 +22,7 @@ from ..appkeys import CONFIG, VERIFIER
 from ..auth import authenticate
 from ..errors import MethodNotAllowed, NotFound, ValidationError
 from ..responses import ok
-from ..validation import read_json
+from ..validation import read_body, read_json
 
 __all__ = [
     "DEFAULT_SUBJECT",
@@ -82,7 +82,7 @@ def _not_a_route(request: web.Request) -> NotFound:
 
 async def _subject(request: web.Request) -> str:
     """``subject`` from an optional JSON body ``{"subject": str}``; the default without one."""
-    if not request.body_exists or not (await request.read()).strip():
+    if not request.body_exists or not (await read_body(request)).strip():
         return DEFAULT_SUBJECT
     body = await read_json(request)
     if not isinstance(body, dict):

@@ -17,6 +17,7 @@ from aiohttp import web
 
 from ..appkeys import CONFIG
 from ..openapi import DOCS_PATH, OPENAPI_PATH, build_openapi
+from ..responses import json_response
 
 __all__ = ["routes"]
 
@@ -440,7 +441,7 @@ _CSP = (
 
 def _embedded_json(value: Any) -> str:
     """JSON that is safe inside a <script> element (no ``</script>``, no ``<!--``)."""
-    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
@@ -463,7 +464,7 @@ def docs_page(document: dict[str, Any]) -> str:
 @routes.get(OPENAPI_PATH, name="openapi-json")
 async def openapi_json(request: web.Request) -> web.Response:
     # Built per request: it is cheap, and the config it reads is the app's own.
-    return web.json_response(build_openapi(request.app[CONFIG]))
+    return json_response(build_openapi(request.app[CONFIG]))
 
 
 @routes.get(DOCS_PATH, name="openapi-docs")

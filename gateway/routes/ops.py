@@ -13,7 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from ..appkeys import CONFIG, HTTP_CLIENT, METRICS, STORE
 from ..config import Config
 from ..errors import NotFound, StoreUnavailable, Unauthorized
-from ..responses import error_body, ok
+from ..responses import error_body, json_response, ok
 
 __all__ = ["routes"]
 
@@ -70,7 +70,7 @@ async def readyz(request: web.Request) -> web.Response:
     failing = ", ".join(name for name, result in checks.items() if result != "ok")
     body = error_body("not_ready", f"not ready: {failing}")
     body["data"] = data
-    return web.json_response(body, status=503)
+    return json_response(body, status=503)
 
 
 @routes.get("/metrics")

@@ -67,6 +67,12 @@ def test_environment_overrides(tmp_path):
         ({"redis": {"retention_seconds": 10, "record_retention_seconds": 5}}, "at least"),
         ({"stream": {"write_high_water_bytes": 0}}, "stream.write_high_water_bytes"),
         (
+            {"auth": {"ticket_max_ttl_seconds": float("inf")}},
+            "auth.ticket_max_ttl_seconds: expected a finite number",
+        ),
+        ({"auth": {"ticket_ttl_seconds": float("nan")}}, "auth.ticket_ttl_seconds: expected a fin"),
+        ({"server": {"port": float("-inf")}}, "server.port: expected a finite number"),
+        (
             {"backend": "redis", "jwt": {"algorithms": ["RS256"], "public_key": public_pem("rsa")}},
             "auth.ticket_secret: required with backend redis",
         ),

@@ -25,7 +25,28 @@ async def post_raw(client, data, content_type="application/json", headers=None, 
         (b"\xff\xfe", 400, "invalid_json", "UTF-8"),
         (b"[1, 2]", 422, "validation_error", "JSON object"),
         (b"[" * 30000 + b"]" * 30000, 400, "invalid_json", "not valid JSON"),
-        (b'{"repository_name": ' + b"9" * 5000 + b"}", 400, "invalid_json", "not valid JSON"),
+        (b'{"repository_name": ' + b"9" * 5000 + b"}", 400, "invalid_json", "out of range"),
+        (
+            b'{"repository_name": "a/b", "scanner_name": "secret_scanner", '
+            b'"configurations": {"x": [1, 1e999]}}',
+            400,
+            "invalid_json",
+            "1e999 is not a finite number",
+        ),
+        (
+            b'{"repository_name": "a/b", "scanner_name": "secret_scanner", '
+            b'"configurations": {"x": -1E+400}}',
+            400,
+            "invalid_json",
+            "not a finite number",
+        ),
+        (
+            b'{"repository_name": "a/b", "scanner_name": "secret_scanner", '
+            b'"configurations": {"x": 9223372036854775808}}',
+            400,
+            "invalid_json",
+            "does not fit in 64 bits",
+        ),
         (
             b'{"repository_name": "a/b", "scanner_name": "secret_scanner", '
             b'"configurations": {"x": NaN}}',
@@ -79,6 +100,9 @@ async def post_raw(client, data, content_type="application/json", headers=None, 
         "not-object",
         "deeply-nested",
         "huge-integer",
+        "overflowing-float",
+        "negative-overflowing-float",
+        "integer-past-64-bits",
         "nan",
         "lone-surrogate",
         "missing-repository",
@@ -139,6 +163,9 @@ async def test_bad_use_sse_is_400(client):
         ("limit=ten", "whole number"),
         ("limit=%E0%A5%AB", "whole number"),
         ("limit=%2B5", "whole number"),
+        ("limit=" + "9" * 5000, "between 1 and 500"),
+        ("limit=" + "0" * 3 + "501", "between 1 and 500"),
+        ("status=" + "x" * 5000, "one of pending"),
         ("status=paused", "one of pending"),
     ],
 )
@@ -148,6 +175,19 @@ async def test_bad_list_queries_are_400(client, query, needle):
     body = await response.json()
     error_shape(body)
     assert needle in body["message"]
+    assert len(body["message"]) < 300, "a huge value is not echoed whole"
+
+
+@pytest.mark.parametrize("limit", ["500", "0000500", "1"])
+async def test_list_limit_at_its_bounds(client, limit):
+    response = await client.get(f"/api/v1/scans/?limit={limit}", headers=auth())
+    assert response.status == 200
+
+
+async def test_numbers_at_their_bounds_are_accepted(client):
+    configurations = {"big": 2**63 - 1, "small": -(2**63) + 1, "x": 1.7976931348623157e308}
+    scan_id = await start_scan(client, configurations=configurations)
+    assert scan_id
 
 
 async def test_unknown_scan_is_404(client):
@@ -196,3 +236,26 @@ async def test_store_unavailable_is_503(client):
     body = await response.json()
     error_shape(body)
     assert body["error"] == "store_unavailable"
+
+
+def test_the_hierarchy_docstring_lists_every_error_with_its_status_and_code():
+    import re
+
+    from gateway import errors
+
+    def subclasses(cls: type[errors.GatewayError]) -> list[type[errors.GatewayError]]:
+        found = [cls]
+        for child in cls.__subclasses__():
+            found += subclasses(child)
+        return found
+
+    lines = {
+        match[1]: (int(match[2]), match[3])
+        for match in re.finditer(r"(\w+)\s+(\d{3}) (\w+)", errors.__doc__ or "")
+    }
+    # The public hierarchy; a module's private subclass (name starting "_") is its own detail.
+    classes = [cls for cls in subclasses(errors.GatewayError) if not cls.__name__.startswith("_")]
+    assert {cls.__name__ for cls in classes} == set(lines)
+    for cls in classes:
+        assert lines[cls.__name__] == (cls.status, cls.code), cls.__name__
+        assert cls.__name__ in errors.__all__

@@ -905,3 +905,13 @@ def test_unknown_scalars_travel_under_extra_within_bounds():
     assert "k" * 65 not in extra
     assert len(extra) == 16
     assert normalise_update({"status": "scanning", "message": "m"}, scanner="s").extra == ()
+
+
+@pytest.mark.parametrize("number", [math.nan, math.inf, -math.inf])
+def test_a_non_finite_number_never_reaches_a_stored_finding(number: float) -> None:
+    """The scanner edge refuses NaN and infinities; a finding built from any other source
+    still holds only JSON (no crash when its size is measured, nothing non-JSON stored)."""
+    found = vuln({"title": "t", "confidence": number, "score": number, "nested": [number]})
+    assert found["confidence"] is None
+    assert found["metadata"] == {"confidence": None, "score": None, "nested": [None]}
+    json.dumps(found, allow_nan=False)

@@ -115,7 +115,7 @@ async def test_cookie_session_flow(client):
     scan = await client.post(
         "/api/v1/scans/",
         json={"repository_name": "a/b", "scanner_name": "secret_scanner"},
-        headers=jar,
+        headers={**jar, "Origin": own_origin(client)},  # as a browser's fetch sends it
     )
     assert scan.status == 201
     scan_id = (await scan.json())["data"]["scan_id"]
@@ -136,9 +136,91 @@ async def test_cookie_session_flow(client):
     assert int(closed.cookies["xployt_session"]["max-age"]) == 0
 
 
+def own_origin(client) -> str:
+    return str(client.make_url("")).rstrip("/")
+
+
+async def cookie_jar(client) -> dict[str, str]:
+    response = await client.post("/api/v1/auth/session", headers=auth("alice"))
+    return {"Cookie": f"xployt_session={response.cookies['xployt_session'].value}"}
+
+
+BODY = {"repository_name": "a/b", "scanner_name": "secret_scanner"}
+
+
+def refused_origins(client) -> dict[str, dict[str, str]]:
+    url = client.make_url("")
+    return {
+        "no-origin": {},
+        "other-scheme": {"Origin": f"https://{url.host}:{url.port}"},
+        "other-port": {"Origin": f"http://{url.host}:{url.port + 1}"},
+        "other-host": {"Origin": f"http://evil.example:{url.port}"},
+        "null": {"Origin": "null"},
+        "garbage": {"Origin": "http://[::1"},
+        "bad-port": {"Origin": f"http://{url.host}:99999"},
+        "cross-site-fetch": {"Sec-Fetch-Site": "cross-site"},
+        "same-site-fetch": {"Sec-Fetch-Site": "same-site", "Origin": "http://sub.example"},
+    }
+
+
+async def test_cookie_changes_without_a_matching_origin_are_403(client):
+    jar = await cookie_jar(client)
+    scan_id = await start_scan(client)
+    for name, headers in refused_origins(client).items():
+        started = await client.post("/api/v1/scans/", json=BODY, headers={**jar, **headers})
+        assert started.status == 403, name
+        error_shape(await started.json())
+        cancelled = await client.delete(f"/api/v1/scans/{scan_id}", headers={**jar, **headers})
+        assert cancelled.status == 403, name
+        ticket = await client.post(
+            f"/api/v1/scans/{scan_id}/stream-ticket", headers={**jar, **headers}
+        )
+        assert ticket.status == 403, name
+    listed = await client.get("/api/v1/scans/", headers=auth())
+    assert len((await listed.json())["data"]) == 1, "nothing was started"
+    # Reads need no origin; the bearer token needs none either.
+    assert (await client.get("/api/v1/scans/", headers=jar)).status == 200
+    assert (await client.post("/api/v1/scans/", json=BODY, headers=auth())).status == 201
+
+
+async def test_cookie_changes_from_this_origin_or_an_allowed_one_pass(gateway):
+    client = await gateway(cors={"allowed_origins": ["https://app.example"]})
+    jar = await cookie_jar(client)
+    url = client.make_url("")
+    accepted = {
+        "same-origin": {"Origin": own_origin(client)},
+        "same-origin-upper-case": {"Origin": f"HTTP://{url.host}:{url.port}"},
+        "fetch-metadata": {"Sec-Fetch-Site": "same-origin"},
+        "allowed": {"Origin": "https://app.example"},
+        "allowed-default-port": {"Origin": "https://app.example:443"},
+    }
+    for name, headers in accepted.items():
+        started = await client.post("/api/v1/scans/", json=BODY, headers={**jar, **headers})
+        assert started.status == 201, (name, await started.text())
+
+
+async def test_the_scheme_behind_a_proxy_is_trusted_only_when_configured(gateway, tmp_path):
+    proxied = {"Host": "scans.example", "Origin": "https://scans.example"}
+    proxied_https = {**proxied, "X-Forwarded-Proto": "https"}
+    client = await gateway()
+    jar = await cookie_jar(client)
+    for headers in (proxied, proxied_https):
+        response = await client.post("/api/v1/scans/", json=BODY, headers={**jar, **headers})
+        assert response.status == 403
+    trusting = await gateway(
+        server={"trust_forwarded_proto": True}, database={"path": str(tmp_path / "t.db")}
+    )
+    jar = await cookie_jar(trusting)
+    started = await trusting.post("/api/v1/scans/", json=BODY, headers={**jar, **proxied_https})
+    assert started.status == 201
+    response = await trusting.post("/api/v1/scans/", json=BODY, headers={**jar, **proxied})
+    assert response.status == 403, "without the header the connection's http counts"
+
+
 async def test_session_needs_a_bearer_token(client):
     response = await client.post(
-        "/api/v1/auth/session", headers={"Cookie": f"xployt_session={token()}"}
+        "/api/v1/auth/session",
+        headers={"Cookie": f"xployt_session={token()}", "Origin": own_origin(client)},
     )
     assert response.status == 401
     error_shape(await response.json())
