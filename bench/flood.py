@@ -58,6 +58,7 @@ class Row:
     error: str = ""
     events: int = 0
     rss_before: int = 0
+    rss_scan_peak: int = 0  # until the scan ended, before /results was read
     rss_peak: int = 0
     rss_after: int = 0
     seconds: float = 0.0
@@ -219,6 +220,7 @@ async def scan_once(
     base: str,
     gateway: subprocess.Popen[bytes],
     row: Row,
+    sampler: RssSampler,
     wait: float,
 ) -> None:
     """One scan from its POST to its end (or ``wait`` s), then its results' size if completed."""
@@ -229,6 +231,7 @@ async def scan_once(
     row.seconds = time.monotonic() - began
     row.status, row.error = scan["status"], scan.get("error") or ""
     row.events = int(scan.get("last_event_id") or 0)
+    row.rss_scan_peak = max(sampler.peak, proc_status_bytes(gateway.pid, "VmHWM"))
     if row.status == "completed":
         row.results_bytes = await results_size(session, f"{base}{API}/{scan_id}/results")
 
@@ -246,7 +249,7 @@ async def measure(row: Row, tmp: Path, ports: tuple[int, int], args: argparse.Na
             sampler = RssSampler(gateway.pid, max_rss)
             row.rss_before = proc_status_bytes(gateway.pid, "VmRSS")
             sampler.start()
-            await scan_once(session, base, gateway, row, args.seconds + GRACE_SECONDS)
+            await scan_once(session, base, gateway, row, sampler, args.seconds + GRACE_SECONDS)
             row.rss_after = proc_status_bytes(gateway.pid, "VmRSS")
             row.rss_peak = sampler.finish()
             if sampler.capped:
@@ -301,14 +304,16 @@ def cells(row: Row) -> list[str]:
     error = error if len(error) <= 90 else error[:87] + "..."
     return [
         *(row.shape, sent, row.stopped_by, row.status, error or "-", f"{row.events:,}"),
-        *(size(row.rss_before), size(row.rss_peak), "+" + size(row.rss_peak - row.rss_before)),
+        *(size(row.rss_before), size(row.rss_scan_peak), size(row.rss_peak)),
+        "+" + size(row.rss_peak - row.rss_before),
         *(size(row.rss_after), f"{row.seconds:.1f}", size(row.results_bytes), size(row.db_bytes)),
     ]
 
 
 HEADER = [
     *("shape", "scanner sent", "scanner stopped by", "scan status", "error", "events"),
-    *("RSS before", "peak RSS", "peak - before", "RSS after", "seconds"),
+    *("RSS before", "peak to scan end", "peak with /results", "peak - before", "RSS after"),
+    "seconds",
     *("/results", "database"),
 ]
 
