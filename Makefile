@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help install run run-mock run-cluster mock-scanner test lint format clean bench
+.PHONY: help install run run-mock run-cluster mock-scanner test lint format clean bench bench-flood
 
 help:
 	@echo "make run-mock     start the mock scanner and the gateway (demo, Ctrl-C stops both)"
@@ -12,6 +12,7 @@ help:
 	@echo "make run          start the gateway alone"
 	@echo "make test         run the whole test suite"
 	@echo "make lint         ruff and mypy"
+	@echo "make bench-flood  the gateway's memory under hostile scanner floods (FLOOD_ARGS=...)"
 
 $(STAMP): setup.cfg pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
@@ -72,6 +73,14 @@ bench: $(STAMP)
 	fi; \
 	SSEBENCH_WORK=$(SSEBENCH_WORK) $(BIN)/python bench/run.py --shared $(SHARED_BENCH) \
 		--fanout $(BENCH_SCENARIOS) $$anchors $(BENCH_ARGS)
+
+# The gateway's memory while a hostile scanner floods it, one shape at a time (about 8 minutes;
+# see docs/BENCHMARKS.md). FLOOD_ARGS passes options to bench/flood.py, e.g.
+# FLOOD_ARGS='--shapes sse-long-event,sse-findings --gigabytes 0.1'.
+FLOOD_ARGS ?=
+
+bench-flood: $(STAMP)
+	$(BIN)/python bench/flood.py --out bench/results/$$(date +%Y-%m-%d-%H%M)-flood.md $(FLOOD_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache *.egg-info
