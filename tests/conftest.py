@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import ClientResponse
+from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient, TestServer
 
 from gateway import create_app
@@ -172,3 +172,23 @@ async def redis_server(tmp_path: Path) -> AsyncIterator[Any]:
 
     async with running_redis(tmp_path / "redis") as server:
         yield server
+
+
+@pytest.fixture
+def scripted_scanner(aiohttp_server):
+    """A scanner that answers every scan with the given SSE frames, then ends its body."""
+
+    async def start(frames: list[bytes]) -> str:
+        async def answer(request: web.Request) -> web.StreamResponse:
+            response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+            await response.prepare(request)
+            for frame in frames:
+                await response.write(frame)
+            await response.write_eof()
+            return response
+
+        app = web.Application()
+        app.router.add_post("/scan", answer)
+        return str((await aiohttp_server(app)).make_url("/scan"))
+
+    return start

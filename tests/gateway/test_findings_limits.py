@@ -153,33 +153,12 @@ def test_the_byte_bound_keeps_the_first_findings_that_fit_then_drops_every_later
 # --------------------------------------------------------------------------- the gateway
 
 
-@pytest.fixture
-def scripted_scanner(aiohttp_server):
-    """A scanner that answers every scan with these JSON messages as SSE events."""
-
-    async def start(messages: list[Any], *, raw: bytes = b"") -> str:
-        async def answer(request: web.Request) -> web.StreamResponse:
-            response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-            await response.prepare(request)
-            await response.write(raw)
-            for message in messages:
-                await response.write(f"data: {json.dumps(message)}\n\n".encode())
-            await response.write_eof()
-            return response
-
-        app = web.Application()
-        app.router.add_post("/scan", answer)
-        return str((await aiohttp_server(app)).make_url("/scan"))
-
-    return start
-
-
 def findings(count: int, severity: str = "high") -> list[dict[str, Any]]:
     return [{"id": f"f{i}", "title": f"finding {i}", "severity": severity} for i in range(count)]
 
 
 async def run_scripted(gateway, scripted_scanner, messages, **overrides):
-    url = await scripted_scanner(messages)
+    url = await scripted_scanner([f"data: {json.dumps(m)}\n\n".encode() for m in messages])
     client = await gateway(scanners={"sast_scanner": url}, **overrides)
     scan_id = await start_scan(client, use_sse=True, scanner="sast_scanner")
     events = await stream(client, scan_id)

@@ -7,7 +7,6 @@ import random
 import socket
 
 import pytest
-from aiohttp import web
 
 from gateway.upstream import UpstreamError, clean_text, redact_url
 from tests.conftest import auth, start_scan, stream
@@ -49,26 +48,6 @@ async def test_malformed_events_are_counted_and_skipped(client):
     _, events, record = await run(client, {"malformed": 3})
     assert events[-1][1]["status"] == "completed"
     assert record["skipped_events"] == 3
-
-
-@pytest.fixture
-def scripted_scanner(aiohttp_server):
-    """A scanner that answers every scan with the given SSE frames, then ends its body."""
-
-    async def start(frames: list[bytes]) -> str:
-        async def answer(request: web.Request) -> web.StreamResponse:
-            response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-            await response.prepare(request)
-            for frame in frames:
-                await response.write(frame)
-            await response.write_eof()
-            return response
-
-        app = web.Application()
-        app.router.add_post("/scan", answer)
-        return str((await aiohttp_server(app)).make_url("/scan"))
-
-    return start
 
 
 def closed_port() -> int:
