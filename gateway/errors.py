@@ -11,17 +11,24 @@
     ├── MethodNotAllowed              405 method_not_allowed
     ├── RequestTimeout                408 request_timeout (closes the connection)
     ├── Conflict                      409 conflict
-    │   └── ScanNotReady              409 scan_not_ready
+    │   ├── ScanNotReady              409 scan_not_ready
+    │   └── ScanExists                409 scan_exists
     ├── PayloadTooLarge               413 payload_too_large
     ├── UnsupportedMediaType          415 unsupported_media_type
     ├── ValidationError               422 validation_error
     ├── LimitExceeded                 429 limit_exceeded
     └── StoreUnavailable              503 store_unavailable
 
-Upstream faults are not HTTP errors: they end a scan ``failed`` (see ``upstream``).
+The stores raise ``ScanNotFound`` and ``ScanExists`` too, whichever backend they use, so no
+backend's own exceptions cross the store interface.
+
+Upstream faults are not HTTP errors: they end a scan ``failed`` (see ``upstream``), and
+``UpstreamFault`` names each kind for logs and metrics.
 """
 
 from __future__ import annotations
+
+from enum import StrEnum
 
 __all__ = [
     "BadRequest",
@@ -34,12 +41,14 @@ __all__ = [
     "NotFound",
     "PayloadTooLarge",
     "RequestTimeout",
+    "ScanExists",
     "ScanNotFound",
     "ScanNotReady",
     "StoreUnavailable",
     "Unauthorized",
     "UnknownScanner",
     "UnsupportedMediaType",
+    "UpstreamFault",
     "ValidationError",
 ]
 
@@ -121,6 +130,13 @@ class ScanNotReady(Conflict):
     code = "scan_not_ready"
 
 
+class ScanExists(Conflict):
+    code = "scan_exists"
+
+    def __init__(self, scan_id: str) -> None:
+        super().__init__(f"scan {scan_id!r} already exists")
+
+
 class PayloadTooLarge(GatewayError):
     status = 413
     code = "payload_too_large"
@@ -149,3 +165,23 @@ class LimitExceeded(GatewayError):
 class StoreUnavailable(GatewayError):
     status = 503
     code = "store_unavailable"
+
+
+class UpstreamFault(StrEnum):
+    """Why a scanner could not be used: the ``kind`` label of ``xployt_upstream_errors_total``."""
+
+    CONNECT = "connect"
+    HTTP = "http"
+    HTTP_STATUS = "http_status"
+    REDIRECT = "redirect"
+    PROTOCOL = "protocol"
+    CONTENT_TYPE = "content_type"
+    CONTENT_ENCODING = "content_encoding"
+    DROPPED = "dropped"
+    ENDED = "ended"
+    IDLE_TIMEOUT = "idle_timeout"
+    LINE_TOO_LONG = "line_too_long"
+    EVENT_TOO_LARGE = "event_too_large"
+    TOO_LARGE = "too_large"
+    SCAN_TIMEOUT = "scan_timeout"
+    TOO_MANY_EVENTS = "too_many_events"

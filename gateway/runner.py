@@ -17,7 +17,7 @@ from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from typing import Any
 
 from .config import Config
-from .errors import LimitExceeded, StoreUnavailable
+from .errors import LimitExceeded, StoreUnavailable, UpstreamFault
 from .findings import FindingsBudget
 from .hub import Bus
 from .logs import scan_id_var
@@ -207,7 +207,7 @@ class ScanRunner:
         last = self._last_seq.get(scan_id)
         if last is not None and last + 1 >= most:
             raise UpstreamError(
-                "too_many_events",
+                UpstreamFault.TOO_MANY_EVENTS,
                 f"too many events: a scan's log holds at most {most} (limits.max_events_per_scan)",
             )
 
@@ -266,7 +266,9 @@ class ScanRunner:
             if not deadline.expired():
                 raise
             seconds = limits.scan_timeout_seconds
-            raise UpstreamError("scan_timeout", f"scan exceeded its {seconds:g} s limit") from None
+            raise UpstreamError(
+                UpstreamFault.SCAN_TIMEOUT, f"scan exceeded its {seconds:g} s limit"
+            ) from None
 
     async def _connect_and_consume(self, scan: ScanRecord) -> None:
         """Read the scanner; retry only while it has not answered (one POST, one scan)."""
@@ -278,7 +280,7 @@ class ScanRunner:
                 await consumer.consume(self._upstream(scan), limits.idle_timeout_seconds)
                 return
             except UpstreamError as exc:
-                if exc.kind != "connect" or attempt == attempts:
+                if exc.kind is not UpstreamFault.CONNECT or attempt == attempts:
                     raise
                 delay = _backoff(
                     attempt, limits.retry_backoff_seconds, limits.retry_backoff_max_seconds
@@ -324,7 +326,8 @@ class _Consumer:
                 if await self.handle(message):
                     return
         raise UpstreamError(
-            "ended", f"{self.scan.scanner_name} ended its stream without a terminal event"
+            UpstreamFault.ENDED,
+            f"{self.scan.scanner_name} ended its stream without a terminal event",
         )
 
     async def handle(self, message: object) -> bool:

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 import aiohttp
 
 from .config import UpstreamConfig
+from .errors import UpstreamFault
 from .upstream_messages import BodyError, Malformed, read_messages
 
 __all__ = [
@@ -64,7 +65,7 @@ def clean_text(text: str) -> str:
 class UpstreamError(Exception):
     """The scanner could not be used; ``kind`` names the fault for logs and metrics."""
 
-    def __init__(self, kind: str, message: str) -> None:
+    def __init__(self, kind: UpstreamFault, message: str) -> None:
         message = clean_text(message)
         super().__init__(message)
         self.kind = kind
@@ -91,26 +92,32 @@ async def stream_scan(
     except BodyError as exc:
         raise UpstreamError(exc.kind, f"{scanner} {exc.message}") from None
     except aiohttp.ClientConnectorError as exc:
-        raise UpstreamError("connect", f"cannot connect to {scanner}: {exc.os_error}") from None
+        raise UpstreamError(
+            UpstreamFault.CONNECT, f"cannot connect to {scanner}: {exc.os_error}"
+        ) from None
     except (aiohttp.ConnectionTimeoutError, aiohttp.ServerTimeoutError) as exc:
         if isinstance(exc, aiohttp.SocketTimeoutError):
             raise idle_error(scanner, config.idle_timeout_seconds) from None
-        raise UpstreamError("connect", f"timed out connecting to {scanner}") from None
+        raise UpstreamError(UpstreamFault.CONNECT, f"timed out connecting to {scanner}") from None
     except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError) as exc:
         text = str(exc)[:_EXCERPT_CHARS]
-        raise UpstreamError("dropped", f"connection to {scanner} was lost: {text}") from None
+        raise UpstreamError(
+            UpstreamFault.DROPPED, f"connection to {scanner} was lost: {text}"
+        ) from None
     except aiohttp.ClientResponseError as exc:
         # Also what aiohttp's parser refuses (a header too long, a bad chunk size); its text
         # may quote the offending bytes at length, and str(exc) would add the URL.
         text = exc.message[:_EXCERPT_CHARS]
-        raise UpstreamError("protocol", f"{scanner} sent an invalid HTTP answer: {text}") from None
+        raise UpstreamError(
+            UpstreamFault.PROTOCOL, f"{scanner} sent an invalid HTTP answer: {text}"
+        ) from None
     except aiohttp.ClientError as exc:
         text = f"{type(exc).__name__}: {exc}"[:_EXCERPT_CHARS]
-        raise UpstreamError("http", f"request to {scanner} failed: {text}") from None
+        raise UpstreamError(UpstreamFault.HTTP, f"request to {scanner} failed: {text}") from None
 
 
 def idle_error(scanner: str, seconds: float) -> UpstreamError:
-    return UpstreamError("idle_timeout", f"{scanner} sent no event for {seconds:g} s")
+    return UpstreamError(UpstreamFault.IDLE_TIMEOUT, f"{scanner} sent no event for {seconds:g} s")
 
 
 async def _check_status(scanner: str, response: aiohttp.ClientResponse) -> None:
@@ -119,17 +126,19 @@ async def _check_status(scanner: str, response: aiohttp.ClientResponse) -> None:
     message = f"{scanner} answered HTTP {response.status}"
     if 300 <= response.status < 400:
         # Where it points is not said: a Location may carry credentials.
-        raise UpstreamError("redirect", f"{message}, a redirect; redirects are not followed")
+        raise UpstreamError(
+            UpstreamFault.REDIRECT, f"{message}, a redirect; redirects are not followed"
+        )
     raw = await response.content.read(_EXCERPT_BYTES)
     excerpt = clean_text(raw.decode("utf-8", "replace"))
-    raise UpstreamError("http_status", f"{message}: {excerpt}" if excerpt else message)
+    raise UpstreamError(UpstreamFault.HTTP_STATUS, f"{message}: {excerpt}" if excerpt else message)
 
 
 def _check_encoding(scanner: str, response: aiohttp.ClientResponse) -> None:
     encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
     if encoding not in ("", "identity"):
         raise UpstreamError(
-            "content_encoding",
+            UpstreamFault.CONTENT_ENCODING,
             f"{scanner} answered with Content-Encoding {encoding[:40]!r}; "
             "the gateway asks for and reads only unencoded bodies",
         )

@@ -24,6 +24,7 @@ from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 
 from .config import UpstreamConfig
+from .errors import UpstreamFault
 from .sse_parser import SSEEventTooLarge, SSELimitExceeded, iter_sse
 
 __all__ = ["BodyError", "Malformed", "decode_message", "read_messages"]
@@ -46,7 +47,7 @@ class BodyError(Exception):
     """The body cannot be read further; ``kind`` names the fault, the message says what the
     scanner did (the caller puts the scanner's name before it)."""
 
-    def __init__(self, kind: str, message: str) -> None:
+    def __init__(self, kind: UpstreamFault, message: str) -> None:
         super().__init__(message)
         self.kind = kind
         self.message = message
@@ -80,7 +81,7 @@ def read_messages(
     if content_type == "application/json" or content_type.endswith("+json"):
         return _json_messages(chunks, config)
     raise BodyError(
-        "content_type",
+        UpstreamFault.CONTENT_TYPE,
         f"answered with unsupported content type {content_type[:100]!r} "
         "(expected text/event-stream, NDJSON or JSON)",
     )
@@ -99,7 +100,11 @@ async def _sse_messages(
                 message = {"status": "failed", "error": event.data}
             yield message
     except SSELimitExceeded as exc:
-        kind = "event_too_large" if isinstance(exc, SSEEventTooLarge) else "line_too_long"
+        kind = (
+            UpstreamFault.EVENT_TOO_LARGE
+            if isinstance(exc, SSEEventTooLarge)
+            else UpstreamFault.LINE_TOO_LONG
+        )
         raise BodyError(kind, f"sent an {exc}") from None
 
 
@@ -128,7 +133,9 @@ async def _ndjson_messages(
 
 def _check_line(length: int, limit: int) -> None:
     if length > limit:
-        raise BodyError("line_too_long", f"sent an NDJSON line longer than {limit} bytes")
+        raise BodyError(
+            UpstreamFault.LINE_TOO_LONG, f"sent an NDJSON line longer than {limit} bytes"
+        )
 
 
 async def _json_messages(
@@ -138,7 +145,7 @@ async def _json_messages(
     body = bytearray()
     async for chunk in chunks:
         if len(body) + len(chunk) > limit:
-            raise BodyError("too_large", f"answered with a body over {limit} bytes")
+            raise BodyError(UpstreamFault.TOO_LARGE, f"answered with a body over {limit} bytes")
         body += chunk
     message = decode_message(body.decode("utf-8", "replace"), config)
     if isinstance(message, list):

@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import sqlite3
 import uuid
 import weakref
 from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
@@ -34,7 +33,7 @@ from redis.backoff import ExponentialWithJitterBackoff
 from redis.retry import Retry
 from redis.typing import EncodableT
 
-from ..errors import StoreUnavailable
+from ..errors import ScanExists, ScanNotFound, StoreUnavailable
 from ..models import (
     Event,
     EventDraft,
@@ -224,7 +223,7 @@ class RedisStore(Store):
                     event = await self._own(self._append(scan_id, draft, leased_skips=True))
                 except ScanFinished:
                     continue  # it ended meanwhile
-                except KeyError:  # its record is gone: nothing left to end
+                except ScanNotFound:  # its record is gone: nothing left to end
                     await self._redis.srem(self._keys.running, scan_id)
                     continue
                 if event is not None:
@@ -265,8 +264,7 @@ class RedisStore(Store):
 
         async def write(pipe: Pipeline) -> Event:
             if await pipe.exists(keys.scan(scan.scan_id)):
-                # What SQLite raises, so callers see one error whichever store they have.
-                raise sqlite3.IntegrityError("UNIQUE constraint failed: scans.scan_id")
+                raise ScanExists(scan.scan_id)
             order = await pipe.incr(keys.created)
             _multi(pipe)
             pipe.hset(
@@ -303,7 +301,7 @@ class RedisStore(Store):
                 return None
             values = await pipe.hmget(scan_key, STATE)
             if values[0] is None:
-                raise KeyError(scan_id)
+                raise ScanNotFound(scan_id)
             new, payload = apply_draft(scan_id, decode_state(values), draft)
             event = Event(scan_id, new.last_seq, compact_json(payload), new.terminal)
             attempted[:] = [event]

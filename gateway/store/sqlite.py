@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
-from ..errors import StoreUnavailable
+from ..errors import ScanExists, ScanNotFound, StoreUnavailable
 from ..models import (
     Event,
     EventDraft,
@@ -210,6 +210,8 @@ class SQLiteStore(Store):
         record, event = new_scan(scan, first)
 
         def write(db: sqlite3.Connection, appended: list[Event]) -> None:
+            if db.execute("SELECT 1 FROM scans WHERE scan_id = ?", (scan.scan_id,)).fetchone():
+                raise ScanExists(scan.scan_id)
             db.execute(
                 f"INSERT INTO scans ({_SCAN_COLUMNS}, created_order) VALUES "
                 "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, "
@@ -393,7 +395,7 @@ def _append(
         (scan_id,),
     ).fetchone()
     if row is None:
-        raise KeyError(scan_id)
+        raise ScanNotFound(scan_id)
     state = ScanState(Status(row[0]), row[1], row[2], row[3], row[4])
     new, payload = apply_draft(scan_id, state, draft)
     event = Event(scan_id, new.last_seq, compact_json(payload), new.terminal)

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
+from gateway.errors import ScanExists, ScanNotFound
 from gateway.models import (
     EventDraft,
     FindingsPage,
@@ -253,13 +254,13 @@ async def test_unknown_scans(store):
         [], count_severities([])
     )
     assert await store.list_scans("nobody", limit=10) == []
-    with pytest.raises(KeyError):
+    with pytest.raises(ScanNotFound):
         await store.append_event("nope", EventDraft(Status.SCANNING, 1))
 
 
 async def test_a_scan_id_is_stored_once(store):
     await store.create_scan(new_scan("s1"), EventDraft(Status.PENDING, 0, "queued"))
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(ScanExists):
         await store.create_scan(new_scan("s1", "bob"), EventDraft(Status.PENDING))
     scan = await store.get_scan("s1")
     assert scan is not None

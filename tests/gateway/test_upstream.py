@@ -8,6 +8,7 @@ import socket
 
 import pytest
 
+from gateway.errors import UpstreamFault
 from gateway.upstream import UpstreamError, clean_text, redact_url
 from tests.conftest import auth, start_scan, stream
 
@@ -236,5 +237,5 @@ def test_clean_text_redacts_urls_and_removes_controls():
 
 
 def test_an_upstream_error_message_is_always_clean():
-    error = UpstreamError("http", "failed: http://a:b@h/?k=v \x1b]0;title\x07")
+    error = UpstreamError(UpstreamFault.HTTP, "failed: http://a:b@h/?k=v \x1b]0;title\x07")
     assert error.message == str(error) == "failed: http://h/?k=*** ]0;title"
