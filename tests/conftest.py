@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient, TestServer
+from hypothesis import settings
 
 from gateway import create_app
 from gateway.auth import TokenVerifier
@@ -18,6 +19,14 @@ from gateway.logs import RedactingAccessLogger
 from gateway.sse_parser import SSEParser
 from mock_scanner import MockScannerConfig
 from mock_scanner import create_app as create_mock_scanner
+
+# Property tests (Hypothesis): `make test` runs the "ci" profile, the same examples on every run
+# (derandomize, no example database) and no per-example deadline, which a loaded CI machine
+# would trip at random. `pytest --hypothesis-profile explore` searches with fresh random
+# examples, more of them, and remembers failures in .hypothesis/.
+settings.register_profile("ci", derandomize=True, database=None, deadline=None, print_blob=True)
+settings.register_profile("explore", max_examples=1000, deadline=None)
+settings.load_profile("ci")
 
 SCANNERS = ("secret_scanner", "sast_scanner", "llm_scanner", "dast_scanner")
 SECRET = "test-secret-" + "0123456789abcdef" * 4
