@@ -51,6 +51,9 @@ async def test_the_docs_page_renders_every_operation_and_schema(
 
         assert await page.title() == "Xployt scan gateway · API"
         assert await page.inner_text("h1") == document["info"]["title"]
+        # The script's own text, decoded as the page is (UTF-8).
+        version = f"OpenAPI {document['openapi']} · version {document['info']['version']}"
+        assert (await page.inner_text("h1 + p.muted")).startswith(version)
         assert sorted(await page.locator(".toc li code").all_inner_texts()) == operations(document)
         paths = await page.locator("details.op > summary .path").all_inner_texts()
         assert sorted(set(paths)) == sorted(document["paths"])

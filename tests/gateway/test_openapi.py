@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import PurePosixPath
 from typing import Any
 
 import jsonschema  # type: ignore[import-untyped]  # no types-jsonschema in the venv
@@ -11,10 +12,12 @@ from aiohttp import web
 from openapi_spec_validator import OpenAPIV31SpecValidator, validate
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
+from yarl import URL
 
 from gateway.appkeys import CONFIG
 from gateway.config import config_from_dict
 from gateway.openapi import DOCS_PATH, OPENAPI_PATH, build_openapi
+from gateway.routes.demo import STATIC_DIR
 from tests.conftest import auth, error_shape, start_scan, token
 
 HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
@@ -136,20 +139,40 @@ async def test_public_and_protected_operations_are_marked(client):
     assert unauthorized["headers"]["WWW-Authenticate"]["required"] is True
 
 
-async def test_the_docs_page_renders_the_document_without_outside_assets(client):
+def linked(page: str, base: URL) -> dict[str, list[str]]:
+    """The paths the page's ``<script src>`` and ``<link href>`` point at, as the browser
+    resolves them against the page's URL."""
+    return {
+        kind: [base.join(URL(target)).path for target in re.findall(pattern, page, re.I)]
+        for kind, pattern in (
+            ("script", r'<script\b[^>]*\ssrc="([^"]*)"'),
+            ("link", r'<link\b[^>]*\shref="([^"]*)"'),
+        )
+    }
+
+
+async def test_the_docs_page_renders_the_document_with_its_own_assets_only(client):
     response = await client.get(DOCS_PATH)  # no credential: public
     assert response.status == 200
     assert response.content_type == "text/html"
     page = await response.text()
     assert page.lstrip().lower().startswith("<!doctype html>")
-    # Nothing is fetched from elsewhere: no external script, stylesheet, image or frame.
-    assert not re.search(r"<script[^>]*\ssrc\s*=", page, re.IGNORECASE)
-    assert not re.search(r"<link[^>]*\shref\s*=", page, re.IGNORECASE)
-    assert not re.search(r"<(img|iframe|object|embed)\b", page, re.IGNORECASE)
+    # Its script and stylesheet are the gateway's own files; no image, frame or inline code.
+    assert linked(page, client.make_url(DOCS_PATH)) == {
+        "script": ["/static/docs.js"],
+        "link": ["/static/docs.css"],
+    }
+    assert not re.search(r"<(img|iframe|object|embed|style)\b", page, re.IGNORECASE)
+    for attributes in re.findall(r"<script\b([^>]*)>", page):  # a file, or data that never runs
+        assert ' src="' in attributes or ' type="application/json"' in attributes, attributes
     assert "http://" not in page and "https://" not in page
     # The browser is held to that too.
     csp = response.headers["Content-Security-Policy"]
-    assert "default-src 'none'" in csp and "http" not in csp
+    directives = dict(part.strip().split(" ", 1) for part in csp.split(";"))
+    assert directives["default-src"] == "'none'"
+    assert directives["script-src"] == directives["style-src"] == "'self'"
+    assert "unsafe" not in csp and "http" not in csp
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
     # The document is embedded as data, escaped so that it cannot end its <script> element.
     embedded = re.search(
         r'<script type="application/json" id="openapi">(.*?)</script>', page, re.DOTALL
@@ -157,6 +180,26 @@ async def test_the_docs_page_renders_the_document_without_outside_assets(client)
     assert embedded is not None
     assert json.loads(embedded.group(1)) == await served(client)
     assert "</" not in embedded.group(1)
+
+
+# A JavaScript MIME type (the HTML standard accepts both); with nosniff, a browser runs a
+# script or applies a stylesheet only under one of these.
+ASSET_TYPES = {".js": {"text/javascript", "application/javascript"}, ".css": {"text/css"}}
+
+
+async def test_the_docs_page_assets_are_served_with_their_content_types(client):
+    page = await (await client.get(DOCS_PATH)).text()
+    assets = [path for paths in linked(page, client.make_url(DOCS_PATH)).values() for path in paths]
+    assert sorted(assets) == ["/static/docs.css", "/static/docs.js"]
+    for path in assets:
+        response = await client.get(path)  # no credential, as the browser asks for it
+        assert response.status == 200, path
+        assert response.content_type in ASSET_TYPES[PurePosixPath(path).suffix], path
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        body = await response.read()
+        assert body == (STATIC_DIR / PurePosixPath(path).name).read_bytes()
+        # Nothing from elsewhere here either.
+        assert not re.search(rb"https?://|@import|url\(", body), path
 
 
 async def test_the_error_schema_is_what_the_error_middleware_produces(client):
