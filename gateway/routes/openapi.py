@@ -17,12 +17,23 @@ from typing import Any, Final
 from aiohttp import web
 
 from ..appkeys import CONFIG
-from ..openapi import DOCS_PATH, OPENAPI_PATH, build_openapi
+from ..config import Config
+from ..openapi import DOCS_PATH, OPENAPI_PATH, RouteLimits, build_openapi
 from ..responses import json_response
+from .demo import DEFAULT_SUBJECT, MAX_SUBJECT
+from .scans import LIST_DEFAULT, LIST_MAX
 
-__all__ = ["routes"]
+__all__ = ["ROUTE_LIMITS", "openapi_document", "routes"]
 
 routes = web.RouteTableDef()
+
+# What the document says of the routes' own bounds; here, so that gateway.openapi imports no route.
+ROUTE_LIMITS: Final = RouteLimits(
+    list_default=LIST_DEFAULT,
+    list_max=LIST_MAX,
+    dev_subject_default=DEFAULT_SUBJECT,
+    dev_subject_max=MAX_SUBJECT,
+)
 
 # The page's script and stylesheet, served with the demo page's files (``demo.ASSETS``). Relative
 # to the page, as its link to openapi.json is, so that it works under any path prefix.
@@ -34,6 +45,11 @@ _CSP: Final = (
     "default-src 'none'; script-src 'self'; style-src 'self'; "
     "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
+
+
+def openapi_document(config: Config) -> dict[str, Any]:
+    """The document this gateway serves under ``config``."""
+    return build_openapi(config, ROUTE_LIMITS)
 
 
 def _embedded_json(value: Any) -> str:
@@ -61,12 +77,12 @@ def docs_page(document: dict[str, Any]) -> str:
 @routes.get(OPENAPI_PATH, name="openapi-json")
 async def openapi_json(request: web.Request) -> web.Response:
     # Built per request: it is cheap, and the config it reads is the app's own.
-    return json_response(build_openapi(request.app[CONFIG]))
+    return json_response(openapi_document(request.app[CONFIG]))
 
 
 @routes.get(DOCS_PATH, name="openapi-docs")
 async def openapi_docs(request: web.Request) -> web.Response:
-    page = docs_page(build_openapi(request.app[CONFIG]))
+    page = docs_page(openapi_document(request.app[CONFIG]))
     return web.Response(
         text=page,
         content_type="text/html",

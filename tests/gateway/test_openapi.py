@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import re
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import jsonschema  # type: ignore[import-untyped]  # no types-jsonschema in the venv
@@ -14,10 +15,13 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 from yarl import URL
 
+import gateway.openapi
 from gateway.appkeys import CONFIG
 from gateway.config import config_from_dict
-from gateway.openapi import DOCS_PATH, OPENAPI_PATH, build_openapi
-from gateway.routes.demo import STATIC_DIR
+from gateway.openapi import DOCS_PATH, OPENAPI_PATH, RouteLimits, build_openapi
+from gateway.routes.demo import MAX_SUBJECT, STATIC_DIR
+from gateway.routes.openapi import openapi_document
+from gateway.routes.scans import LIST_MAX
 from tests.conftest import auth, error_shape, start_scan, token
 
 HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
@@ -77,7 +81,7 @@ async def test_the_served_document_is_valid_openapi_3_1(client):
     assert document["openapi"].startswith("3.1.")
     validate(document, cls=OpenAPIV31SpecValidator)
     # The same document the code builds: nothing is added or lost on the way out.
-    assert document == json.loads(json.dumps(build_openapi(client.app[CONFIG])))
+    assert document == json.loads(json.dumps(openapi_document(client.app[CONFIG])))
 
 
 async def test_every_route_is_documented_and_every_documented_operation_is_routed(client):
@@ -101,7 +105,7 @@ def test_the_document_follows_the_config():
             "auth": {"cookie_name": "sid", "query_tokens": False},
         }
     )
-    document = build_openapi(config)
+    document = openapi_document(config)
     validate(document, cls=OpenAPIV31SpecValidator)
     scanner = document["components"]["schemas"]["ScanCreate"]["properties"]["scanner_name"]
     assert scanner["enum"] == ["alpha", "zeta"]
@@ -110,13 +114,45 @@ def test_the_document_follows_the_config():
     assert "queryToken" not in schemes and "queryAccessToken" not in schemes
     assert {"queryToken": []} not in document["security"]
 
-    default = build_openapi(config_from_dict({}))
+    default = openapi_document(config_from_dict({}))
     names = {
         scheme["name"]
         for scheme in default["components"]["securitySchemes"].values()
         if scheme["type"] == "apiKey"
     }
     assert names == {"xployt_session", "ticket", "token", "access_token"}
+
+
+async def test_the_document_states_the_bounds_of_the_routes(client):
+    served_document = await served(client)
+    limit = served_document["components"]["parameters"]["Limit"]["schema"]
+    subject = served_document["components"]["schemas"]["DevTokenRequest"]["properties"]["subject"]
+    assert (limit["maximum"], subject["maxLength"]) == (LIST_MAX, MAX_SUBJECT)
+    # The ones it is given: the builder has no bounds of its own.
+    document = build_openapi(config_from_dict({}), RouteLimits(7, 9, "someone", 11))
+    validate(document, cls=OpenAPIV31SpecValidator)
+    limit = document["components"]["parameters"]["Limit"]
+    assert (limit["schema"]["maximum"], limit["schema"]["default"]) == (9, 7)
+    assert "outside 1-9 is 400" in limit["description"]
+    subject = document["components"]["schemas"]["DevTokenRequest"]["properties"]["subject"]
+    assert (subject["maxLength"], subject["default"]) == (11, "someone")
+
+
+def test_the_document_builder_imports_no_route_module():
+    """No cycle: the routes import gateway.openapi, so it imports none of them, not even
+    inside a function."""
+    tree = ast.parse(Path(gateway.openapi.__file__).read_text())
+    imported = []  # every name imported, as a dotted path: ".config.Config", "typing.Any"
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            for alias in node.names:
+                imported.append(
+                    "." * node.level + ".".join(filter(None, [node.module, alias.name]))
+                )
+        elif isinstance(node, ast.Import):
+            imported.extend(alias.name for alias in node.names)
+    assert ".config.Config" in imported  # the check sees the module's imports
+    assert [name for name in imported if name.startswith((".routes", "gateway.routes"))] == []
 
 
 async def test_public_and_protected_operations_are_marked(client):
