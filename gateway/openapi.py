@@ -1,15 +1,17 @@
 """The gateway's OpenAPI 3.1 description, built from its config.
 
-``build_openapi(config)`` returns the document ``GET /api/v1/openapi.json`` serves. Parts that
-depend on the deployment come from the config: the scanner names (the enum of
+``build_openapi(config, limits)`` returns the document ``GET /api/v1/openapi.json`` serves. Parts
+that depend on the deployment come from the config: the scanner names (the enum of
 ``scanner_name``), the session cookie's name, whether query tokens are accepted, the body size
-limit and the ``Retry-After`` the limits send. Everything else follows the code: the statuses
-each route can answer, the envelope every JSON answer uses and the error envelope of
-``responses.error_body``.
+limit and the ``Retry-After`` the limits send. The bounds the routes own (``RouteLimits``) are
+passed in by ``routes.openapi``: the routes import this module, so it imports none of them.
+Everything else follows the code: the statuses each route can answer, the envelope every JSON
+answer uses and the error envelope of ``responses.error_body``.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
 
@@ -18,12 +20,23 @@ from .findings import TRUNCATED
 from .models import SEVERITIES, Status
 from .validation import MAX_NUMBER_DIGITS, MAX_REPOSITORY_NAME
 
-__all__ = ["DOCS_PATH", "OPENAPI_PATH", "build_openapi"]
+__all__ = ["DOCS_PATH", "OPENAPI_PATH", "RouteLimits", "build_openapi"]
 
 OPENAPI_PATH = "/api/v1/openapi.json"
 DOCS_PATH = "/api/v1/docs"
 
 Schema = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class RouteLimits:
+    """The bounds that route modules enforce and the document states."""
+
+    list_default: int  # `limit` of GET /api/v1/scans/ when it is absent
+    list_max: int  # and its largest value
+    dev_subject_default: str  # `subject` of POST /api/v1/dev/token when it is absent
+    dev_subject_max: int  # and its largest length
+
 
 _SCANS = "/api/v1/scans"
 _SCAN = _SCANS + "/{scan_id}"
@@ -110,9 +123,7 @@ def _envelope(data: Schema, description: str | None = None) -> Schema:
     )
 
 
-def _schemas(config: Config) -> dict[str, Schema]:
-    from .routes.demo import DEFAULT_SUBJECT, MAX_SUBJECT  # routes import this module
-
+def _schemas(config: Config, limits: RouteLimits) -> dict[str, Schema]:
     statuses = [status.value for status in Status]
     chars = config.findings.max_field_chars
     percent: Schema = {"type": "integer", "minimum": 0, "maximum": 100}
@@ -418,9 +429,9 @@ def _schemas(config: Config) -> dict[str, Schema]:
                 "subject": {
                     "type": "string",
                     "minLength": 1,
-                    "maxLength": MAX_SUBJECT,
+                    "maxLength": limits.dev_subject_max,
                     "pattern": r"\S",
-                    "default": DEFAULT_SUBJECT,
+                    "default": limits.dev_subject_default,
                     "description": "the token's `sub` (surrounding blanks are stripped)",
                 }
             },
@@ -523,9 +534,7 @@ def _use(name: str) -> Schema:
     return {"$ref": f"#/components/responses/{name}"}
 
 
-def _parameters(config: Config) -> dict[str, Schema]:
-    from .routes.scans import LIST_DEFAULT, LIST_MAX  # routes import this module
-
+def _parameters(config: Config, limits: RouteLimits) -> dict[str, Schema]:
     pages = config.findings
     return {
         "ScanId": {
@@ -550,12 +559,12 @@ def _parameters(config: Config) -> dict[str, Schema]:
             "name": "limit",
             "in": "query",
             "required": False,
-            "description": f"how many scans at most; outside 1-{LIST_MAX} is 400",
+            "description": f"how many scans at most; outside 1-{limits.list_max} is 400",
             "schema": {
                 "type": "integer",
                 "minimum": 1,
-                "maximum": LIST_MAX,
-                "default": LIST_DEFAULT,
+                "maximum": limits.list_max,
+                "default": limits.list_default,
             },
         },
         "ResultsLimit": {
@@ -1053,8 +1062,9 @@ def _version() -> str:
         return "0.0.0"
 
 
-def build_openapi(config: Config) -> dict[str, Any]:
-    """The OpenAPI 3.1 document of the gateway ``config`` describes."""
+def build_openapi(config: Config, limits: RouteLimits) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of the gateway ``config`` describes, its routes bounded by
+    ``limits``."""
     return {
         "openapi": "3.1.0",
         "info": {
@@ -1088,9 +1098,9 @@ def build_openapi(config: Config) -> dict[str, Any]:
         "security": _api_security(config),
         "paths": _paths(config),
         "components": {
-            "schemas": _schemas(config),
+            "schemas": _schemas(config, limits),
             "responses": _responses(config),
-            "parameters": _parameters(config),
+            "parameters": _parameters(config, limits),
             "securitySchemes": _security_schemes(config),
         },
     }

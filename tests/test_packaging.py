@@ -25,6 +25,7 @@ import aiohttp
 import pytest
 
 from gateway.config import DEFAULT_CONFIG_PATH
+from gateway.routes.demo import ASSETS
 from tests.conftest import SECRET, read_events
 from tests.processes import free_port
 
@@ -143,9 +144,13 @@ WHERE = "import gateway, mock_scanner; print(gateway.__file__); print(mock_scann
 def check_wheel(wheel: Path) -> None:
     with zipfile.ZipFile(wheel) as archive:
         shipped = archive.read("gateway/config.yaml")
+        names = set(archive.namelist())
         [metadata] = [name for name in archive.namelist() if name.endswith(".dist-info/METADATA")]
         headers = HeaderParser().parsestr(archive.read(metadata).decode())
     assert shipped == (REPO / "config.yaml").read_bytes(), "the wheel ships the defaults' content"
+    # The files the demo page and the API docs page load from gateway/static.
+    pages = {f"gateway/static/{name}" for name in ASSETS | {"index.html"}}
+    assert pages <= names, sorted(pages - names)
     requires = headers.get_all("Requires-Dist") or []
     # Without the extra, pyjwt has no RSA, EC or EdDSA, and every RS256 token is refused.
     assert any(line.replace(" ", "").startswith("pyjwt[crypto]") for line in requires), requires

@@ -34,8 +34,9 @@ __all__ = [
 ]
 
 STATIC_DIR: Final = Path(__file__).resolve().parent.parent / "static"
-# The files the page may load, and nothing else from that folder.
-ASSETS: Final = frozenset({"app.js", "style.css"})
+# The files the page may load, and the API docs page's (routes/openapi.py); nothing else from
+# that folder.
+ASSETS: Final = frozenset({"app.js", "style.css", "docs.js", "docs.css"})
 DEV_TOKEN_PATH: Final = "/api/v1/dev/token"
 DEV_TOKEN_TTL_SECONDS: Final = 3600
 DEFAULT_SUBJECT: Final = "demo"

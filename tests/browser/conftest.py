@@ -1,4 +1,5 @@
-"""A real Chromium (Debian's package), started headless per test."""
+"""A real Chromium (Debian's package), started headless per test: bare (``chromium``) or
+driven by Playwright (``browser``)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
+from playwright.async_api import Browser, async_playwright
 
 CHROMIUM_FLAGS = (
     "--headless",
@@ -20,6 +22,8 @@ CHROMIUM_FLAGS = (
     "--disable-component-update",
     "--disable-sync",
 )
+# Playwright adds --headless itself.
+PLAYWRIGHT_ARGS = [flag for flag in CHROMIUM_FLAGS if flag != "--headless"]
 
 
 @pytest.fixture
@@ -46,3 +50,18 @@ def chromium(tmp_path: Path) -> Callable[[str], object]:
             await process.wait()
 
     return open_page
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    path = shutil.which("chromium")
+    if path is None:
+        reason = "Chromium is not installed (.ci/run installs Chromium)"
+        print(reason)
+        pytest.skip(reason)
+    async with async_playwright() as playwright:
+        chromium = await playwright.chromium.launch(executable_path=path, args=PLAYWRIGHT_ARGS)
+        try:
+            yield chromium
+        finally:
+            await chromium.close()

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +17,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from aiohttp.typedefs import Handler
-from playwright.async_api import Browser, Page, Route, async_playwright
+from playwright.async_api import Browser, Page, Route
 
 from gateway import create_app
 from gateway.appkeys import CONFIG, STORE, STREAMS
@@ -26,15 +25,6 @@ from gateway.auth import TokenVerifier
 from gateway.models import ScanRecord, Status
 from tests.conftest import Gateway, MakeConfig, auth, error_shape, merge, token
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 WAIT_MS = 20_000  # every single wait; each test stays well under a minute
 DOCS_SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "demo.png"
 STREAM_PATH = re.compile(r"/api/v1/scans/(?P<scan_id>[^/]+)/stream")
@@ -152,21 +142,6 @@ class Demo:
 
 
 OpenDemo = Callable[..., Awaitable[Demo]]
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    path = shutil.which("chromium")
-    if path is None:
-        reason = "Chromium is not installed (.ci/run installs Chromium)"
-        print(reason)
-        pytest.skip(reason)
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
 
 
 @pytest.fixture

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import re
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import jsonschema  # type: ignore[import-untyped]  # no types-jsonschema in the venv
@@ -11,10 +13,15 @@ from aiohttp import web
 from openapi_spec_validator import OpenAPIV31SpecValidator, validate
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
+from yarl import URL
 
+import gateway.openapi
 from gateway.appkeys import CONFIG
 from gateway.config import config_from_dict
-from gateway.openapi import DOCS_PATH, OPENAPI_PATH, build_openapi
+from gateway.openapi import DOCS_PATH, OPENAPI_PATH, RouteLimits, build_openapi
+from gateway.routes.demo import MAX_SUBJECT, STATIC_DIR
+from gateway.routes.openapi import openapi_document
+from gateway.routes.scans import LIST_MAX
 from tests.conftest import auth, error_shape, start_scan, token
 
 HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
@@ -74,7 +81,7 @@ async def test_the_served_document_is_valid_openapi_3_1(client):
     assert document["openapi"].startswith("3.1.")
     validate(document, cls=OpenAPIV31SpecValidator)
     # The same document the code builds: nothing is added or lost on the way out.
-    assert document == json.loads(json.dumps(build_openapi(client.app[CONFIG])))
+    assert document == json.loads(json.dumps(openapi_document(client.app[CONFIG])))
 
 
 async def test_every_route_is_documented_and_every_documented_operation_is_routed(client):
@@ -98,7 +105,7 @@ def test_the_document_follows_the_config():
             "auth": {"cookie_name": "sid", "query_tokens": False},
         }
     )
-    document = build_openapi(config)
+    document = openapi_document(config)
     validate(document, cls=OpenAPIV31SpecValidator)
     scanner = document["components"]["schemas"]["ScanCreate"]["properties"]["scanner_name"]
     assert scanner["enum"] == ["alpha", "zeta"]
@@ -107,13 +114,45 @@ def test_the_document_follows_the_config():
     assert "queryToken" not in schemes and "queryAccessToken" not in schemes
     assert {"queryToken": []} not in document["security"]
 
-    default = build_openapi(config_from_dict({}))
+    default = openapi_document(config_from_dict({}))
     names = {
         scheme["name"]
         for scheme in default["components"]["securitySchemes"].values()
         if scheme["type"] == "apiKey"
     }
     assert names == {"xployt_session", "ticket", "token", "access_token"}
+
+
+async def test_the_document_states_the_bounds_of_the_routes(client):
+    served_document = await served(client)
+    limit = served_document["components"]["parameters"]["Limit"]["schema"]
+    subject = served_document["components"]["schemas"]["DevTokenRequest"]["properties"]["subject"]
+    assert (limit["maximum"], subject["maxLength"]) == (LIST_MAX, MAX_SUBJECT)
+    # The ones it is given: the builder has no bounds of its own.
+    document = build_openapi(config_from_dict({}), RouteLimits(7, 9, "someone", 11))
+    validate(document, cls=OpenAPIV31SpecValidator)
+    limit = document["components"]["parameters"]["Limit"]
+    assert (limit["schema"]["maximum"], limit["schema"]["default"]) == (9, 7)
+    assert "outside 1-9 is 400" in limit["description"]
+    subject = document["components"]["schemas"]["DevTokenRequest"]["properties"]["subject"]
+    assert (subject["maxLength"], subject["default"]) == (11, "someone")
+
+
+def test_the_document_builder_imports_no_route_module():
+    """No cycle: the routes import gateway.openapi, so it imports none of them, not even
+    inside a function."""
+    tree = ast.parse(Path(gateway.openapi.__file__).read_text())
+    imported = []  # every name imported, as a dotted path: ".config.Config", "typing.Any"
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            for alias in node.names:
+                imported.append(
+                    "." * node.level + ".".join(filter(None, [node.module, alias.name]))
+                )
+        elif isinstance(node, ast.Import):
+            imported.extend(alias.name for alias in node.names)
+    assert ".config.Config" in imported  # the check sees the module's imports
+    assert [name for name in imported if name.startswith((".routes", "gateway.routes"))] == []
 
 
 async def test_public_and_protected_operations_are_marked(client):
@@ -136,20 +175,40 @@ async def test_public_and_protected_operations_are_marked(client):
     assert unauthorized["headers"]["WWW-Authenticate"]["required"] is True
 
 
-async def test_the_docs_page_renders_the_document_without_outside_assets(client):
+def linked(page: str, base: URL) -> dict[str, list[str]]:
+    """The paths the page's ``<script src>`` and ``<link href>`` point at, as the browser
+    resolves them against the page's URL."""
+    return {
+        kind: [base.join(URL(target)).path for target in re.findall(pattern, page, re.I)]
+        for kind, pattern in (
+            ("script", r'<script\b[^>]*\ssrc="([^"]*)"'),
+            ("link", r'<link\b[^>]*\shref="([^"]*)"'),
+        )
+    }
+
+
+async def test_the_docs_page_renders_the_document_with_its_own_assets_only(client):
     response = await client.get(DOCS_PATH)  # no credential: public
     assert response.status == 200
     assert response.content_type == "text/html"
     page = await response.text()
     assert page.lstrip().lower().startswith("<!doctype html>")
-    # Nothing is fetched from elsewhere: no external script, stylesheet, image or frame.
-    assert not re.search(r"<script[^>]*\ssrc\s*=", page, re.IGNORECASE)
-    assert not re.search(r"<link[^>]*\shref\s*=", page, re.IGNORECASE)
-    assert not re.search(r"<(img|iframe|object|embed)\b", page, re.IGNORECASE)
+    # Its script and stylesheet are the gateway's own files; no image, frame or inline code.
+    assert linked(page, client.make_url(DOCS_PATH)) == {
+        "script": ["/static/docs.js"],
+        "link": ["/static/docs.css"],
+    }
+    assert not re.search(r"<(img|iframe|object|embed|style)\b", page, re.IGNORECASE)
+    for attributes in re.findall(r"<script\b([^>]*)>", page):  # a file, or data that never runs
+        assert ' src="' in attributes or ' type="application/json"' in attributes, attributes
     assert "http://" not in page and "https://" not in page
     # The browser is held to that too.
     csp = response.headers["Content-Security-Policy"]
-    assert "default-src 'none'" in csp and "http" not in csp
+    directives = dict(part.strip().split(" ", 1) for part in csp.split(";"))
+    assert directives["default-src"] == "'none'"
+    assert directives["script-src"] == directives["style-src"] == "'self'"
+    assert "unsafe" not in csp and "http" not in csp
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
     # The document is embedded as data, escaped so that it cannot end its <script> element.
     embedded = re.search(
         r'<script type="application/json" id="openapi">(.*?)</script>', page, re.DOTALL
@@ -157,6 +216,26 @@ async def test_the_docs_page_renders_the_document_without_outside_assets(client)
     assert embedded is not None
     assert json.loads(embedded.group(1)) == await served(client)
     assert "</" not in embedded.group(1)
+
+
+# A JavaScript MIME type (the HTML standard accepts both); with nosniff, a browser runs a
+# script or applies a stylesheet only under one of these.
+ASSET_TYPES = {".js": {"text/javascript", "application/javascript"}, ".css": {"text/css"}}
+
+
+async def test_the_docs_page_assets_are_served_with_their_content_types(client):
+    page = await (await client.get(DOCS_PATH)).text()
+    assets = [path for paths in linked(page, client.make_url(DOCS_PATH)).values() for path in paths]
+    assert sorted(assets) == ["/static/docs.css", "/static/docs.js"]
+    for path in assets:
+        response = await client.get(path)  # no credential, as the browser asks for it
+        assert response.status == 200, path
+        assert response.content_type in ASSET_TYPES[PurePosixPath(path).suffix], path
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        body = await response.read()
+        assert body == (STATIC_DIR / PurePosixPath(path).name).read_bytes()
+        # Nothing from elsewhere here either.
+        assert not re.search(rb"https?://|@import|url\(", body), path
 
 
 async def test_the_error_schema_is_what_the_error_middleware_produces(client):
