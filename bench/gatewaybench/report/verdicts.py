@@ -164,6 +164,12 @@ def _replay(report: Report) -> Verdict | None:
     )
 
 
+_REPLICAS_WHAT: Final = (
+    f"two replicas on Redis keep up at {TARGET_REPLICAS_N} subscribers x 20 ev/s "
+    f"(no loss, p99 < {TARGET_REPLICAS_P99_MS:g} ms)"
+)
+
+
 def _replicas_ok(row: dict[str, Any]) -> Verdict:
     p99 = row["latency_ms"]["p99"]  # the upper bound of the merged p99
     each = ", ".join(
@@ -180,12 +186,6 @@ def _replicas_ok(row: dict[str, Any]) -> Verdict:
         and p99 is not None
         and p99 < TARGET_REPLICAS_P99_MS,
     )
-
-
-_REPLICAS_WHAT: Final = (
-    f"two replicas on Redis keep up at {TARGET_REPLICAS_N} subscribers x 20 ev/s "
-    f"(no loss, p99 < {TARGET_REPLICAS_P99_MS:g} ms)"
-)
 
 
 def _replicas(report: Report) -> Verdict | None:
