@@ -42,13 +42,13 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check gateway mock_scanner tests
-	$(BIN)/ruff format --check gateway mock_scanner tests
+	$(BIN)/ruff check gateway mock_scanner tests bench
+	$(BIN)/ruff format --check gateway mock_scanner tests bench
 	$(BIN)/mypy
 
 format: $(STAMP)
-	$(BIN)/ruff format gateway mock_scanner tests
-	$(BIN)/ruff check --fix gateway mock_scanner tests
+	$(BIN)/ruff format gateway mock_scanner tests bench
+	$(BIN)/ruff check --fix gateway mock_scanner tests bench
 
 # SSE fan-out and pipeline benchmarks beside the shared harness's anchors, in one session
 # (about 14 minutes on 2 cores; see docs/BENCHMARKS.md). BENCH_ANCHORS=0 skips the anchors;
