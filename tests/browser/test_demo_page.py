@@ -23,7 +23,7 @@ from gateway import create_app
 from gateway.appkeys import CONFIG, STORE, STREAMS
 from gateway.auth import TokenVerifier
 from gateway.models import ScanRecord, Status
-from tests.conftest import Gateway, MakeConfig, auth, error_shape, merge, token
+from tests.helpers import Gateway, MakeConfig, auth, error_shape, merge, token
 
 WAIT_MS = 20_000  # every single wait; each test stays well under a minute
 DOCS_SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "demo.png"

@@ -26,7 +26,7 @@ from gateway import cli
 from gateway.appkeys import STORE, STREAMS
 from gateway.auth import TokenVerifier
 from gateway.config import config_from_dict
-from tests.conftest import SECRET, auth, start_scan, stream, token
+from tests.helpers import SECRET, auth, start_scan, stream, token
 from tests.keys import public_pem
 
 SEVERITY_NAMES = ("critical", "high", "medium", "low", "info", "unknown")

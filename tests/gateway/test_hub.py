@@ -10,7 +10,7 @@ import pytest
 from gateway.appkeys import BUS, STREAMS
 from gateway.hub import Batch, EndOfStream, Hub, Written
 from gateway.models import Event
-from tests.conftest import auth, start_scan
+from tests.helpers import auth, start_scan
 
 
 def event(seq: int, terminal: bool = False, scan_id: str = "s") -> Event:

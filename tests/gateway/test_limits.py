@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.config import ConfigError, config_from_dict
-from tests.conftest import auth, error_shape, start_scan
+from tests.helpers import auth, error_shape, start_scan
 
 BODY = {"repository_name": "acme/web", "scanner_name": "secret_scanner"}
 

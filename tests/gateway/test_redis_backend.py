@@ -13,7 +13,7 @@ from gateway.models import EventDraft, NewScan, Status
 from gateway.redis_bus import RedisBus
 from gateway.sse_parser import SSEParser
 from gateway.store import RedisStore
-from tests.conftest import auth, error_shape, start_scan, stream
+from tests.helpers import auth, error_shape, start_scan, stream
 
 
 async def redis_gateway(gateway, server, **redis_settings):

@@ -9,7 +9,7 @@ import pytest
 
 from gateway.appkeys import BUS, RUNNER, STORE
 from gateway.sse_parser import SSEParser
-from tests.conftest import BACKENDS, auth, read_events, start_scan, stream
+from tests.helpers import BACKENDS, auth, read_events, start_scan, stream
 
 pytestmark = pytest.mark.parametrize("backend", BACKENDS, indirect=True)
 
