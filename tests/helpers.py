@@ -1,17 +1,21 @@
 """What tests share besides fixtures: the test secret, tokens, starting and streaming a scan,
-and the one error shape. Fixtures live in conftest.py; this module has none."""
+the one error shape, and the seams through which a test looks inside a running gateway.
+Fixtures live in conftest.py; this module has none."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiohttp import ClientResponse
+from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient
 
+from gateway.appkeys import BUS
 from gateway.auth import TokenVerifier
 from gateway.config import Config, config_from_dict
+from gateway.hub import Bus, EndOfStream, Hub
 from gateway.sse_parser import SSEParser
 
 SCANNERS = ("secret_scanner", "sast_scanner", "llm_scanner", "dast_scanner")
@@ -92,3 +96,44 @@ def error_shape(body: dict[str, Any]) -> None:
     assert isinstance(body["message"], str) and body["message"]
     assert isinstance(body["detail"], str) and body["detail"]
     assert body["timestamp"].endswith("+00:00")
+
+
+# --- Seams: what a test reads inside a gateway, through what production code itself uses -------
+
+
+def channels(bus: Bus) -> int:
+    """How many scans have a live channel open (what the subscribers-per-scan metric counts)."""
+    return len(bus.subscriber_counts())
+
+
+def subscribers(bus: Bus) -> int:
+    """How many live subscribers the bus has, over all scans."""
+    return sum(bus.subscriber_counts())
+
+
+def live_tasks(name: str) -> list[asyncio.Task[Any]]:
+    """The tasks called ``name`` that are still running and not being stopped. The gateway
+    names its per-scan tasks: ``scan <id>`` (the runner's), ``fan-out <id>`` (the hub's),
+    ``xread <id>`` (the Redis bus's reader)."""
+    return [
+        task
+        for task in asyncio.all_tasks()
+        if task.get_name() == name and not task.done() and not task.cancelling()
+    ]
+
+
+async def scans_ended() -> None:
+    """Wait (30 s at most) until every scan running now, the runner's ``scan <id>`` tasks, has
+    ended; waiting cancels none of them."""
+    tasks = {task for task in asyncio.all_tasks() if task.get_name().startswith("scan ")}
+    if tasks:
+        _, pending = await asyncio.wait(tasks, timeout=30)
+        assert not pending, f"{len(pending)} scan(s) still running after 30 s"
+
+
+def ask_streams_to_reconnect(app: web.Application, scan_id: str) -> None:
+    """End every open stream of a scan with a retry hint, as at shutdown, while the scan goes
+    on (through the hub's ``end_channel``, which the Redis bus calls when a feed is lost)."""
+    hub = app[BUS]
+    assert isinstance(hub, Hub), "the in-process hub of the SQLite backend"
+    hub.end_channel(scan_id, EndOfStream.SHUTDOWN)

