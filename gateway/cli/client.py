@@ -44,7 +44,7 @@ DEFAULT_RETRY_MS = 3000  # EventSource's usual default, until the server sends i
 MINTED_TOKEN_MIN_TTL = 3600
 MAX_LINE = 16 * 1024 * 1024  # longest SSE line accepted from the gateway (characters)
 _MAX_ERROR_EXCERPT = 300
-_TERMINAL = frozenset(status.value for status in TERMINAL_STATUSES)
+TERMINAL_STATUS_VALUES = frozenset(status.value for status in TERMINAL_STATUSES)
 
 
 class CliError(Exception):
@@ -160,7 +160,7 @@ def open_session() -> aiohttp.ClientSession:
     )
 
 
-async def _api_error(
+async def api_error(
     response: aiohttp.ClientResponse, options: Options, resume: str | None = None
 ) -> CliError:
     """The error envelope's message (or an excerpt of a body that is not one); ``resume`` is
@@ -179,7 +179,7 @@ async def _api_error(
     message = f"{message} (HTTP {response.status})"
     if response.status == 401:
         if "expired" in message:
-            return _token_expired(message, options, resume)
+            return token_expired(message, options, resume)
         if options.token_minted:
             message += (
                 "; the token was minted from this machine's jwt secret, which this gateway does"
@@ -188,7 +188,7 @@ async def _api_error(
     return CliError(message, EXIT_ERROR)
 
 
-def _token_expired(reason: str, options: Options, resume: str | None = None) -> CliError:
+def token_expired(reason: str, options: Options, resume: str | None = None) -> CliError:
     how = "python -m gateway token --sub NAME" if options.token_minted else "your identity provider"
     message = (
         f"the token expired ({reason}). The CLI cannot refresh a bearer token: get a new one"
@@ -221,7 +221,7 @@ async def _request(
             method, url, json=body, params=params, headers=options.headers, timeout=timeout
         ) as response:
             if response.status >= 400:
-                raise await _api_error(response, options)
+                raise await api_error(response, options)
             envelope = await response.json(content_type=None, loads=loads_strict)
     except (aiohttp.ClientError, TimeoutError) as exc:
         raise _unreachable(options.url, exc) from None
@@ -248,7 +248,7 @@ async def start_scan(
     return data
 
 
-async def _scan_data(
+async def scan_data(
     session: aiohttp.ClientSession, options: Options, scan_id: str, tail: str = ""
 ) -> dict[str, Any]:
     data = await _request(session, options, "GET", f"/{quote(scan_id, safe='')}{tail}")
