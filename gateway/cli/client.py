@@ -78,7 +78,11 @@ class Options:
 
 
 @dataclass(frozen=True, slots=True)
-class ScanRequest:
+class ScanCommand:
+    """What ``python -m gateway scan`` was asked to do: the scan to start (sent as the body of
+    ``POST /api/v1/scans/``, which the gateway reads as a ``validation.ScanRequest``, and the
+    ``use_sse`` query parameter) and whether to watch it."""
+
     scanner: str
     repository: str
     use_sse: bool = False
@@ -232,16 +236,17 @@ async def _request(
     return envelope["data"]
 
 
-async def start_scan(
-    session: aiohttp.ClientSession, options: Options, request: ScanRequest
+async def post_scan(
+    session: aiohttp.ClientSession, options: Options, command: ScanCommand
 ) -> dict[str, Any]:
-    """``POST /api/v1/scans/``: the 201's data (``scan_id``, ``status``, links)."""
+    """``POST /api/v1/scans/`` (served by ``routes.scans.start_scan``): the 201's data
+    (``scan_id``, ``status``, links)."""
     body = {
-        "repository_name": request.repository,
-        "scanner_name": request.scanner,
-        "configurations": dict(request.configurations),
+        "repository_name": command.repository,
+        "scanner_name": command.scanner,
+        "configurations": dict(command.configurations),
     }
-    params = {"use_sse": "true" if request.use_sse else "false"}
+    params = {"use_sse": "true" if command.use_sse else "false"}
     data = await _request(session, options, "POST", "/", body=body, params=params)
     if not isinstance(data, dict) or not isinstance(data.get("scan_id"), str):
         raise CliError("unexpected answer to POST /api/v1/scans/: no scan_id")

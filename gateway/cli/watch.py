@@ -20,12 +20,12 @@ from .client import (
     TERMINAL_STATUS_VALUES,
     CliError,
     Options,
-    ScanRequest,
+    ScanCommand,
     api_error,
     loads_strict,
     open_session,
+    post_scan,
     scan_data,
-    start_scan,
     token_expired,
 )
 from .display import Bar, Display, JsonLines, clean, json_line, parse_event_id, say
@@ -215,14 +215,14 @@ async def scan(
     session: aiohttp.ClientSession,
     console: Console,
     options: Options,
-    request: ScanRequest,
+    command: ScanCommand,
     *,
     errors: Console | None = None,
 ) -> int:
     """Start a scan, print its id (or, with ``--json``, the created line), maybe watch it."""
     errors = errors or console
     try:
-        created = await start_scan(session, options, request)
+        created = await post_scan(session, options, command)
     except CliError as exc:
         say(errors, f"error: {exc.message}")
         return exc.code
@@ -230,7 +230,7 @@ async def scan(
         json_line(console, None, "created", created)
     else:
         console.out(clean(created["scan_id"]), highlight=False)
-    if not request.watch:
+    if not command.watch:
         return EXIT_COMPLETED
     return await watch(session, console, options, created["scan_id"], errors=errors)
 
@@ -238,9 +238,9 @@ async def scan(
 # --- entry points for __main__ ----------------------------------------------------------------
 
 
-async def run_scan(options: Options, request: ScanRequest) -> int:
+async def run_scan(options: Options, command: ScanCommand) -> int:
     async with open_session() as session:
-        return await scan(session, Console(), options, request, errors=Console(stderr=True))
+        return await scan(session, Console(), options, command, errors=Console(stderr=True))
 
 
 async def run_watch(options: Options, scan_id: str, last_event_id: str | None = None) -> int:
