@@ -122,10 +122,15 @@ def live_tasks(name: str) -> list[asyncio.Task[Any]]:
     ]
 
 
-async def scans_ended() -> None:
-    """Wait (30 s at most) until every scan running now, the runner's ``scan <id>`` tasks, has
-    ended; waiting cancels none of them."""
-    tasks = {task for task in asyncio.all_tasks() if task.get_name().startswith("scan ")}
+async def scans_ended(*scan_ids: str) -> None:
+    """Wait (30 s at most) until the given scans, else every scan running now, have ended:
+    the runner's ``scan <id>`` tasks. Waiting cancels none of them."""
+    names = {f"scan {scan_id}" for scan_id in scan_ids}
+    tasks = {
+        task
+        for task in asyncio.all_tasks()
+        if task.get_name() in names or (not names and task.get_name().startswith("scan "))
+    }
     if tasks:
         _, pending = await asyncio.wait(tasks, timeout=30)
         assert not pending, f"{len(pending)} scan(s) still running after 30 s"
