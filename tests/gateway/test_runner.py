@@ -174,9 +174,11 @@ async def test_connect_failures_are_retried_with_capped_backoff_then_fail(make_r
     await scans_ended("s1")
     assert attempts == ["s1"] * 4, "one attempt, then connect_retries more"
     events = await log(store, "s1")
-    retries = [e["progress_text"] for e in events if "retrying in" in (e["progress_text"] or "")]
-    delays = [float(re.search(r"retrying in ([\d.]+) s", text)[1]) for text in retries]
-    assert [re.search(r"attempt (\d) of 4", text)[1] for text in retries] == ["2", "3", "4"]
+    texts = [event["progress_text"] or "" for event in events]
+    retries = [re.search(r"retrying in ([\d.]+) s \(attempt (\d) of 4\)", t) for t in texts]
+    found = [match.groups() for match in retries if match is not None]
+    assert [attempt for _, attempt in found] == ["2", "3", "4"]
+    delays = [float(delay) for delay, _ in found]
     # Half fixed, half random: within [d/2, d] for d = 0.2, then 0.4 and 0.8 capped at 0.3.
     assert 0.1 <= delays[0] <= 0.2
     assert all(0.1 <= delay <= 0.3 for delay in delays[1:]), delays
