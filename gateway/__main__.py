@@ -127,7 +127,7 @@ def _client(args: argparse.Namespace) -> int:
             max_attempts=args.max_attempts,
         )
         if args.command == "scan":
-            request = cli.ScanRequest(
+            command = cli.ScanCommand(
                 scanner=args.scanner,
                 repository=args.repo,
                 use_sse=args.sse,
@@ -140,7 +140,7 @@ def _client(args: argparse.Namespace) -> int:
         return cli.EXIT_ERROR
     try:
         if args.command == "scan":
-            return asyncio.run(cli.run_scan(options, request))
+            return asyncio.run(cli.run_scan(options, command))
         return asyncio.run(cli.run_watch(options, args.scan_id, args.last_event_id))
     except KeyboardInterrupt:
         return cli.EXIT_INTERRUPTED

@@ -264,12 +264,6 @@ class Hub(Bus):
         """Return once every subscriber has left."""
         await self._idle.wait()
 
-    async def drained(self, scan_id: str) -> None:
-        """Return once every event published so far for ``scan_id`` was handed out."""
-        channel = self._channels.get(scan_id)
-        if channel is not None:
-            await channel.queue.join()
-
     def publish(self, event: Event) -> None:
         self.stats.published += 1
         channel = self._channels.get(event.scan_id)

@@ -717,7 +717,7 @@ def _paths(config: Config) -> dict[str, Schema]:
     api = _api_security(config)
     changes = _api_security(config, query=False)  # a URL-borne token never changes anything
 
-    def start_scan(operation_id: str) -> Schema:
+    def start_scan_operation(operation_id: str) -> Schema:
         return _operation(
             operation_id,
             "Start a scan",
@@ -841,9 +841,9 @@ def _paths(config: Config) -> dict[str, Schema]:
                 security=[{}, {"metricsToken": []}],
             )
         },
-        _SCANS + "/": {"post": start_scan("startScan"), "get": list_scans("listScans")},
+        _SCANS + "/": {"post": start_scan_operation("startScan"), "get": list_scans("listScans")},
         _SCANS: {
-            "post": start_scan("startScanNoSlash"),
+            "post": start_scan_operation("startScanNoSlash"),
             "get": list_scans("listScansNoSlash"),
         },
         _SCAN: {

@@ -53,21 +53,6 @@ class RedisBus(Bus):
     def attach(self, log_tail: LogTail) -> None:
         self._log = log_tail
 
-    @property
-    def reader_count(self) -> int:
-        return len(self._readers)
-
-    @property
-    def channel_count(self) -> int:
-        return self._hub.channel_count
-
-    @property
-    def subscriber_count(self) -> int:
-        return self._hub.subscriber_count
-
-    async def drained(self, scan_id: str) -> None:
-        await self._hub.drained(scan_id)
-
     def subscriber_counts(self) -> list[int]:
         return self._hub.subscriber_counts()
 

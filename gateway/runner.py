@@ -97,7 +97,9 @@ class ScanRunner:
         self._admit(new.owner)
         created: asyncio.Future[ScanRecord] = asyncio.get_running_loop().create_future()
         self._started[new.scan_id] = (new.scanner_name, time.monotonic())
-        task = asyncio.create_task(self._create_and_run(new, first, created))
+        task = asyncio.create_task(
+            self._create_and_run(new, first, created), name=f"scan {new.scan_id}"
+        )
         self._tasks[new.scan_id] = task
         task.add_done_callback(lambda _: self._finished(new))
         return created
@@ -150,10 +152,6 @@ class ScanRunner:
     async def _ended(self, scan_id: str) -> bool:
         scan = await self._store.get_scan(scan_id)
         return scan is not None and scan.terminal
-
-    async def join(self) -> None:
-        """Wait until every scan running now has ended."""
-        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
 
     async def close(self) -> None:
         self._closing = True  # last words only: no waiting for a store to come back

@@ -63,13 +63,6 @@ class StreamRegistry:
     def count_replayed(self, events: int) -> None:
         self.replayed += events
 
-    def disconnect(self, scan_id: str) -> int:
-        """Ask every stream of a scan to reconnect (as at shutdown); returns how many."""
-        dropped = [sub for sub in self._open if sub.scan_id == scan_id and sub.ended is None]
-        for subscription in dropped:
-            subscription.end(EndOfStream.SHUTDOWN)
-        return len(dropped)
-
     def shutdown(self) -> None:
         """Tell every open stream to wind up: each sends a reconnect hint and closes."""
         self.closing = True

@@ -45,6 +45,9 @@ MAX_JSON_INTEGER = 2**63 - 1
 
 @dataclass(frozen=True, slots=True)
 class ScanRequest:
+    """The body of ``POST /api/v1/scans/``, validated (the command-line client sends it from a
+    ``cli.ScanCommand``)."""
+
     repository_name: str
     scanner_name: str
     configurations: dict[str, Any]

@@ -1,24 +1,23 @@
-"""Shared fixtures: real servers on 127.0.0.1, real SQLite files, real tokens."""
+"""Shared fixtures: real servers on 127.0.0.1, real SQLite files, real tokens (the helpers
+that are not fixtures are in tests/helpers.py)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import ClientResponse, web
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import settings
 
 from gateway import create_app
-from gateway.auth import TokenVerifier
 from gateway.config import Config, config_from_dict
 from gateway.logs import RedactingAccessLogger
-from gateway.sse_parser import SSEParser
 from mock_scanner import MockScannerConfig
 from mock_scanner import create_app as create_mock_scanner
+from tests.helpers import SCANNERS, SECRET, Gateway, MakeConfig, merge
 
 # Property tests (Hypothesis): `make test` runs the "ci" profile, the same examples on every run
 # (derandomize, no example database) and no per-example deadline, which a loaded CI machine
@@ -27,23 +26,6 @@ from mock_scanner import create_app as create_mock_scanner
 settings.register_profile("ci", derandomize=True, database=None, deadline=None, print_blob=True)
 settings.register_profile("explore", max_examples=1000, deadline=None)
 settings.load_profile("ci")
-
-SCANNERS = ("secret_scanner", "sast_scanner", "llm_scanner", "dast_scanner")
-SECRET = "test-secret-" + "0123456789abcdef" * 4
-
-MakeConfig = Callable[..., Config]
-Gateway = Callable[..., Awaitable[TestClient[Any, Any]]]
-
-
-def merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    """Nested config overrides on top of a base."""
-    merged = dict(base)
-    for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
 
 
 @pytest.fixture
@@ -57,9 +39,6 @@ def backend(request: pytest.FixtureRequest) -> str:
     """The store and bus the gateway runs on; a module runs on both with
     ``pytestmark = pytest.mark.parametrize("backend", BACKENDS, indirect=True)``."""
     return str(getattr(request, "param", "sqlite"))
-
-
-BACKENDS = ("sqlite", "redis")
 
 
 @pytest.fixture
@@ -113,64 +92,6 @@ def gateway(
 @pytest.fixture
 async def client(gateway: Gateway) -> TestClient[Any, Any]:
     return await gateway()
-
-
-def token(sub: str = "alice", ttl: int = 3600, secret: str = SECRET) -> str:
-    return TokenVerifier(config_from_dict({"jwt": {"secret": secret}}).jwt).issue(sub, ttl)
-
-
-def auth(sub: str = "alice") -> dict[str, str]:
-    return {"Authorization": f"Bearer {token(sub)}"}
-
-
-async def start_scan(
-    client: TestClient[Any, Any],
-    *,
-    sub: str = "alice",
-    use_sse: bool = False,
-    scanner: str = "secret_scanner",
-    repository: str = "acme/web",
-    configurations: dict[str, Any] | None = None,
-) -> str:
-    body: dict[str, Any] = {"repository_name": repository, "scanner_name": scanner}
-    if configurations is not None:
-        body["configurations"] = configurations
-    response = await client.post(
-        f"/api/v1/scans/?use_sse={'true' if use_sse else 'false'}", json=body, headers=auth(sub)
-    )
-    assert response.status == 201, await response.text()
-    scan_id: str = (await response.json())["data"]["scan_id"]
-    return scan_id
-
-
-async def read_events(response: ClientResponse) -> list[tuple[int, dict[str, Any]]]:
-    """Every event of an SSE response until the server ends it, as (id, data)."""
-    assert response.status == 200, await response.text()
-    assert response.content_type == "text/event-stream"
-    parser = SSEParser()
-    events = []
-    async for chunk in response.content.iter_any():
-        events.extend(parser.feed(chunk))
-    events.extend(parser.close())
-    return [(int(event.id), json.loads(event.data)) for event in events]
-
-
-async def stream(
-    client: TestClient[Any, Any], scan_id: str, sub: str = "alice"
-) -> list[tuple[int, dict[str, Any]]]:
-    async with client.get(f"/api/v1/scans/{scan_id}/stream", headers=auth(sub)) as response:
-        return await read_events(response)
-
-
-def error_shape(body: dict[str, Any]) -> None:
-    """The one error envelope every failure uses."""
-    assert set(body) == {"success", "data", "error", "message", "detail", "timestamp"}
-    assert body["success"] is False
-    assert body["data"] is None
-    assert isinstance(body["error"], str) and body["error"]
-    assert isinstance(body["message"], str) and body["message"]
-    assert isinstance(body["detail"], str) and body["detail"]
-    assert body["timestamp"].endswith("+00:00")
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ import pytest
 
 from gateway.config import DEFAULT_CONFIG_PATH
 from gateway.routes.demo import ASSETS
-from tests.conftest import SECRET, read_events
+from tests.helpers import SECRET, read_events
 from tests.processes import free_port
 
 REPO = Path(__file__).resolve().parent.parent

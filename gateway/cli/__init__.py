@@ -25,12 +25,12 @@ from .client import (
     EXIT_UNREACHABLE,
     CliError,
     Options,
-    ScanRequest,
+    ScanCommand,
     open_session,
     parse_configurations,
+    post_scan,
     resolve_token,
     resolve_url,
-    start_scan,
 )
 from .watch import run_scan, run_watch, scan, watch
 
@@ -45,14 +45,14 @@ __all__ = [
     "EXIT_UNREACHABLE",
     "CliError",
     "Options",
-    "ScanRequest",
+    "ScanCommand",
     "open_session",
     "parse_configurations",
+    "post_scan",
     "resolve_token",
     "resolve_url",
     "run_scan",
     "run_watch",
     "scan",
-    "start_scan",
     "watch",
 ]

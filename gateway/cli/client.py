@@ -44,7 +44,7 @@ DEFAULT_RETRY_MS = 3000  # EventSource's usual default, until the server sends i
 MINTED_TOKEN_MIN_TTL = 3600
 MAX_LINE = 16 * 1024 * 1024  # longest SSE line accepted from the gateway (characters)
 _MAX_ERROR_EXCERPT = 300
-_TERMINAL = frozenset(status.value for status in TERMINAL_STATUSES)
+TERMINAL_STATUS_VALUES = frozenset(status.value for status in TERMINAL_STATUSES)
 
 
 class CliError(Exception):
@@ -78,7 +78,11 @@ class Options:
 
 
 @dataclass(frozen=True, slots=True)
-class ScanRequest:
+class ScanCommand:
+    """What ``python -m gateway scan`` was asked to do: the scan to start (sent as the body of
+    ``POST /api/v1/scans/``, which the gateway reads as a ``validation.ScanRequest``, and the
+    ``use_sse`` query parameter) and whether to watch it."""
+
     scanner: str
     repository: str
     use_sse: bool = False
@@ -160,7 +164,7 @@ def open_session() -> aiohttp.ClientSession:
     )
 
 
-async def _api_error(
+async def api_error(
     response: aiohttp.ClientResponse, options: Options, resume: str | None = None
 ) -> CliError:
     """The error envelope's message (or an excerpt of a body that is not one); ``resume`` is
@@ -179,7 +183,7 @@ async def _api_error(
     message = f"{message} (HTTP {response.status})"
     if response.status == 401:
         if "expired" in message:
-            return _token_expired(message, options, resume)
+            return token_expired(message, options, resume)
         if options.token_minted:
             message += (
                 "; the token was minted from this machine's jwt secret, which this gateway does"
@@ -188,7 +192,7 @@ async def _api_error(
     return CliError(message, EXIT_ERROR)
 
 
-def _token_expired(reason: str, options: Options, resume: str | None = None) -> CliError:
+def token_expired(reason: str, options: Options, resume: str | None = None) -> CliError:
     how = "python -m gateway token --sub NAME" if options.token_minted else "your identity provider"
     message = (
         f"the token expired ({reason}). The CLI cannot refresh a bearer token: get a new one"
@@ -221,7 +225,7 @@ async def _request(
             method, url, json=body, params=params, headers=options.headers, timeout=timeout
         ) as response:
             if response.status >= 400:
-                raise await _api_error(response, options)
+                raise await api_error(response, options)
             envelope = await response.json(content_type=None, loads=loads_strict)
     except (aiohttp.ClientError, TimeoutError) as exc:
         raise _unreachable(options.url, exc) from None
@@ -232,23 +236,24 @@ async def _request(
     return envelope["data"]
 
 
-async def start_scan(
-    session: aiohttp.ClientSession, options: Options, request: ScanRequest
+async def post_scan(
+    session: aiohttp.ClientSession, options: Options, command: ScanCommand
 ) -> dict[str, Any]:
-    """``POST /api/v1/scans/``: the 201's data (``scan_id``, ``status``, links)."""
+    """``POST /api/v1/scans/`` (served by ``routes.scans.start_scan``): the 201's data
+    (``scan_id``, ``status``, links)."""
     body = {
-        "repository_name": request.repository,
-        "scanner_name": request.scanner,
-        "configurations": dict(request.configurations),
+        "repository_name": command.repository,
+        "scanner_name": command.scanner,
+        "configurations": dict(command.configurations),
     }
-    params = {"use_sse": "true" if request.use_sse else "false"}
+    params = {"use_sse": "true" if command.use_sse else "false"}
     data = await _request(session, options, "POST", "/", body=body, params=params)
     if not isinstance(data, dict) or not isinstance(data.get("scan_id"), str):
         raise CliError("unexpected answer to POST /api/v1/scans/: no scan_id")
     return data
 
 
-async def _scan_data(
+async def scan_data(
     session: aiohttp.ClientSession, options: Options, scan_id: str, tail: str = ""
 ) -> dict[str, Any]:
     data = await _request(session, options, "GET", f"/{quote(scan_id, safe='')}{tail}")

@@ -22,7 +22,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..models import SEVERITIES, Status
-from .client import _TERMINAL
+from .client import TERMINAL_STATUS_VALUES
 
 _SEVERITY_STYLES = {
     "critical": "bold red",
@@ -36,30 +36,30 @@ _SEVERITY_STYLES = {
 _CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
-def _clean(value: object) -> str:
+def clean(value: object) -> str:
     """Text from the gateway (and so from scanners) made safe for a terminal, on one line."""
     return _CONTROLS.sub(lambda m: " " if m.group() in "\t\n\r" else "\ufffd", str(value))
 
 
-def _say(console: Console, message: str | Text, style: str = "") -> None:
+def say(console: Console, message: str | Text, style: str = "") -> None:
     """A message printed as is: no markup, no highlighting, no control characters, and no hard
     line breaks (the terminal wraps it), so commands in it can be copied."""
     if isinstance(message, str):
-        message = _clean(message)
+        message = clean(message)
     console.print(message, style=style, highlight=False, markup=False, soft_wrap=True)
 
 
-def _json_line(console: Console, event_id: int | str | None, event: str, data: Any) -> None:
+def json_line(console: Console, event_id: int | str | None, event: str, data: Any) -> None:
     # ASCII only: \\u escapes keep C1 controls (and any locale's encoding) out of the terminal.
     line = json.dumps({"id": event_id, "event": event, "data": data}, allow_nan=False)
     console.out(line, highlight=False)
 
 
-def _event_id(raw: str) -> int | str:
+def parse_event_id(raw: str) -> int | str:
     return int(raw) if raw.isascii() and raw.isdigit() else raw
 
 
-class _Display:
+class Display:
     """What ``watch`` shows; one implementation per output mode."""
 
     def begin(self, scan: Mapping[str, Any]) -> None: ...
@@ -75,7 +75,7 @@ class _Display:
     ) -> None: ...
 
 
-class _JsonLines(_Display):
+class JsonLines(Display):
     """One JSON object per line on stdout; notices go to stderr so stdout stays parseable."""
 
     def __init__(self, console: Console, errors: Console) -> None:
@@ -83,10 +83,10 @@ class _JsonLines(_Display):
         self.errors = errors
 
     def event(self, event_id: int | str | None, name: str, data: Any) -> None:
-        _json_line(self.console, event_id, name, data)
+        json_line(self.console, event_id, name, data)
 
     def notice(self, message: str) -> None:
-        _say(self.errors, message, "yellow")
+        say(self.errors, message, "yellow")
 
     def finish(
         self, final: Mapping[str, Any], results: Mapping[str, Any] | None, code: int
@@ -102,7 +102,7 @@ class _JsonLines(_Display):
             "findings_dropped": results.get("findings_dropped") if results else None,
             "summary": summary,
         }
-        _json_line(self.console, None, "summary", data)
+        json_line(self.console, None, "summary", data)
 
 
 _MARKS = {"completed": ("✓", "green"), "failed": ("✗", "red"), "cancelled": ("■", "yellow")}
@@ -118,7 +118,7 @@ class _StateColumn(SpinnerColumn):
         return super().render(task)
 
 
-class _Bar(_Display):
+class Bar(Display):
     """A live progress bar (status, percent, text) with one log line per event above it."""
 
     def __init__(self, console: Console) -> None:
@@ -137,8 +137,8 @@ class _Bar(_Display):
     def begin(self, scan: Mapping[str, Any]) -> None:
         head = Text.assemble(
             ("Scan ", "bold"),
-            (_clean(scan.get("scan_id", "")), "bold"),
-            _clean(f"  {scan.get('scanner_name', '?')} on {scan.get('repository_name', '?')}"),
+            (clean(scan.get("scan_id", "")), "bold"),
+            clean(f"  {scan.get('scanner_name', '?')} on {scan.get('repository_name', '?')}"),
         )
         self.console.print(head, highlight=False)
         self.progress.start()
@@ -147,20 +147,20 @@ class _Bar(_Display):
     def event(self, event_id: int | str | None, name: str, data: Any) -> None:
         if not isinstance(data, dict) or self.task is None:
             return
-        status = _clean(data.get("status", "?"))
+        status = clean(data.get("status", "?"))
         percent = data.get("progress_percent")
-        text = _clean(data.get("progress_text") or "")
+        text = clean(data.get("progress_text") or "")
         fields: dict[str, Any] = {"status": status, "text": text}
         if isinstance(percent, int):
             fields["completed"] = percent
         if status == Status.COMPLETED:
             fields["completed"] = 100
         self.progress.update(self.task, **fields)
-        if status in _TERMINAL:
+        if status in TERMINAL_STATUS_VALUES:
             self.progress.stop_task(self.task)
         self.progress.refresh()  # the bar moves with the line below, not up to 0.1 s later
         if name == "reset":
-            text = f"{text} ({_clean(data.get('reason', 'reset'))})"
+            text = f"{text} ({clean(data.get('reason', 'reset'))})"
         shown = f"{percent:>3}%" if isinstance(percent, int) else "   ?"
         label = f"{event_id!s:>4}" if event_id is not None else "   -"
         line = Text.assemble(
@@ -171,7 +171,7 @@ class _Bar(_Display):
         self.progress.console.print(line, highlight=False)
 
     def notice(self, message: str) -> None:
-        _say(self.progress.console, message, "yellow")
+        say(self.progress.console, message, "yellow")
 
     def stop(self) -> None:
         self.progress.stop()
@@ -180,23 +180,21 @@ class _Bar(_Display):
         self, final: Mapping[str, Any], results: Mapping[str, Any] | None, code: int
     ) -> None:
         status = str(final.get("status"))
-        scan_id = _clean(final.get("scan_id", ""))
+        scan_id = clean(final.get("scan_id", ""))
         if status == Status.FAILED:
             error = final.get("error") or final.get("progress_text") or "no reason given"
-            _say(
-                self.console, Text.assemble((f"Scan {scan_id} failed: ", "bold red"), _clean(error))
-            )
+            say(self.console, Text.assemble((f"Scan {scan_id} failed: ", "bold red"), clean(error)))
             return
         if status == Status.CANCELLED:
-            _say(self.console, f"Scan {scan_id} was cancelled.", "bold yellow")
+            say(self.console, f"Scan {scan_id} was cancelled.", "bold yellow")
             return
         summary = results.get("summary") if results else None
         count = _finding_count(results) or 0
         noun = "finding" if count == 1 else "findings"
-        _say(self.console, f"Scan {scan_id} completed: {count} {noun}.", "bold green")
+        say(self.console, f"Scan {scan_id} completed: {count} {noun}.", "bold green")
         dropped = results.get("findings_dropped") if results else None
         if isinstance(dropped, int) and dropped > 0:
-            _say(
+            say(
                 self.console,
                 f"{dropped} more findings were dropped: past the gateway's limits for one scan.",
                 "yellow",
@@ -232,7 +230,7 @@ def _summary_table(summary: Mapping[str, Any], count: int) -> Table:
     for name in names:
         value = summary.get(name, 0)
         style = _SEVERITY_STYLES.get(name, "") if value else "dim"
-        table.add_row(Text(_clean(name), style=style), Text(_clean(value), style=style))
+        table.add_row(Text(clean(name), style=style), Text(clean(value), style=style))
     return table
 
 

@@ -12,23 +12,23 @@ from rich.console import Console
 from ..models import Status
 from ..sse_parser import SSEEvent, SSELineTooLong, SSEParser
 from .client import (
-    _TERMINAL,
     EXIT_CANCELLED,
     EXIT_COMPLETED,
     EXIT_FAILED,
     EXIT_UNREACHABLE,
     MAX_LINE,
+    TERMINAL_STATUS_VALUES,
     CliError,
     Options,
-    ScanRequest,
-    _api_error,
-    _scan_data,
-    _token_expired,
+    ScanCommand,
+    api_error,
     loads_strict,
     open_session,
-    start_scan,
+    post_scan,
+    scan_data,
+    token_expired,
 )
-from .display import _Bar, _clean, _Display, _event_id, _json_line, _JsonLines, _say
+from .display import Bar, Display, JsonLines, clean, json_line, parse_event_id, say
 
 
 def _resume_command(scan_id: str, last: str | None) -> str:
@@ -44,7 +44,7 @@ class _Watcher:
         session: aiohttp.ClientSession,
         options: Options,
         scan_id: str,
-        display: _Display,
+        display: Display,
         last_event_id: str | None,
     ) -> None:
         self.session = session
@@ -78,15 +78,15 @@ class _Watcher:
                 async with self.session.get(url, headers=headers, timeout=timeout) as response:
                     if response.status == 204:
                         self.display.notice("The stream has already ended; reading the scan.")
-                        state = await _scan_data(self.session, self.options, self.scan_id)
-                        if state.get("status") in _TERMINAL:
+                        state = await scan_data(self.session, self.options, self.scan_id)
+                        if state.get("status") in TERMINAL_STATUS_VALUES:
                             return state
                         problem = f"204 No Content but the scan is {state.get('status')}"
                     elif response.status == 429 or response.status >= 500:
-                        problem = (await _api_error(response, self.options)).message
+                        problem = (await api_error(response, self.options)).message
                         delay = _retry_after(response)
                     elif response.status != 200:
-                        raise await _api_error(response, self.options, self.resume)
+                        raise await api_error(response, self.options, self.resume)
                     elif response.content_type != "text/event-stream":
                         raise CliError(
                             f"{url} answered {response.content_type or 'no content type'},"
@@ -123,7 +123,7 @@ class _Watcher:
             if parser.retry is not None:
                 self.delay = parser.retry / 1000
             for event in events:
-                event_id = _event_id(event.id) if event.id != previous_id else None
+                event_id = parse_event_id(event.id) if event.id != previous_id else None
                 previous_id = event.id
                 final = self._handle(event, event_id)
                 if final is not None:
@@ -140,7 +140,7 @@ class _Watcher:
             reason = data.get("reason") if isinstance(data, dict) else None
             resume = data.get("last_event_id") if isinstance(data, dict) else None
             resume_id = str(resume) if isinstance(resume, int) and resume > 0 else self.last
-            raise _token_expired(
+            raise token_expired(
                 str(reason or "the gateway closed the stream"),
                 self.options,
                 _resume_command(self.scan_id, resume_id),
@@ -152,7 +152,7 @@ class _Watcher:
             self.last = event.id
         self.progressed = True
         self.display.event(event_id, event.type, data)
-        if isinstance(data, dict) and data.get("status") in _TERMINAL:
+        if isinstance(data, dict) and data.get("status") in TERMINAL_STATUS_VALUES:
             return data
         return None
 
@@ -186,10 +186,10 @@ async def watch(
 ) -> int:
     """Follow a scan to its end; print the summary; return the exit code."""
     errors = errors or console
-    display: _Display = _JsonLines(console, errors) if options.json else _Bar(console)
+    display: Display = JsonLines(console, errors) if options.json else Bar(console)
     watcher = _Watcher(session, options, scan_id, display, last_event_id)
     try:
-        scan_info = await _scan_data(session, options, scan_id)
+        scan_info = await scan_data(session, options, scan_id)
         display.begin(scan_info)
         try:
             final = await watcher.follow()
@@ -197,17 +197,17 @@ async def watch(
             display.stop()
         status = final.get("status")
         if status == Status.COMPLETED:
-            results = await _scan_data(session, options, scan_id, "/results")
+            results = await scan_data(session, options, scan_id, "/results")
             display.finish(final, results, EXIT_COMPLETED)
             return EXIT_COMPLETED
         code = EXIT_FAILED if status == Status.FAILED else EXIT_CANCELLED
         display.finish(final, None, code)
         return code
     except CliError as exc:
-        _say(errors, f"error: {exc.message}")
+        say(errors, f"error: {exc.message}")
         return exc.code
     except asyncio.CancelledError:  # Ctrl-C: say how to pick up where this left off
-        _say(errors, f"interrupted; resume with: {watcher.resume}")
+        say(errors, f"interrupted; resume with: {watcher.resume}")
         raise
 
 
@@ -215,22 +215,22 @@ async def scan(
     session: aiohttp.ClientSession,
     console: Console,
     options: Options,
-    request: ScanRequest,
+    command: ScanCommand,
     *,
     errors: Console | None = None,
 ) -> int:
     """Start a scan, print its id (or, with ``--json``, the created line), maybe watch it."""
     errors = errors or console
     try:
-        created = await start_scan(session, options, request)
+        created = await post_scan(session, options, command)
     except CliError as exc:
-        _say(errors, f"error: {exc.message}")
+        say(errors, f"error: {exc.message}")
         return exc.code
     if options.json:
-        _json_line(console, None, "created", created)
+        json_line(console, None, "created", created)
     else:
-        console.out(_clean(created["scan_id"]), highlight=False)
-    if not request.watch:
+        console.out(clean(created["scan_id"]), highlight=False)
+    if not command.watch:
         return EXIT_COMPLETED
     return await watch(session, console, options, created["scan_id"], errors=errors)
 
@@ -238,9 +238,9 @@ async def scan(
 # --- entry points for __main__ ----------------------------------------------------------------
 
 
-async def run_scan(options: Options, request: ScanRequest) -> int:
+async def run_scan(options: Options, command: ScanCommand) -> int:
     async with open_session() as session:
-        return await scan(session, Console(), options, request, errors=Console(stderr=True))
+        return await scan(session, Console(), options, command, errors=Console(stderr=True))
 
 
 async def run_watch(options: Options, scan_id: str, last_event_id: str | None = None) -> int:

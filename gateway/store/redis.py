@@ -526,12 +526,6 @@ class RedisStore(Store):
         streams = cast("list[tuple[bytes, list[Entry]]]", reply or [])  # [[key, entries]]
         return [decode_event(scan_id, entry) for _, entries in streams for entry in entries]
 
-    async def last_seq(self, scan_id: str) -> int:
-        """The scan's last sequence number, 0 for an unknown scan. It comes from the record,
-        which outlives the log: ``events_after`` returning nothing below it means the log
-        has expired."""
-        return (await self.position(scan_id))[0]
-
     async def position(self, scan_id: str) -> tuple[int, bool]:
         """The scan's last sequence number (0 for an unknown scan) and whether it has ended."""
         with self._use():

@@ -20,10 +20,18 @@ from aiohttp.typedefs import Handler
 from playwright.async_api import Browser, Page, Route
 
 from gateway import create_app
-from gateway.appkeys import CONFIG, STORE, STREAMS
+from gateway.appkeys import CONFIG, STORE
 from gateway.auth import TokenVerifier
 from gateway.models import ScanRecord, Status
-from tests.conftest import Gateway, MakeConfig, auth, error_shape, merge, token
+from tests.helpers import (
+    Gateway,
+    MakeConfig,
+    ask_streams_to_reconnect,
+    auth,
+    error_shape,
+    merge,
+    token,
+)
 
 WAIT_MS = 20_000  # every single wait; each test stays well under a minute
 DOCS_SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "demo.png"
@@ -237,7 +245,7 @@ async def test_dropped_subscriber_resumes_with_last_event_id(open_demo: OpenDemo
         "llm_scanner", "acme/ml", sse=True, configurations={"step_delay": 0.2, "steps": 12}
     )
     await demo.page.wait_for_function("id => window.xployt.scans[id].ids.length >= 3", arg=scan_id)
-    assert demo.app[STREAMS].disconnect(scan_id) == 1
+    ask_streams_to_reconnect(demo.app, scan_id)
 
     await demo.wait_status(scan_id, "completed")
     await demo.wait_closed(scan_id)
@@ -270,7 +278,7 @@ async def test_a_refused_reconnect_gets_a_fresh_ticket(open_demo: OpenDemo) -> N
         "secret_scanner", "acme/web", sse=True, configurations={"step_delay": 0.2, "steps": 12}
     )
     await demo.page.wait_for_function("id => window.xployt.scans[id].ids.length >= 3", arg=scan_id)
-    assert demo.app[STREAMS].disconnect(scan_id) == 1
+    ask_streams_to_reconnect(demo.app, scan_id)
     await demo.wait_status(scan_id, "completed")
     await demo.wait_closed(scan_id)
     record = await demo.record(scan_id)

@@ -9,7 +9,7 @@ from typing import Any
 from playwright.async_api import Browser, ConsoleMessage
 
 from gateway.openapi import DOCS_PATH, OPENAPI_PATH
-from tests.conftest import Gateway
+from tests.helpers import Gateway
 
 WAIT_MS = 20_000  # every single wait
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")

@@ -11,7 +11,7 @@ from pathlib import Path
 from aiohttp import web
 
 from gateway import create_app
-from tests.conftest import token
+from tests.helpers import token
 
 PAGE = Path(__file__).with_name("page.html")
 

@@ -18,7 +18,7 @@ import pytest
 from gateway.auth import PUBLIC_ROUTES, TokenVerifier
 from gateway.config import ConfigError, JWTConfig, config_from_dict
 from gateway.errors import Unauthorized
-from tests.conftest import SECRET, auth, error_shape, start_scan, stream, token
+from tests.helpers import SECRET, auth, error_shape, start_scan, stream, token
 from tests.keys import ALGORITHM, KINDS, private_key, private_pem, public_pem
 
 

@@ -10,7 +10,7 @@ from gateway.appkeys import RUNNER, STORE
 from gateway.models import EventDraft, NewScan, Status
 from gateway.sse_parser import SSEParser
 from mock_scanner.app import scan_finished
-from tests.conftest import auth, start_scan, stream
+from tests.helpers import auth, start_scan, stream
 
 
 async def watch_until(client, scan_id, status):

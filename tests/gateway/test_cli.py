@@ -23,10 +23,10 @@ from aiohttp import web
 from rich.console import Console
 
 from gateway import cli
-from gateway.appkeys import STORE, STREAMS
+from gateway.appkeys import STORE
 from gateway.auth import TokenVerifier
 from gateway.config import config_from_dict
-from tests.conftest import SECRET, auth, start_scan, stream, token
+from tests.helpers import SECRET, ask_streams_to_reconnect, auth, start_scan, stream, token
 from tests.keys import public_pem
 
 SEVERITY_NAMES = ("critical", "high", "medium", "low", "info", "unknown")
@@ -76,7 +76,7 @@ def event_ids(lines: list[dict[str, Any]]) -> list[int]:
     return [line["id"] for line in lines if line["event"] in ("message", "reset")]
 
 
-async def run_scan(client: Any, request: cli.ScanRequest, **overrides: Any) -> tuple[int, Console]:
+async def run_scan(client: Any, request: cli.ScanCommand, **overrides: Any) -> tuple[int, Console]:
     out = console()
     async with cli.open_session() as session:
         code = await cli.scan(session, out, options(client, **overrides), request)
@@ -100,7 +100,7 @@ async def run_watch(
 
 
 async def test_scan_and_watch_in_mock_mode_completes_with_a_severity_summary(client):
-    request = cli.ScanRequest("secret_scanner", "acme/web", watch=True)
+    request = cli.ScanCommand("secret_scanner", "acme/web", watch=True)
     code, out = await run_scan(client, request)
     output = text(out)
     assert code == cli.EXIT_COMPLETED == 0, output
@@ -121,11 +121,11 @@ async def test_scan_and_watch_in_mock_mode_completes_with_a_severity_summary(cli
 
 
 async def test_scan_without_watch_prints_the_id_or_the_created_json(client):
-    code, out = await run_scan(client, cli.ScanRequest("secret_scanner", "acme/web"))
+    code, out = await run_scan(client, cli.ScanCommand("secret_scanner", "acme/web"))
     assert code == 0
     scan_id = text(out).strip()
     assert (await client.app[STORE].get_scan(scan_id)) is not None
-    code, out = await run_scan(client, cli.ScanRequest("sast_scanner", "acme/api"), json=True)
+    code, out = await run_scan(client, cli.ScanCommand("sast_scanner", "acme/api"), json=True)
     assert code == 0
     [line] = json_lines(out)
     assert line["event"] == "created" and line["id"] is None
@@ -136,7 +136,7 @@ async def test_scan_without_watch_prints_the_id_or_the_created_json(client):
 
 
 async def test_failing_sse_scan_exits_1_with_the_error(client):
-    request = cli.ScanRequest(
+    request = cli.ScanCommand(
         "secret_scanner",
         "acme/web",
         use_sse=True,
@@ -174,7 +174,7 @@ async def test_scan_cancelled_while_watching_exits_2(gateway):
 
 
 async def test_json_lines_have_consecutive_ids_and_end_with_the_summary(client):
-    request = cli.ScanRequest("llm_scanner", "acme/web", watch=True)
+    request = cli.ScanCommand("llm_scanner", "acme/web", watch=True)
     code, out = await run_scan(client, request, json=True)
     assert code == 0
     lines = json_lines(out)  # every line is JSON: no bar, no table
@@ -202,12 +202,13 @@ async def test_resume_across_a_disconnect_repeats_and_skips_nothing(gateway):
         if not dropped and json.loads(line).get("id") == 3:
             # Mid-watch, right after the client got event 3: the gateway ends the stream with a
             # retry hint, as at shutdown. The scan goes on.
-            dropped.append(client.app[STREAMS].disconnect(scan_id))
+            ask_streams_to_reconnect(client.app, scan_id)
+            dropped.append(3)
 
     out, errors = console(Lines(on_line)), console()
     code, _ = await run_watch(client, scan_id, out, json=True, errors=errors, retry_ms=5000)
     assert code == 0, text(errors)
-    assert dropped == [1]
+    assert dropped == [3]
     lines = json_lines(out)
     ids = event_ids(lines)
     assert ids == list(range(1, len(ids) + 1))
@@ -287,7 +288,7 @@ async def test_bad_token_is_an_api_error(client):
     out = console()
     bad = token("alice", secret="another-secret-" + "x" * 40)
     async with cli.open_session() as session:
-        request = cli.ScanRequest("secret_scanner", "acme/web", watch=True)
+        request = cli.ScanCommand("secret_scanner", "acme/web", watch=True)
         code = await cli.scan(session, out, options(client, token=bad), request, errors=errors)
         assert code == cli.EXIT_ERROR == 4
         assert "error: token signature is invalid (HTTP 401)" in text(errors)
@@ -299,7 +300,7 @@ async def test_bad_token_is_an_api_error(client):
 
 
 async def test_api_errors_print_the_envelope_message(client):
-    code, out = await run_scan(client, cli.ScanRequest("nope_scanner", "acme/web"))
+    code, out = await run_scan(client, cli.ScanCommand("nope_scanner", "acme/web"))
     assert code == 4
     assert "error: " in text(out) and "nope_scanner" in text(out) and "(HTTP 400)" in text(out)
     code, out = await run_watch(client, "no-such-scan")
@@ -462,7 +463,7 @@ async def test_unreachable_gateway_exits_5(unused_tcp_port):
     out = console()
     settings = cli.Options(url=f"http://127.0.0.1:{unused_tcp_port}", token="t")
     async with cli.open_session() as session:
-        code = await cli.scan(session, out, settings, cli.ScanRequest("s", "a/b", watch=True))
+        code = await cli.scan(session, out, settings, cli.ScanCommand("s", "a/b", watch=True))
     assert code == 5
     assert f"cannot reach the gateway at http://127.0.0.1:{unused_tcp_port}" in text(out)
 
@@ -555,7 +556,7 @@ async def test_python_m_gateway_usage_errors_exit_4(client):
 
 async def test_the_summary_counts_every_finding_not_only_the_first_page(gateway):
     client = await gateway(findings={"page_size": 1})
-    request = cli.ScanRequest("secret_scanner", "acme/web", watch=True)
+    request = cli.ScanCommand("secret_scanner", "acme/web", watch=True)
     code, out = await run_scan(client, request, json=True)
     assert code == 0
     summary = json_lines(out)[-1]["data"]
@@ -567,7 +568,7 @@ async def test_the_summary_counts_every_finding_not_only_the_first_page(gateway)
 
 async def test_findings_the_gateway_dropped_are_said(gateway):
     client = await gateway(findings={"max_per_scan": 1})
-    code, out = await run_scan(client, cli.ScanRequest("secret_scanner", "acme/web", watch=True))
+    code, out = await run_scan(client, cli.ScanCommand("secret_scanner", "acme/web", watch=True))
     assert code == 0
     assert "completed: 1 finding." in text(out)
     assert "more findings were dropped: past the gateway's limits" in text(out)

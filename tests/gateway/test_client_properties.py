@@ -28,7 +28,7 @@ from yarl import URL
 
 from gateway.logs import ContextFilter, JSONFormatter, TokenFilter
 from gateway.sse_parser import SSEParser
-from tests.conftest import SCANNERS, error_shape, start_scan, stream, token
+from tests.helpers import SCANNERS, error_shape, start_scan, stream, token
 from tests.hostile import hostile_scalar, json_text, strict_json, string_text
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")

@@ -46,7 +46,7 @@ from schemathesis.specs.openapi.schemas import OpenApiSchema
 from gateway import create_app
 from gateway.openapi import OPENAPI_PATH
 from gateway.sse_parser import SSEParser
-from tests.conftest import error_shape, start_scan, token
+from tests.helpers import error_shape, start_scan, token
 
 # Examples per operation, per mode: bounded, so that the whole run stays near 10 s. An operation
 # with a {scan_id} gets as many again with the ids of real scans (random ids only find 404s).

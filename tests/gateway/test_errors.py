@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import auth, error_shape, start_scan, stream
+from tests.helpers import auth, error_shape, start_scan, stream
 
 GOOD = {"repository_name": "acme/web", "scanner_name": "secret_scanner"}
 

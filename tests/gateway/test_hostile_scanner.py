@@ -13,7 +13,7 @@ import pytest
 
 from gateway.models import compact_json
 from gateway.normalise import MAX_EXTRA_FIELDS, MAX_EXTRA_KEY, MAX_EXTRA_TEXT
-from tests.conftest import auth, start_scan, stream
+from tests.helpers import auth, start_scan, stream
 from tests.hostile_scanner import MODES, HostileScanner
 
 TERMINAL = {"completed", "failed", "cancelled"}

@@ -7,10 +7,10 @@ import json
 
 import pytest
 
-from gateway.appkeys import BUS, STREAMS
+from gateway.appkeys import BUS
 from gateway.hub import Batch, EndOfStream, Hub, Written
 from gateway.models import Event
-from tests.conftest import auth, start_scan
+from tests.helpers import auth, channels, start_scan, subscribers
 
 
 def event(seq: int, terminal: bool = False, scan_id: str = "s") -> Event:
@@ -24,6 +24,7 @@ class ListSink:
         self.writes: list[bytes] = []
         self.is_ready = ready
         self.gone = False
+        self._written: asyncio.Future[None] | None = None
 
     def try_write(self, batch: Batch) -> Written:
         if self.gone:
@@ -31,6 +32,8 @@ class ListSink:
         if not self.is_ready:
             return Written.BEHIND
         self.writes.append(batch.data)
+        if self._written is not None and not self._written.done():
+            self._written.set_result(None)
         return Written.WROTE
 
     def write_comment(self, comment: bytes) -> bool:
@@ -40,28 +43,36 @@ class ListSink:
         data = b"".join(self.writes)
         return [int(line[4:]) for line in data.split(b"\n") if line.startswith(b"id: ")]
 
+    async def until(self, seq: int) -> None:
+        """Wait until event ``seq`` was written here. The fan-out offers a batch to every
+        subscriber of the channel in one pass, so the others have been offered it too."""
+        async with asyncio.timeout(5):
+            while seq not in self.seqs():
+                self._written = asyncio.get_running_loop().create_future()
+                await self._written
+
 
 async def test_batch_is_joined_once_and_shared_by_every_following_subscriber():
     hub = Hub(subscriber_buffer=10)
     async with hub.subscribe("s") as a, hub.subscribe("s") as b, hub.subscribe("other") as c:
-        assert (hub.channel_count, hub.subscriber_count) == (2, 3)
+        assert (channels(hub), subscribers(hub)) == (2, 3)
         sinks = [ListSink(), ListSink(), ListSink()]
         for sub, sink in zip((a, b, c), sinks, strict=True):
             assert sub.follow(sink)
         for seq in (1, 2, 3):
             hub.publish(event(seq))  # nothing yields in between: one batch
-        await hub.drained("s")
+        await sinks[0].until(3)
         joined = event(1).frame + event(2).frame + event(3).frame
         assert sinks[0].writes == sinks[1].writes == [joined]
         assert sinks[0].writes[0] is sinks[1].writes[0], "frames joined once, not per subscriber"
         assert sinks[2].writes == []
         assert not a.pending, "nothing waited for the subscriber's own task"
         hub.publish(event(4, terminal=True))
-        await hub.drained("s")
+        await sinks[0].until(4)
         assert sinks[0].seqs() == [1, 2, 3, 4]
         assert a.ended is b.ended is EndOfStream.TERMINAL
-        assert hub.channel_count == 1, "a channel closes with its terminal event"
-    assert (hub.channel_count, hub.subscriber_count) == (0, 0)
+        assert channels(hub) == 1, "a channel closes with its terminal event"
+    assert (channels(hub), subscribers(hub)) == (0, 0)
     await asyncio.wait_for(hub.wait_idle(), 1)
 
 
@@ -73,12 +84,11 @@ async def test_events_already_sent_from_the_log_are_skipped_and_a_gap_goes_to_th
         assert sub.follow(sink)
         hub.publish(event(2))
         hub.publish(event(3))
-        await hub.drained("s")
+        await sink.until(3)
         assert sink.seqs() == [3], "seq 2 was sent from the log already"
         hub.publish(event(5))  # 4 is missing: only the log can fill it
-        await hub.drained("s")
-        assert sink.seqs() == [3]
         await asyncio.wait_for(sub.wait(), 1)
+        assert sink.seqs() == [3]
         assert [e.seq for e in sub.take()] == [5]
         assert sub.sink is None, "while its task sends, live events queue"
 
@@ -90,15 +100,15 @@ async def test_subscriber_behind_its_high_water_mark_queues_then_is_cut_off():
         assert slow.follow(slow_sink) and fast.follow(fast_sink)
         for seq in range(1, 4):
             hub.publish(event(seq))
-            await hub.drained("s")
+            await fast_sink.until(seq)
         assert [e.seq for e in slow.pending] == [1, 2, 3]
         assert slow.ended is None
         assert not slow.follow(slow_sink), "it may follow live only once its queue is sent"
         hub.publish(event(4))
-        await hub.drained("s")
+        await fast_sink.until(4)
         assert slow.ended is EndOfStream.SLOW
         assert hub.stats.slow_disconnects == 1
-        assert hub.subscriber_count == 1
+        assert subscribers(hub) == 1
         assert slow_sink.writes == []
         assert fast_sink.seqs() == [1, 2, 3, 4], "the others were not slowed"
 
@@ -110,16 +120,15 @@ async def test_a_client_gone_away_is_dropped_at_the_next_write():
         assert sub.follow(sink)
         sink.gone = True
         hub.publish(event(1))
-        await hub.drained("s")
-        assert sub.ended is EndOfStream.DISCONNECTED
-        assert hub.subscriber_count == 0
         await asyncio.wait_for(sub.wait(), 1)
+        assert sub.ended is EndOfStream.DISCONNECTED
+        assert subscribers(hub) == 0
 
 
 async def test_publish_without_subscribers_keeps_nothing():
     hub = Hub(subscriber_buffer=1)
     hub.publish(event(1))
-    assert hub.channel_count == 0
+    assert channels(hub) == 0
 
 
 def test_buffer_must_be_positive():
@@ -139,20 +148,22 @@ async def test_stream_of_a_client_that_stops_reading_ends_with_a_comment(gateway
         received = await response.content.readuntil(b"id: 2\n")
         await response.content.readuntil(b"\n\n")
         # The client reads nothing more: socket buffers fill, then its queue, then the cut.
-        (live,) = client.app[STREAMS]._open
         published = 2
-        while live.ended is None and published < 2000:
-            published += 1
-            data = json.dumps({"seq": published, "p": payload})
-            hub.publish(Event(scan_id, published, data, False))
-            await hub.drained(scan_id)
-        assert live.ended is EndOfStream.SLOW
+        async with hub.subscribe(scan_id) as probe:  # offered each event when the stream is
+            probe.last = published
+            while not hub.stats.slow_disconnects and published < 2000:
+                published += 1
+                data = json.dumps({"seq": published, "p": payload})
+                hub.publish(Event(scan_id, published, data, False))
+                await asyncio.wait_for(probe.wait(), 5)
+                assert [e.seq for e in probe.take()] == [published]
+        assert hub.stats.slow_disconnects == 1
         received += await response.content.read()
     assert b"fell too far behind" in received
     ids = [int(line[4:]) for line in received.split(b"\n") if line.startswith(b"id: ")]
     assert ids == list(range(1, ids[-1] + 1)), "every event up to the cut, in order"
     assert ids[-1] < published
-    assert hub.subscriber_count == 0
+    assert subscribers(hub) == 0
 
 
 async def test_an_event_published_twice_goes_out_once():
@@ -163,7 +174,7 @@ async def test_an_event_published_twice_goes_out_once():
         assert sub.follow(sink)
         for seq in (1, 2, 2, 3, 1, 3, 4):
             hub.publish(event(seq))
-        await hub.drained("s")
+        await sink.until(4)
         assert sink.seqs() == [1, 2, 3, 4]
 
 
@@ -174,8 +185,8 @@ async def test_channel_closes_when_its_last_subscriber_leaves_after_being_droppe
         assert sub.follow(sink)
         sink.gone = True
         hub.publish(event(1))  # the fan-out finds the client gone and drops it
-        await hub.drained("s")
+        await asyncio.wait_for(sub.wait(), 1)
         assert hub.subscriber_counts() == [0]
-    assert hub.channel_count == 0, "no channel (nor fan-out task) left without a terminal event"
+    assert channels(hub) == 0, "no channel (nor fan-out task) left without a terminal event"
     left = [t for t in asyncio.all_tasks() if t.get_name() == "fan-out s" and not t.done()]
     assert all(t.cancelling() for t in left), "its fan-out task is being stopped"

@@ -15,7 +15,7 @@ from gateway import cli
 from gateway.appkeys import HTTP_CLIENT
 from gateway.models import compact_json, strict_json
 from gateway.responses import error_middleware, ok
-from tests.conftest import error_shape
+from tests.helpers import error_shape
 
 NON_FINITE = [math.nan, math.inf, -math.inf]
 

@@ -1,11 +1,8 @@
-"""Limits on running scans and open streams, and CORS for configured origins."""
+"""Limits on running scans and open streams."""
 
 from __future__ import annotations
 
-import pytest
-
-from gateway.config import ConfigError, config_from_dict
-from tests.conftest import auth, error_shape, start_scan
+from tests.helpers import auth, error_shape, start_scan
 
 BODY = {"repository_name": "acme/web", "scanner_name": "secret_scanner"}
 
@@ -76,63 +73,3 @@ async def test_open_streams_per_subject(gateway):
     assert again.status == 200
     again.close()
     second.close()
-
-
-ORIGIN = "https://app.example"
-
-
-@pytest.fixture
-async def cors_client(gateway):
-    return await gateway(cors={"allowed_origins": [ORIGIN, "http://localhost:3000"]})
-
-
-async def test_preflight_for_allowed_origin(cors_client):
-    response = await cors_client.options(
-        "/api/v1/scans/abc/stream",
-        headers={
-            "Origin": ORIGIN,
-            "Access-Control-Request-Method": "GET",
-            "Access-Control-Request-Headers": "authorization, last-event-id",
-        },
-    )
-    assert response.status == 204
-    headers = response.headers
-    assert headers["Access-Control-Allow-Origin"] == ORIGIN
-    assert headers["Access-Control-Allow-Credentials"] == "true"
-    assert "Last-Event-ID" in headers["Access-Control-Allow-Headers"]
-    assert "Authorization" in headers["Access-Control-Allow-Headers"]
-    assert "DELETE" in headers["Access-Control-Allow-Methods"]
-    assert "Origin" in headers["Vary"]
-
-
-async def test_other_origins_get_no_cors_headers(cors_client):
-    response = await cors_client.options(
-        "/api/v1/scans/",
-        headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"},
-    )
-    assert "Access-Control-Allow-Origin" not in response.headers
-    plain = await cors_client.get(
-        "/api/v1/scans/", headers={**auth(), "Origin": "https://evil.example"}
-    )
-    assert plain.status == 200
-    assert "Access-Control-Allow-Origin" not in plain.headers
-
-
-async def test_actual_responses_carry_cors_headers(cors_client):
-    ok = await cors_client.get("/api/v1/scans/", headers={**auth(), "Origin": ORIGIN})
-    assert ok.headers["Access-Control-Allow-Origin"] == ORIGIN
-    assert ok.headers["Access-Control-Allow-Credentials"] == "true"
-    denied = await cors_client.get("/api/v1/scans/", headers={"Origin": ORIGIN})
-    assert denied.status == 401
-    assert denied.headers["Access-Control-Allow-Origin"] == ORIGIN
-    scan_id = await start_scan(cors_client)
-    async with cors_client.get(
-        f"/api/v1/scans/{scan_id}/stream", headers={**auth(), "Origin": ORIGIN}
-    ) as stream:
-        assert stream.headers["Access-Control-Allow-Origin"] == ORIGIN
-        await stream.read()
-
-
-def test_wildcard_origin_is_refused():
-    with pytest.raises(ConfigError, match="never allowed"):
-        config_from_dict({"cors": {"allowed_origins": ["*"]}})

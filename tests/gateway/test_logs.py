@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from gateway.logs import JSONFormatter, TokenFilter
-from tests.conftest import auth, token
+from tests.helpers import auth, token
 from tests.processes import free_port, gateway_process, write_config
 
 OPAQUE_BEARER = "opaque-bearer-secret-1"

@@ -22,7 +22,7 @@ from gateway.openapi import DOCS_PATH, OPENAPI_PATH, RouteLimits, build_openapi
 from gateway.routes.demo import MAX_SUBJECT, STATIC_DIR
 from gateway.routes.openapi import openapi_document
 from gateway.routes.scans import LIST_MAX
-from tests.conftest import auth, error_shape, start_scan, token
+from tests.helpers import auth, error_shape, start_scan, token
 
 HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
 DOC_URI = "urn:xployt:openapi"

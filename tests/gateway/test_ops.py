@@ -10,7 +10,7 @@ import socket
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.logs import ContextFilter, JSONFormatter, TokenFilter
-from tests.conftest import auth, error_shape, start_scan, stream, token
+from tests.helpers import auth, error_shape, start_scan, stream, token
 
 
 def samples(text: str) -> dict[tuple[str, tuple], float]:

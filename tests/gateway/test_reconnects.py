@@ -9,7 +9,7 @@ import random
 
 from gateway.appkeys import STORE
 from gateway.sse_parser import SSEParser
-from tests.conftest import auth, start_scan
+from tests.helpers import auth, start_scan
 
 CLIENTS = 25
 SCANS = 5

@@ -7,13 +7,13 @@ import json
 
 import redis.asyncio as aioredis
 
-from gateway.appkeys import BUS, RUNNER
+from gateway.appkeys import BUS
 from gateway.hub import EndOfStream, Hub, Written
 from gateway.models import EventDraft, NewScan, Status
 from gateway.redis_bus import RedisBus
 from gateway.sse_parser import SSEParser
 from gateway.store import RedisStore
-from tests.conftest import auth, error_shape, start_scan, stream
+from tests.helpers import auth, error_shape, live_tasks, scans_ended, start_scan, stream
 
 
 async def redis_gateway(gateway, server, **redis_settings):
@@ -125,7 +125,7 @@ async def test_a_subscriber_after_a_lost_feed_gets_a_reader_of_its_own(redis_ser
                 await asyncio.wait_for(new.wait(), 30)
                 assert new.ended is EndOfStream.TERMINAL
                 assert [event.seq for event in sink.events] == [2]
-        assert bus.reader_count == 0
+        assert live_tasks("xread s1") == []
     finally:
         await store.close()
 
@@ -155,11 +155,10 @@ async def test_a_scan_whose_end_cannot_be_written_is_ended_by_a_sweep(gateway, r
         store_retry_seconds=0.2,
     )
     scan_id = await start_scan(client, use_sse=True, configurations={"step_delay": 0.05})
-    runner = client.app[RUNNER]
     async with client.get(f"/api/v1/scans/{scan_id}/stream", headers=auth()) as response:
         await response.content.readuntil(b"id: 3\n")
         await redis_server.stop()
-        await asyncio.wait_for(runner.join(), 30)  # it gave up: nothing could be written
+        await scans_ended()  # it gave up: nothing could be written
     await redis_server.start()
     events = []
     async with asyncio.timeout(30):  # a scan nobody ends would hold its stream open for good

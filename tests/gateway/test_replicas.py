@@ -23,7 +23,7 @@ from redis.asyncio import Redis
 
 from gateway.sse_parser import SSEEvent, SSEParser
 from mock_scanner.app import scan_finished
-from tests.conftest import auth, merge
+from tests.helpers import auth, merge
 from tests.processes import free_port, gateway_process, write_config
 from tests.redis_server import RedisServer
 

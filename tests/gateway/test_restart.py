@@ -8,7 +8,7 @@ import signal
 from aiohttp import ClientSession
 
 from gateway.sse_parser import SSEEvent, SSEParser
-from tests.conftest import auth
+from tests.helpers import auth
 from tests.processes import free_port, gateway_process, write_config
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from gateway.appkeys import STORE
 from gateway.sse_parser import SSEParser
-from tests.conftest import BACKENDS, auth, start_scan, stream
+from tests.helpers import BACKENDS, auth, start_scan, stream
 
 pytestmark = pytest.mark.parametrize("backend", BACKENDS, indirect=True)
 

@@ -10,7 +10,7 @@ from aiohttp import ClientSession
 from gateway.sse_parser import SSEParser
 from mock_scanner import MockScannerConfig
 from mock_scanner import create_app as create_mock_scanner
-from tests.conftest import auth, start_scan, stream
+from tests.helpers import auth, start_scan, stream
 
 
 def reserved_port() -> int:

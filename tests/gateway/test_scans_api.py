@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.models import SEVERITIES
-from tests.conftest import SCANNERS, auth, start_scan, stream
+from tests.helpers import SCANNERS, auth, start_scan, stream
 
 
 def assert_valid_scan_events(events, scan_id):

@@ -10,7 +10,7 @@ import sqlite3
 
 from aiohttp import ClientSession, TCPConnector
 
-from tests.conftest import auth
+from tests.helpers import auth
 from tests.processes import free_port, gateway_process, write_config
 
 STREAMS = 300

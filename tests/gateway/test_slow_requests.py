@@ -9,7 +9,7 @@ import json
 import pytest
 
 from gateway.errors import RequestTimeout
-from tests.conftest import error_shape, token
+from tests.helpers import error_shape, token
 from tests.processes import free_port, gateway_process, write_config
 
 BODY = b'{"repository_name": "acme/web", "scanner_name": "secret_scanner"}'

@@ -9,7 +9,17 @@ import pytest
 
 from gateway.appkeys import BUS, RUNNER, STORE
 from gateway.sse_parser import SSEParser
-from tests.conftest import BACKENDS, auth, read_events, start_scan, stream
+from tests.helpers import (
+    BACKENDS,
+    auth,
+    channels,
+    live_tasks,
+    read_events,
+    scans_ended,
+    start_scan,
+    stream,
+    subscribers,
+)
 
 pytestmark = pytest.mark.parametrize("backend", BACKENDS, indirect=True)
 
@@ -78,11 +88,12 @@ async def test_client_going_away_leaves_nothing_behind(gateway):
     hub = client.app[BUS]
     response = await client.get(f"/api/v1/scans/{scan_id}/stream", headers=auth())
     await response.content.readuntil(b"\n\n")
-    assert hub.subscriber_count == 1
+    assert subscribers(hub) == 1
     response.close()
     await asyncio.wait_for(hub.wait_idle(), 10)
-    assert hub.channel_count == 0
-    assert getattr(hub, "reader_count", 0) == 0, "no Redis reader left for the scan"
+    assert channels(hub) == 0
+    assert live_tasks(f"fan-out {scan_id}") == []
+    assert live_tasks(f"xread {scan_id}") == [], "no Redis reader left for the scan"
 
 
 async def test_500_subscribers_connect_and_leave_without_leaks(gateway):
@@ -104,11 +115,11 @@ async def test_500_subscribers_connect_and_leave_without_leaks(gateway):
     finished = await asyncio.gather(*(watch(i) for i in range(500)))
     for events in filter(None, finished):
         assert [i for i, _ in events] == list(range(1, len(events) + 1))
-    await client.app[RUNNER].join()
+    await scans_ended()
     await asyncio.wait_for(hub.wait_idle(), 10)
     assert client.app[RUNNER].running == 0
-    assert hub.channel_count == 0
-    assert hub.subscriber_count == 0
+    assert channels(hub) == 0
+    assert subscribers(hub) == 0
 
     # Server-side handler tasks finish a moment after the client closes; aiohttp offers nothing
     # to await for that, so this polls, bounded. What may remain are the server's tasks for

@@ -11,7 +11,7 @@ import pytest
 
 from gateway.appkeys import TICKETS
 from gateway.sse_parser import SSEParser
-from tests.conftest import SECRET, auth, error_shape, start_scan, stream, token
+from tests.helpers import SECRET, auth, error_shape, start_scan, stream, token
 
 
 async def ticket_for(client, scan_id, sub="alice"):

@@ -10,7 +10,7 @@ import pytest
 
 from gateway.errors import UpstreamFault
 from gateway.upstream import UpstreamError, clean_text, redact_url
-from tests.conftest import auth, start_scan, stream
+from tests.helpers import auth, start_scan, stream
 
 
 async def run(client, configurations, scanner="sast_scanner"):

@@ -25,7 +25,7 @@ from yarl import URL
 from gateway.config import config_from_dict
 from gateway.sse_parser import SSEEvent, SSELineTooLong, SSEParser
 from gateway.upstream import Malformed, UpstreamError, stream_scan
-from tests.conftest import auth, error_shape, start_scan
+from tests.helpers import auth, error_shape, start_scan
 from tests.hostile import DIALECTS, scanner_script, strict_json
 
 # Small enough that the strategies often cross them (a string of 9000 bytes, two 5000-digit

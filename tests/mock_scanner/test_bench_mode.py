@@ -16,7 +16,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from mock_scanner import MockScannerConfig, create_app
 from mock_scanner.app import scan_finished
-from tests.conftest import Gateway, auth, start_scan
+from tests.helpers import Gateway, auth, start_scan
 
 Client = TestClient[web.Request, web.Application]
 ClientFactory = Callable[[web.Application], Awaitable[Client]]

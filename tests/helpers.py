@@ -1,0 +1,144 @@
+"""What tests share besides fixtures: the test secret, tokens, starting and streaming a scan,
+the one error shape, and the seams through which a test looks inside a running gateway.
+Fixtures live in conftest.py; this module has none."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import ClientResponse, web
+from aiohttp.test_utils import TestClient
+
+from gateway.appkeys import BUS
+from gateway.auth import TokenVerifier
+from gateway.config import Config, config_from_dict
+from gateway.hub import Bus, EndOfStream, Hub
+from gateway.sse_parser import SSEParser
+
+SCANNERS = ("secret_scanner", "sast_scanner", "llm_scanner", "dast_scanner")
+SECRET = "test-secret-" + "0123456789abcdef" * 4
+BACKENDS = (
+    "sqlite",
+    "redis",
+)  # for ``pytest.mark.parametrize("backend", BACKENDS, indirect=True)``
+
+MakeConfig = Callable[..., Config]
+Gateway = Callable[..., Awaitable[TestClient[Any, Any]]]
+
+
+def merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Nested config overrides on top of a base."""
+    merged = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def token(sub: str = "alice", ttl: int = 3600, secret: str = SECRET) -> str:
+    return TokenVerifier(config_from_dict({"jwt": {"secret": secret}}).jwt).issue(sub, ttl)
+
+
+def auth(sub: str = "alice") -> dict[str, str]:
+    return {"Authorization": f"Bearer {token(sub)}"}
+
+
+async def start_scan(
+    client: TestClient[Any, Any],
+    *,
+    sub: str = "alice",
+    use_sse: bool = False,
+    scanner: str = "secret_scanner",
+    repository: str = "acme/web",
+    configurations: dict[str, Any] | None = None,
+) -> str:
+    body: dict[str, Any] = {"repository_name": repository, "scanner_name": scanner}
+    if configurations is not None:
+        body["configurations"] = configurations
+    response = await client.post(
+        f"/api/v1/scans/?use_sse={'true' if use_sse else 'false'}", json=body, headers=auth(sub)
+    )
+    assert response.status == 201, await response.text()
+    scan_id: str = (await response.json())["data"]["scan_id"]
+    return scan_id
+
+
+async def read_events(response: ClientResponse) -> list[tuple[int, dict[str, Any]]]:
+    """Every event of an SSE response until the server ends it, as (id, data)."""
+    assert response.status == 200, await response.text()
+    assert response.content_type == "text/event-stream"
+    parser = SSEParser()
+    events = []
+    async for chunk in response.content.iter_any():
+        events.extend(parser.feed(chunk))
+    events.extend(parser.close())
+    return [(int(event.id), json.loads(event.data)) for event in events]
+
+
+async def stream(
+    client: TestClient[Any, Any], scan_id: str, sub: str = "alice"
+) -> list[tuple[int, dict[str, Any]]]:
+    async with client.get(f"/api/v1/scans/{scan_id}/stream", headers=auth(sub)) as response:
+        return await read_events(response)
+
+
+def error_shape(body: dict[str, Any]) -> None:
+    """The one error envelope every failure uses."""
+    assert set(body) == {"success", "data", "error", "message", "detail", "timestamp"}
+    assert body["success"] is False
+    assert body["data"] is None
+    assert isinstance(body["error"], str) and body["error"]
+    assert isinstance(body["message"], str) and body["message"]
+    assert isinstance(body["detail"], str) and body["detail"]
+    assert body["timestamp"].endswith("+00:00")
+
+
+# --- Seams: what a test reads inside a gateway, through what production code itself uses -------
+
+
+def channels(bus: Bus) -> int:
+    """How many scans have a live channel open (what the subscribers-per-scan metric counts)."""
+    return len(bus.subscriber_counts())
+
+
+def subscribers(bus: Bus) -> int:
+    """How many live subscribers the bus has, over all scans."""
+    return sum(bus.subscriber_counts())
+
+
+def live_tasks(name: str) -> list[asyncio.Task[Any]]:
+    """The tasks called ``name`` that are still running and not being stopped. The gateway
+    names its per-scan tasks: ``scan <id>`` (the runner's), ``fan-out <id>`` (the hub's),
+    ``xread <id>`` (the Redis bus's reader)."""
+    return [
+        task
+        for task in asyncio.all_tasks()
+        if task.get_name() == name and not task.done() and not task.cancelling()
+    ]
+
+
+async def scans_ended(*scan_ids: str) -> None:
+    """Wait (30 s at most) until the given scans, else every scan running now, have ended:
+    the runner's ``scan <id>`` tasks. Waiting cancels none of them."""
+    names = {f"scan {scan_id}" for scan_id in scan_ids}
+    tasks = {
+        task
+        for task in asyncio.all_tasks()
+        if task.get_name() in names or (not names and task.get_name().startswith("scan "))
+    }
+    if tasks:
+        _, pending = await asyncio.wait(tasks, timeout=30)
+        assert not pending, f"{len(pending)} scan(s) still running after 30 s"
+
+
+def ask_streams_to_reconnect(app: web.Application, scan_id: str) -> None:
+    """End every open stream of a scan with a retry hint, as at shutdown, while the scan goes
+    on (through the hub's ``end_channel``, which the Redis bus calls when a feed is lost)."""
+    hub = app[BUS]
+    assert isinstance(hub, Hub), "the in-process hub of the SQLite backend"
+    hub.end_channel(scan_id, EndOfStream.SHUTDOWN)
