@@ -142,6 +142,11 @@ class UpstreamConfig:
     max_body_bytes: int = 16 * 1024 * 1024
     max_json_depth: int = 64
     max_number_digits: int = 100
+    # JSON values (objects, arrays, strings, numbers...) in one message: what bounds the memory
+    # a message costs once parsed, as bytes alone do not (a megabyte of "{}," is 300k objects).
+    max_json_values: int = 200_000
+    # Malformed messages a scan may skip before it fails: a scanner cannot burn CPU and logs.
+    max_malformed_messages: int = 1000
     connect_retries: int = 3
     retry_backoff_seconds: float = 0.5
     retry_backoff_max_seconds: float = 10
@@ -314,6 +319,8 @@ def _validate(config: Config) -> None:
         "upstream.max_body_bytes": config.upstream.max_body_bytes,
         "upstream.max_json_depth": config.upstream.max_json_depth,
         "upstream.max_number_digits": config.upstream.max_number_digits,
+        "upstream.max_json_values": config.upstream.max_json_values,
+        "upstream.max_malformed_messages": config.upstream.max_malformed_messages,
         "server.max_body_bytes": config.server.max_body_bytes,
         "server.body_read_timeout_seconds": config.server.body_read_timeout_seconds,
         "server.keepalive_timeout_seconds": config.server.keepalive_timeout_seconds,

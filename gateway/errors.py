@@ -183,5 +183,7 @@ class UpstreamFault(StrEnum):
     LINE_TOO_LONG = "line_too_long"
     EVENT_TOO_LARGE = "event_too_large"
     TOO_LARGE = "too_large"
+    MALFORMED_BODY = "malformed_body"
+    TOO_MANY_MALFORMED = "too_many_malformed"
     SCAN_TIMEOUT = "scan_timeout"
     TOO_MANY_EVENTS = "too_many_events"

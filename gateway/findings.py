@@ -117,6 +117,15 @@ class FindingsBudget:
         self.bytes = 0
         self.dropped = 0
 
+    @property
+    def room(self) -> int:
+        """How many more findings could be kept (by count; bytes are checked as they come)."""
+        return 0 if self.dropped else self._limits.max_per_scan - len(self.kept)
+
+    def drop(self, count: int) -> None:
+        """Count findings that were never normalised because there was no room for them."""
+        self.dropped += count
+
     def add(self, findings: Iterable[dict[str, Any]]) -> None:
         for finding in findings:
             size = encoded_size(finding)

@@ -111,6 +111,7 @@ class UpstreamUpdate:
     error: str | None = None
     vulnerabilities: tuple[dict[str, Any], ...] = ()
     extra: tuple[tuple[str, object], ...] = ()  # the message's other scalar fields, bounded
+    findings_over: int = 0  # findings past ``max_findings``: counted, never normalised
 
     @property
     def terminal(self) -> bool:

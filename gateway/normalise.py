@@ -113,12 +113,19 @@ class UpstreamFormatError(ValueError):
 
 
 def normalise_update(
-    raw: object, *, scanner: str, start_index: int = 0, limits: FindingsConfig = _DEFAULT_LIMITS
+    raw: object,
+    *,
+    scanner: str,
+    start_index: int = 0,
+    limits: FindingsConfig = _DEFAULT_LIMITS,
+    max_findings: int | None = None,
 ) -> UpstreamUpdate:
     """One upstream message as an ``UpstreamUpdate``; ``None`` fields were not said.
 
     ``start_index`` is the number of findings already seen on this scan: generated finding ids
-    continue from it. Each finding is bounded by ``limits`` (see ``gateway.findings``).
+    continue from it. Each finding is bounded by ``limits`` (see ``gateway.findings``). Only
+    the first ``max_findings`` are normalised (the scan has room for no more); the others are
+    only counted, so a message of a million findings costs no more than the room left.
     Raises ``UpstreamFormatError`` when ``raw`` is not a dict.
     """
     if not isinstance(raw, dict):
@@ -134,8 +141,14 @@ def normalise_update(
         error = error or text or FAILURE_TEXT
     elif status is Status.COMPLETED:
         progress = 100
-    vulnerabilities = _vulnerabilities(raw, scanner, start_index, limits)
-    return UpstreamUpdate(status, progress, text, error, vulnerabilities, _extra(raw))
+    found = _raw_findings(raw)
+    room = len(found) if max_findings is None else max(0, max_findings)
+    vulnerabilities = tuple(
+        normalise_vulnerability(item, scanner=scanner, index=start_index + i, limits=limits)
+        for i, item in enumerate(found[:room])
+    )
+    over = len(found) - len(vulnerabilities)
+    return UpstreamUpdate(status, progress, text, error, vulnerabilities, _extra(raw), over)
 
 
 def _extra(raw: Mapping[str, Any]) -> tuple[tuple[str, object], ...]:
@@ -238,16 +251,10 @@ def _error(value: object) -> str | None:
     return _cap(str(value))
 
 
-def _vulnerabilities(
-    raw: Mapping[str, Any], scanner: str, start_index: int, limits: FindingsConfig
-) -> tuple[dict[str, Any], ...]:
-    """The findings of a message; ids count only the objects kept, so they have no gaps."""
+def _raw_findings(raw: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The findings of a message (objects only), so generated ids count only those, no gaps."""
     lists = (value for key in _VULNERABILITY_KEYS if isinstance(value := raw.get(key), list))
-    found = [item for item in next(lists, []) if isinstance(item, dict)]
-    return tuple(
-        normalise_vulnerability(item, scanner=scanner, index=start_index + i, limits=limits)
-        for i, item in enumerate(found)
-    )
+    return [item for item in next(lists, []) if isinstance(item, dict)]
 
 
 # --------------------------------------------------------------------------- findings

@@ -300,6 +300,13 @@ def _backoff(attempt: int, base: float, cap: float) -> float:
 _CANCELLED = EventDraft(Status.CANCELLED, progress_text="Scan cancelled.")
 
 
+# Messages handled between two turns given to the event loop: a scanner's buffered burst of
+# small messages that change nothing (so nothing awaits a write) must not stall other work.
+_YIELD_EVERY = 64
+# Skipped messages logged one by one per scan; the rest are counted (skipped_events).
+_LOGGED_SKIPS = 10
+
+
 class _Consumer:
     """The state of one scan while its source runs."""
 
@@ -312,6 +319,7 @@ class _Consumer:
         self.last: tuple[object, ...] | None = None
 
     async def consume(self, source: AsyncGenerator[object, None], idle_seconds: float) -> None:
+        handled = 0
         async with contextlib.aclosing(source):
             while True:
                 try:
@@ -323,6 +331,9 @@ class _Consumer:
                     raise idle_error(self.scan.scanner_name, idle_seconds) from None
                 if await self.handle(message):
                     return
+                handled += 1
+                if handled % _YIELD_EVERY == 0:
+                    await asyncio.sleep(0)
         raise UpstreamError(
             UpstreamFault.ENDED,
             f"{self.scan.scanner_name} ended its stream without a terminal event",
@@ -338,10 +349,11 @@ class _Consumer:
                 scanner=self.scan.scanner_name,
                 start_index=len(self.findings.kept) + self.findings.dropped,
                 limits=self.runner._config.findings,
+                max_findings=self.findings.room,
             )
         except UpstreamFormatError as exc:
             return self.skip(str(exc))
-        self.keep(update.vulnerabilities)
+        self.keep(update.vulnerabilities, update.findings_over)
         if update.status is Status.COMPLETED:
             await self.complete(update.progress_text)
             return True
@@ -369,9 +381,10 @@ class _Consumer:
             )
         return False
 
-    def keep(self, findings: Sequence[dict[str, Any]]) -> None:
+    def keep(self, findings: Sequence[dict[str, Any]], over: int) -> None:
         dropped = self.findings.dropped
         self.findings.add(findings)
+        self.findings.drop(over)
         if self.findings.dropped and not dropped:
             log.warning(
                 "scan %s: findings past the bounds of a scan (%d kept, %d bytes) are dropped",
@@ -382,7 +395,19 @@ class _Consumer:
 
     def skip(self, why: str) -> bool:
         self.skipped += 1
-        log.warning("scan %s: skipped an upstream message (%s)", self.scan.scan_id, why)
+        limit = self.runner._config.upstream.max_malformed_messages
+        if self.skipped > limit:
+            raise UpstreamError(
+                UpstreamFault.TOO_MANY_MALFORMED,
+                f"{self.scan.scanner_name} sent more than {limit} malformed messages "
+                "(upstream.max_malformed_messages)",
+            )
+        if self.skipped <= _LOGGED_SKIPS:
+            log.warning("scan %s: skipped an upstream message (%s)", self.scan.scan_id, why)
+            if self.skipped == _LOGGED_SKIPS:
+                log.warning(
+                    "scan %s: later skipped messages are counted, not logged", self.scan.scan_id
+                )
         return False
 
     async def complete(self, text: str | None) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
+from aiohttp.http_exceptions import HttpProcessingError, PayloadEncodingError
 
 from .config import UpstreamConfig
 from .errors import UpstreamFault
@@ -100,6 +101,14 @@ async def stream_scan(
             raise idle_error(scanner, config.idle_timeout_seconds) from None
         raise UpstreamError(UpstreamFault.CONNECT, f"timed out connecting to {scanner}") from None
     except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError) as exc:
+        cause = exc.__cause__
+        if isinstance(cause, HttpProcessingError) and not isinstance(cause, PayloadEncodingError):
+            # What the parser refused, noticed only as the connection closed (a trailer flood
+            # read at end of file): the same fault as when it is noticed while reading.
+            text = cause.message[:_EXCERPT_CHARS]
+            raise UpstreamError(
+                UpstreamFault.PROTOCOL, f"{scanner} sent an invalid HTTP answer: {text}"
+            ) from None
         text = str(exc)[:_EXCERPT_CHARS]
         raise UpstreamError(
             UpstreamFault.DROPPED, f"connection to {scanner} was lost: {text}"

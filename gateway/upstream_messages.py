@@ -11,8 +11,10 @@ Past one, ``BodyError`` ends the read.
 A message that is not acceptable JSON is not fatal: it becomes ``Malformed`` (counted and
 skipped by the runner). Besides syntax errors that covers what Python's ``json`` would accept
 but nothing downstream can carry: ``NaN`` and infinities (as constants or as ``1e999``), numbers
-longer than ``max_number_digits``, nesting deeper than ``max_json_depth``. Lone surrogates
-(``"\\ud800"``), which cannot be encoded as UTF-8, become U+FFFD in every string, keys included.
+longer than ``max_number_digits``, nesting deeper than ``max_json_depth``, more values than
+``max_json_values`` (counted before parsing, so a megabyte of ``{},`` costs nothing). Lone
+surrogates (``"\\ud800"``), which cannot be encoded as UTF-8, become U+FFFD in every string, keys
+included.
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ NDJSON_TYPES = frozenset(
 )
 _EXCERPT = 200
 _SURROGATES = re.compile("[\ud800-\udfff]")
+# A JSON string, escapes included (written unrolled: linear on any input).
+_STRINGS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
 
 
 class BodyError(Exception):
@@ -96,9 +100,7 @@ async def _sse_messages(
     try:
         async for event in events:
             message = decode_message(event.data, config)
-            if event.type == "error" and isinstance(message, Malformed):
-                message = {"status": "failed", "error": event.data}
-            yield message
+            yield _error_event(message, event.data) if event.type == "error" else message
     except SSELimitExceeded as exc:
         kind = (
             UpstreamFault.EVENT_TOO_LARGE
@@ -106,6 +108,15 @@ async def _sse_messages(
             else UpstreamFault.LINE_TOO_LONG
         )
         raise BodyError(kind, f"sent an {exc}") from None
+
+
+def _error_event(message: object, data: str) -> dict[str, object]:
+    """An ``event: error`` fails the scan, whatever its data holds: a JSON object keeps its
+    fields (its ``error``, ``message`` or ``detail`` is the reason), anything else is the text."""
+    if not isinstance(message, dict):
+        return {"status": "failed", "error": data}
+    reason = message.get("error") or message.get("message") or message.get("detail")
+    return {**message, "status": "failed", "error": reason or "the scanner sent an error event"}
 
 
 async def _ndjson_messages(
@@ -148,6 +159,10 @@ async def _json_messages(
             raise BodyError(UpstreamFault.TOO_LARGE, f"answered with a body over {limit} bytes")
         body += chunk
     message = decode_message(body.decode("utf-8", "replace"), config)
+    if isinstance(message, Malformed):  # the whole answer: nothing else will come
+        raise BodyError(
+            UpstreamFault.MALFORMED_BODY, f"answered with a JSON body that is {message.reason}"
+        )
     if isinstance(message, list):
         for item in message:
             yield item
@@ -173,6 +188,8 @@ def decode_message(text: str, config: UpstreamConfig) -> object:
             raise _Refused(f"a number out of range ({literal[:20]})")
         return value
 
+    if _value_bound(text) > config.max_json_values:
+        return Malformed(text[:_EXCERPT], f"more than {config.max_json_values} JSON values")
     try:
         value = json.loads(
             text, parse_constant=_refuse_constant, parse_float=parse_float, parse_int=parse_int
@@ -184,6 +201,13 @@ def decode_message(text: str, config: UpstreamConfig) -> object:
         return Malformed(text[:_EXCERPT], str(exc))
     except ValueError as exc:  # syntax errors (JSONDecodeError), and int()'s own digit limit
         return Malformed(text[:_EXCERPT], f"not valid JSON: {str(exc)[:100]}")
+
+
+def _value_bound(text: str) -> int:
+    """How many JSON values ``text`` holds, counted before any is built: the commas and
+    opening brackets outside strings, plus one (an object's keys are not counted apart)."""
+    bare = _STRINGS.sub("", text)
+    return bare.count(",") + bare.count("[") + bare.count("{") + 1
 
 
 def _refuse_constant(name: str) -> object:

@@ -223,6 +223,33 @@ async def huge_json_body(answer: Answer) -> None:
 
 
 @mode
+async def findings_json_flood(answer: Answer) -> None:
+    # 3 MB of empty findings in one JSON body: a million objects once parsed.
+    await answer.head(content_type="application/json")
+    await answer.send(b'{"status": "completed", "findings": [' + b"{}," * 1_000_000 + b"{}]}")
+
+
+@mode
+async def findings_in_one_event(answer: Answer) -> None:
+    # Many findings in one event (fewer values than the limit): only the room left is read.
+    findings = b",".join([b'{"title": "f"}'] * 20_000)
+    await answer.head()
+    await answer.send(b'data: {"status": "completed", "findings": [' + findings + b"]}\n\n")
+
+
+@mode
+async def malformed_flood(answer: Answer) -> None:
+    await answer.head(content_type="application/x-ndjson")
+    await answer.repeat(b"x\n" * 1000, 5)
+
+
+@mode
+async def error_event_json(answer: Answer) -> None:
+    await answer.head()
+    await answer.send(SCANNING + b'event: error\ndata: {"message": "disk full"}\n\n')
+
+
+@mode
 async def slow_drip(answer: Answer) -> None:
     # One byte at a time, well within the idle timeout each, never completing a message.
     await answer.head()

@@ -74,6 +74,9 @@ FAILS: dict[str, tuple[dict[str, Any], str]] = {
     "closes_mid_event": ({}, "ended its stream without a terminal event"),
     "closes_mid_body": ({}, "connection to sast_scanner was lost"),
     "invalid_utf8": ({}, "bad \ufffd( \ufffd\ufffd\ufffd bytes"),
+    "findings_json_flood": ({}, "answered with a JSON body that is more than 200000 JSON values"),
+    "malformed_flood": ({}, "sent more than 1000 malformed messages"),
+    "error_event_json": ({}, "disk full"),
 }
 
 
@@ -103,8 +106,41 @@ async def test_an_attack_fails_the_scan_with_a_clear_reason(gateway, hostile, ca
 
 
 def test_every_mode_has_a_test():
-    completing = {"ok", "target", "non_finite_numbers", "lone_surrogates", "extra_flood"}
+    completing = {
+        "ok",
+        "target",
+        "non_finite_numbers",
+        "lone_surrogates",
+        "extra_flood",
+        "findings_in_one_event",
+    }
     assert set(MODES) == set(FAILS) | completing
+
+
+async def test_findings_past_the_room_of_a_scan_are_counted_not_read(gateway, hostile):
+    """20,000 findings in one event, room for 5: the scan keeps 5 and counts the rest."""
+    url = hostile.url("findings_in_one_event")
+    client = await gateway(scanners={"sast_scanner": url}, findings={"max_per_scan": 5})
+    events, record = await run(client)
+    last = one_terminal_event(events, record)
+    assert (last["status"], last["findings_dropped"]) == ("completed", 19_995)
+    results = await client.get(f"/api/v1/scans/{record['scan_id']}/results", headers=auth())
+    data = (await results.json())["data"]
+    assert (data["total_findings"], data["findings_dropped"]) == (5, 19_995)
+    ids = [v["id"] for v in data["vulnerabilities"]]
+    assert ids == [f"sast_scanner-{i}" for i in (1, 2, 3, 4, 5)]
+
+
+async def test_a_flood_of_malformed_messages_logs_a_bounded_number_of_lines(
+    gateway, hostile, caplog
+):
+    caplog.set_level(logging.INFO)
+    url = hostile.url("malformed_flood")
+    client = await gateway(scanners={"sast_scanner": url}, upstream={"max_malformed_messages": 40})
+    events, record = await run(client)
+    assert "sent more than 40 malformed messages" in one_terminal_event(events, record)["error"]
+    skipped = [r for r in caplog.records if "skipped" in r.getMessage()]
+    assert len(skipped) == 11, "ten messages, then one line saying the rest are only counted"
 
 
 async def test_attack_limits_hold_at_smaller_settings(gateway, hostile):

@@ -915,3 +915,15 @@ def test_a_non_finite_number_never_reaches_a_stored_finding(number: float) -> No
     assert found["confidence"] is None
     assert found["metadata"] == {"confidence": None, "score": None, "nested": [None]}
     json.dumps(found, allow_nan=False)
+
+
+def test_only_the_findings_a_scan_has_room_for_are_normalised() -> None:
+    raw = {"status": "scanning", "findings": [{"title": f"f{i}"} for i in range(10)] + ["x"]}
+    update = normalise_update(raw, scanner="s", start_index=4, max_findings=3)
+    assert [v["title"] for v in update.vulnerabilities] == ["f0", "f1", "f2"]
+    assert [v["id"] for v in update.vulnerabilities] == ["s-5", "s-6", "s-7"]
+    assert update.findings_over == 7, "objects only: the string is not a finding"
+    none = normalise_update(raw, scanner="s", max_findings=0)
+    assert (none.vulnerabilities, none.findings_over) == ((), 10)
+    every = normalise_update(raw, scanner="s")
+    assert (len(every.vulnerabilities), every.findings_over) == (10, 0)

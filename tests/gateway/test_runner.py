@@ -184,3 +184,33 @@ async def test_connect_failures_are_retried_with_capped_backoff_then_fail(make_r
     assert all(0.1 <= delay <= 0.3 for delay in delays[1:]), delays
     assert terminal(events) == ["failed"]
     assert "connection refused" in events[-1]["error"]
+
+
+async def test_a_burst_of_messages_that_change_nothing_still_lets_other_tasks_run(make_runner):
+    """Messages already buffered are handled without any I/O to wait on; the runner gives the
+    event loop a turn every so often, so one scanner's burst cannot stall the gateway."""
+    turns = 0
+    seen: list[int] = []
+
+    async def spin() -> None:
+        nonlocal turns
+        while True:
+            turns += 1
+            await asyncio.sleep(0)
+
+    async def burst(scan: ScanRecord) -> AsyncGenerator[object, None]:
+        yield {"status": "scanning", "progress_percent": 5}
+        for _ in range(640):  # the same as the first: nothing to write
+            seen.append(turns)
+            yield {"status": "scanning", "progress_percent": 5}
+        yield {"status": "completed"}
+
+    spinner = asyncio.create_task(spin())
+    try:
+        runner = make_runner(Feed(), connect=burst)
+        await submit(runner, "s1", sse=True)
+        await scans_ended("s1")
+    finally:
+        spinner.cancel()
+    assert len(seen) == 640
+    assert len(set(seen)) >= 640 // 64, "other tasks ran while the burst was read"

@@ -5,11 +5,15 @@ from __future__ import annotations
 import asyncio
 import random
 import socket
+from collections.abc import AsyncIterator
 
+import aiohttp
 import pytest
+from aiohttp.http_exceptions import BadHttpMessage, TransferEncodingError
 
+from gateway.config import UpstreamConfig
 from gateway.errors import UpstreamFault
-from gateway.upstream import UpstreamError, clean_text, redact_url
+from gateway.upstream import UpstreamError, clean_text, redact_url, stream_scan
 from tests.helpers import auth, start_scan, stream
 
 
@@ -239,3 +243,53 @@ def test_clean_text_redacts_urls_and_removes_controls():
 def test_an_upstream_error_message_is_always_clean():
     error = UpstreamError(UpstreamFault.HTTP, "failed: http://a:b@h/?k=v \x1b]0;title\x07")
     assert error.message == str(error) == "failed: http://h/?k=*** ]0;title"
+
+
+class _PayloadFails:
+    """A scanner's answer whose body read fails as aiohttp's does when the connection closes:
+    a ClientPayloadError, its cause what the HTTP parser said at the end of the data."""
+
+    status = 200
+    content_type = "text/event-stream"
+    headers: dict[str, str] = {}  # noqa: RUF012 (read only)
+
+    def __init__(self, cause: Exception) -> None:
+        self.cause = cause
+
+    @property
+    def content(self) -> _PayloadFails:
+        return self
+
+    async def iter_any(self) -> AsyncIterator[bytes]:
+        yield b'data: {"status": "scanning"}\n\n'
+        error = aiohttp.ClientPayloadError("Response payload is not completed")
+        error.__cause__ = self.cause
+        raise error
+
+    def post(self, *args: object, **kwargs: object) -> _PayloadFails:
+        return self
+
+    async def __aenter__(self) -> _PayloadFails:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+
+@pytest.mark.parametrize(
+    ("cause", "kind", "error"),
+    [
+        (BadHttpMessage("Too many headers"), "protocol", "s sent an invalid HTTP answer"),
+        (TransferEncodingError("Not enough data"), "dropped", "connection to s was lost"),
+    ],
+)
+async def test_a_refusal_noticed_at_the_end_of_the_data_is_the_same_fault(cause, kind, error):
+    """Whether aiohttp's parser refuses an answer while reading it or as the connection closes
+    (a trailer flood, depending on timing), the scan fails with the same reason; a body cut
+    short is a lost connection."""
+    messages = stream_scan(_PayloadFails(cause), "s", "http://s/scan", {}, UpstreamConfig())  # type: ignore[arg-type]
+    assert await anext(messages) == {"status": "scanning"}
+    with pytest.raises(UpstreamError) as info:
+        await anext(messages)
+    assert info.value.kind == kind
+    assert info.value.message.startswith(error)

@@ -243,3 +243,45 @@ async def test_sse_error_event_with_text_data_fails_the_scan():
     assert await read(SSE, [b"event: error\ndata: disk full\n\n"]) == [
         {"status": "failed", "error": "disk full"}
     ]
+
+
+# [{},{},{}] holds 1 array, 3 objects: counted as 2 commas + 4 brackets + 1.
+@pytest.mark.parametrize(
+    ("text", "count"),
+    [("[{},{},{}]", 7), ('{"a": [1, 2], "b": "x,[{"}', 5), ('"a,b,[c"', 1)],
+)
+def test_json_values_are_counted_outside_strings(text, count):
+    assert decode_message(text, UpstreamConfig(max_json_values=count)) == json.loads(text)
+    message = decode_message(text, UpstreamConfig(max_json_values=count - 1))
+    assert message == Malformed(text, f"more than {count - 1} JSON values")
+
+
+def test_a_megabyte_of_empty_objects_is_refused_before_it_is_parsed():
+    text = "[" + "{}," * 350_000 + "{}]"
+    message = decode_message(text, CONFIG)
+    assert isinstance(message, Malformed)
+    assert message.reason == "more than 200000 JSON values"
+
+
+async def test_a_json_body_that_cannot_be_used_fails_with_its_reason():
+    with pytest.raises(BodyError, match="JSON body that is more than 3 JSON values") as info:
+        await read(JSON, [b"[1, 2, 3, 4]"], UpstreamConfig(max_json_values=3))
+    assert info.value.kind == "malformed_body"
+    with pytest.raises(BodyError, match="JSON body that is not valid JSON"):
+        await read(JSON, [b"[1, 2"])
+
+
+@pytest.mark.parametrize(
+    ("data", "error"),
+    [
+        ('{"message": "disk full", "code": 7}', "disk full"),
+        ('{"error": "quota"}', "quota"),
+        ('{"progress": 5}', "the scanner sent an error event"),
+        ("plain text", "plain text"),
+    ],
+)
+async def test_an_error_event_fails_the_scan_whatever_its_data(data, error):
+    body = f"event: error\ndata: {data}\n\n".encode()
+    [message] = await read(SSE, [body])
+    assert isinstance(message, dict)
+    assert (message["status"], message["error"]) == ("failed", error)
