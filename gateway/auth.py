@@ -80,11 +80,34 @@ def _invalid(message: str) -> Unauthorized:
     return Unauthorized(message, token_given=True)
 
 
+# The longest subject accepted: identity providers' are ids of a few dozen characters.
+MAX_SUBJECT = 255
+
+
 def _subject(claims: dict[str, object], what: str) -> str:
     subject = claims.get("sub")
     if not isinstance(subject, str) or not subject:
         raise _invalid(f"{what} subject must be a non-empty string")
+    if len(subject) > MAX_SUBJECT or not _is_text(subject):
+        raise _invalid(f"{what} subject must be text of at most {MAX_SUBJECT} characters")
     return subject
+
+
+def _is_text(value: str) -> bool:
+    """Whether ``value`` can be stored and sent as UTF-8 (no lone surrogate)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _compact(token: str, what: str) -> str:
+    """A JWT's compact form is ASCII (base64url and dots); anything else is refused here, as
+    the decoder would fail on it with errors of its own (a header's undecodable bytes)."""
+    if not token.isascii():
+        raise _invalid(f"{what} is malformed")
+    return token
 
 
 # pyjwt takes anything int() takes for these (a numeric string, true); RFC 7519 section 2
@@ -125,7 +148,7 @@ class TokenVerifier:
     def verify(self, token: str, *, via: str = "bearer") -> Principal:
         try:
             claims = jwt.decode(
-                token,
+                _compact(token, "token"),
                 self._key,
                 algorithms=self._algorithms,
                 audience=self._config.audience,
@@ -194,7 +217,7 @@ class TicketIssuer:
     def verify(self, ticket: str, scan_id: str) -> Principal:
         try:
             claims = jwt.decode(
-                ticket,
+                _compact(ticket, "stream ticket"),
                 self._key,
                 algorithms=["HS256"],
                 audience=_TICKET_AUDIENCE,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime
 import hashlib
@@ -352,6 +353,9 @@ WRONG_TYPES: dict[str, tuple[dict[str, Any], str]] = {
     "iat-false": ({"iat": False}, "'iat' must be a number"),
     "sub-number": ({"sub": 7}, "subject must be a non-empty string"),
     "sub-list": ({"sub": ["alice"]}, "subject must be a non-empty string"),
+    # Signed and well typed, but no text could store it (it was a 500 at the store).
+    "sub-lone-surrogate": ({"sub": "\ud800"}, "subject must be text"),
+    "sub-too-long": ({"sub": "a" * 256}, "subject must be text of at most 255"),
 }
 
 
@@ -371,3 +375,36 @@ async def test_numeric_dates_may_be_fractional(client):
     response = await client.post("/api/v1/auth/session", headers=bearer(token))
     assert response.status == 200, await response.text()
     assert 590 <= (await response.json())["data"]["expires_in"] <= 601
+
+
+def test_a_subject_at_the_length_limit_is_accepted():
+    verifier = TokenVerifier(JWTConfig(secret=SECRET))
+    assert verifier.verify(hs256(claims(sub="a" * 255))).subject == "a" * 255
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        b"Authorization: Bearer \xff",
+        b"Authorization: Bearer eyJ\xc3\x28.x.y",
+        b"Cookie: xployt_session=\xff\xfe",
+    ],
+)
+async def test_credentials_that_are_not_ascii_are_401_not_500(client, header):
+    """aiohttp keeps a header's undecodable bytes as surrogates; the JWT decoder then failed
+    with an error of its own (a 500, unauthenticated)."""
+    host, port = client.server.host, client.server.port
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        writer.write(
+            b"POST /api/v1/scans/ HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n"
+            + header
+            + b"\r\nConnection: close\r\n\r\n"
+        )
+        await writer.drain()
+        answer = await reader.read()
+    finally:
+        writer.close()
+    status = answer.split(b"\r\n", 1)[0]
+    assert status == b"HTTP/1.1 401 Unauthorized", answer[:300]
+    assert b'"error": "unauthorized"' in answer or b'"error":"unauthorized"' in answer
