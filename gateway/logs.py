@@ -10,7 +10,7 @@ import re
 import uuid
 from contextvars import ContextVar
 from datetime import UTC, datetime
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl, unquote, urlencode
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
@@ -47,7 +47,9 @@ _JWT = re.compile(r"eyJ[\w-]{4,}(?:\.[\w-]*){0,2}")
 # "Bearer <anything>", as an Authorization header carries it (raw request text in aiohttp's
 # parse errors shows it bytes-escaped, so the value runs up to a space or a quote).
 _BEARER = re.compile(r"(?i)\b(bearer)\s+[^\s'\"]+")
-_SECRET_PARAM = re.compile(r"(?i)(?<![\w%])(" + "|".join(sorted(SECRET_PARAMS)) + r")=[^&\s'\"#]+")
+# Any parameter, its name percent-encoded or not (aiohttp decodes ``tok%65n`` to ``token``):
+# those whose decoded name is a credential's have their value replaced.
+_PARAM = re.compile(r"(?<![\w%])((?:\w|%[0-9A-Fa-f]{2})+)=[^&\s'\"#]+")
 # The attributes every LogRecord has; any other one is an ``extra`` field.
 _RECORD_FIELDS = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
     "message",
@@ -98,7 +100,7 @@ class TokenFilter(logging.Filter):
 
     def redact(self, text: str) -> str:
         text = _BEARER.sub(rf"\1 {REDACTED}", text)
-        text = _SECRET_PARAM.sub(rf"\1={REDACTED}", text)
+        text = _PARAM.sub(_redact_param, text)
         text = self._cookie.sub(lambda match: match[0].partition("=")[0] + "=" + REDACTED, text)
         return _JWT.sub(REDACTED, text)
 
@@ -122,6 +124,11 @@ class TokenFilter(logging.Filter):
 
 
 _EXCEPTIONS = logging.Formatter()
+
+
+def _redact_param(match: re.Match[str]) -> str:
+    name = match[1]
+    return f"{name}={REDACTED}" if unquote(name).lower() in SECRET_PARAMS else match[0]
 
 
 def configure_logging(level: str, *, json_lines: bool, cookie_name: str) -> None:

@@ -116,6 +116,24 @@ def test_token_filter_knows_the_configured_cookie():
     assert record.getMessage() == "Cookie: sid=[redacted]; other=1"
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("GET /a?tok%65n=opaque1 HTTP/1.1", "GET /a?tok%65n=[redacted] HTTP/1.1"),
+        ("GET /a?%74icket=opaque2&x=1", "GET /a?%74icket=[redacted]&x=1"),
+        ("GET /a?ACCESS_TOKEN=opaque3", "GET /a?ACCESS_TOKEN=[redacted]"),
+        ("x-token=opaque4", "x-token=[redacted]"),
+        ("GET /a?tokens=kept&mytoken=kept", "GET /a?tokens=kept&mytoken=kept"),
+    ],
+)
+def test_token_parameters_are_redacted_however_their_names_are_spelled(text, expected):
+    """aiohttp decodes a percent-encoded parameter name (``tok%65n`` is ``token``), so the
+    credential rides there too; a malformed request's record quotes it as sent."""
+    record = logging.LogRecord("x", logging.ERROR, __file__, 1, text, None, None)
+    TokenFilter().filter(record)
+    assert record.getMessage() == expected
+
+
 def test_json_formatter_uses_the_redacted_exception_text():
     jwt = token()
     record = record_with_everything(jwt)
