@@ -4,10 +4,11 @@ A channel exists while a scan has subscribers. Publishing puts the event on the 
 ``asyncio.Queue``; one fan-out task per channel takes whatever has queued up as one batch and
 hands it to every subscriber. A subscriber that is following live has a sink (its client's
 socket): while the socket's buffer is below its high-water mark the batch is written there at
-once, the frames joined once per batch and shared by all subscribers, with no task woken per
-subscriber. Otherwise the events wait in the subscriber's bounded pending list for its own task
-to send; one that falls more than ``subscriber_buffer`` events behind is cut off (it can
-reconnect and catch up from the log) instead of slowing the others or growing without bound.
+once, encoded once per batch (by the first sink that writes it) and shared by all
+subscribers, with no task woken per subscriber. Otherwise the events wait in the subscriber's
+bounded pending list for its own task to send; one that falls more than ``subscriber_buffer``
+events behind is cut off (it can reconnect and catch up from the log) instead of slowing the
+others or growing without bound.
 """
 
 from __future__ import annotations
@@ -35,7 +36,6 @@ __all__ = [
     "SlowSubscriber",
     "Subscription",
     "Written",
-    "http_chunk",
 ]
 
 log = logging.getLogger(__name__)
@@ -64,34 +64,16 @@ class FeedUnavailable(Exception):
     """The live feed was lost; the subscriber should reconnect and resume."""
 
 
-def http_chunk(data: bytes) -> bytes:
-    """``data`` as one HTTP/1.1 chunk (what a chunked response writes)."""
-    return b"%x\r\n%b\r\n" % (len(data), data)
-
-
 class Batch:
-    """Events published together, with their frames joined once for every subscriber."""
+    """Events published together, handed to every subscriber as one object."""
 
-    __slots__ = ("_chunk", "_data", "events")
+    __slots__ = ("encoded", "events")
 
     def __init__(self, events: Sequence[Event]) -> None:
         self.events = events
-        self._data: bytes | None = None
-        self._chunk: bytes | None = None
-
-    @property
-    def data(self) -> bytes:
-        if self._data is None:
-            self._data = b"".join(event.frame for event in self.events)
-        return self._data
-
-    @property
-    def chunk(self) -> bytes:
-        """The frames as one HTTP/1.1 chunk (what a chunked response writes)."""
-        if self._chunk is None:
-            data = self.data
-            self._chunk = http_chunk(data)
-        return self._chunk
+        # The events as the subscribers' connections carry them: encoded by the first sink
+        # that writes the batch and reused by the others. The hub never reads it.
+        self.encoded: bytes | None = None
 
 
 class Written(enum.Enum):
@@ -109,8 +91,8 @@ class Sink(Protocol):
     def try_write(self, batch: Batch) -> Written:
         """Write the whole batch now if the client keeps up."""
 
-    def write_comment(self, comment: bytes) -> bool:
-        """Write an SSE comment unless the client is behind; False if it has gone away."""
+    def heartbeat(self) -> bool:
+        """Write a keep-alive unless the client is behind; False if it has gone away."""
 
 
 class Subscription:
@@ -248,14 +230,6 @@ class Hub(Bus):
         self._idle = asyncio.Event()
         self._idle.set()
         self.stats = BusStats()
-
-    @property
-    def channel_count(self) -> int:
-        return len(self._channels)
-
-    @property
-    def subscriber_count(self) -> int:
-        return sum(len(channel.subscribers) for channel in self._channels.values())
 
     def subscriber_counts(self) -> list[int]:
         return [len(channel.subscribers) for channel in self._channels.values()]

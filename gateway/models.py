@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -161,18 +161,13 @@ class ScanRecord:
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """One entry of a scan's log: ``seq`` is the SSE id, ``data`` the JSON text sent."""
+    """One entry of a scan's log: ``seq`` is its number (without gaps, from 1), ``data`` its
+    payload as compact JSON text."""
 
     scan_id: str
     seq: int
     data: str
     terminal: bool
-    frame: bytes = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        # Encoded once and shared by every subscriber. ``data`` is compact JSON, so it holds no
-        # line break and fits one ``data:`` line.
-        object.__setattr__(self, "frame", f"id: {self.seq}\ndata: {self.data}\n\n".encode())
 
     def payload(self) -> dict[str, Any]:
         value: dict[str, Any] = json.loads(self.data)

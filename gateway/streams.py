@@ -11,8 +11,6 @@ from .hub import EndOfStream, Subscription
 
 __all__ = ["StreamRegistry"]
 
-PING = b": ping\n\n"
-
 log = logging.getLogger(__name__)
 
 
@@ -47,14 +45,14 @@ class StreamRegistry:
             del self._per_subject[subject]
 
     async def heartbeat(self, interval: float) -> None:
-        """Every ``interval``, a comment to each stream following live, so that proxies keep
+        """Every ``interval``, a heartbeat to each stream following live, so that proxies keep
         idle streams open and a client that went away is noticed: one task for all streams."""
         while True:
             await asyncio.sleep(interval)
             for subscription in list(self._open):
                 sink = subscription.sink
                 try:
-                    if sink is not None and not sink.write_comment(PING):
+                    if sink is not None and not sink.heartbeat():
                         subscription.end(EndOfStream.DISCONNECTED)
                 except Exception:  # one broken connection must not stop the heartbeat
                     log.exception("heartbeat to a stream of scan %s failed", subscription.scan_id)

@@ -17,28 +17,15 @@ from collections.abc import Coroutine
 from datetime import datetime
 
 from aiohttp import web
-from aiohttp.http import HttpVersion11
-from aiohttp_sse import EventSourceResponse
 
 from ..appkeys import BUS, CONFIG, STORE, STREAMS, TICKETS
 from ..auth import STREAM_ROUTE, TICKET_PARAM, Principal, principal
 from ..config import StreamConfig
 from ..errors import StoreUnavailable
-from ..hub import (
-    BEHIND,
-    GONE,
-    WROTE,
-    Batch,
-    EndOfStream,
-    FeedUnavailable,
-    ShuttingDown,
-    SlowSubscriber,
-    Subscription,
-    Written,
-    http_chunk,
-)
-from ..models import Event, ScanRecord, compact_json, utcnow
+from ..hub import EndOfStream, FeedUnavailable, ShuttingDown, SlowSubscriber, Subscription
+from ..models import Event, ScanRecord, utcnow
 from ..responses import ok
+from ..sse_wire import EventStream, comment, named_frame, retry_field
 from ..store import Store
 from .scans import API, owned_scan
 
@@ -47,79 +34,40 @@ __all__ = ["routes"]
 REPLAY_PAGE = 500
 # Below this a ticket could expire while a finished scan's log is still being read.
 MIN_TICKET_SECONDS = 60
-SLOW_COMMENT = b": you fell too far behind; reconnect with Last-Event-ID to resume\n\n"
-SHUTDOWN_COMMENT = b": gateway shutting down; reconnect to resume\n\n"
-UNAVAILABLE_COMMENT = b": the event store does not answer; reconnect to resume\n\n"
+SLOW_COMMENT = comment("you fell too far behind; reconnect with Last-Event-ID to resume")
+SHUTDOWN_COMMENT = comment("gateway shutting down; reconnect to resume")
+UNAVAILABLE_COMMENT = comment("the event store does not answer; reconnect to resume")
 
 routes = web.RouteTableDef()
 
 
-class _EventStream(EventSourceResponse):
-    """aiohttp-sse's response without its ping task per stream: the stream registry's one
-    heartbeat task pings every stream that is following live."""
-
-    async def _ping(self) -> None:
-        return None
-
-
 class _Sender:
-    """Writes to one client and remembers the last id it sent.
+    """Sends a scan's events to one client and remembers the last id it sent.
 
-    It is also the subscription's sink: while the client keeps up, the fan-out writes live
-    batches straight to its transport (HTTP/1.1 chunks, as aiohttp would frame them), and
-    this stream's task sleeps until something needs it.
+    Its response is the subscription's sink: while the client keeps up, the fan-out writes
+    live batches straight to the client's transport, and this stream's task sleeps until
+    something needs it.
     """
 
-    def __init__(
-        self,
-        request: web.Request,
-        response: EventSourceResponse,
-        config: StreamConfig,
-        live: Subscription,
-    ):
+    def __init__(self, response: EventStream, live: Subscription):
         self.response = response
         self.live = live
-        self.timeout = config.send_timeout_seconds
-        self.high_water = config.write_high_water_bytes
-        self.transport = request.transport
-        # aiohttp frames a body of unknown length as chunks from HTTP/1.1 on.
-        self.chunked = request.version >= HttpVersion11
         self.last = 0
         self.replayed = 0
 
     async def write(self, data: bytes) -> None:
-        async with asyncio.timeout(self.timeout):
-            await self.response.write(data)
+        await self.response.send(data)
 
     async def send(self, events: list[Event]) -> None:
         if self.live.ended is EndOfStream.EXPIRED:
             raise CredentialExpired(self.live.scan_id)  # not one page more
         if events:
-            await self.write(b"".join(event.frame for event in events))
+            await self.response.send_events(events)
             self.last = events[-1].seq
 
     async def named(self, name: str, seq: int | None, data: dict[str, object]) -> None:
         """A named event (``reset``, ``auth_expired``) that EventSource's onmessage ignores."""
-        head = f"event: {name}\n" + (f"id: {seq}\n" if seq is not None else "")
-        await self.write(f"{head}data: {compact_json(data)}\n\n".encode())
-
-    def try_write(self, batch: Batch) -> Written:
-        transport = self.transport  # called per subscriber per batch: kept lean
-        if transport is None or transport.is_closing():
-            return GONE
-        if transport.get_write_buffer_size() >= self.high_water:
-            return BEHIND
-        transport.write(batch.chunk if self.chunked else batch.data)
-        return WROTE
-
-    def write_comment(self, comment: bytes) -> bool:
-        """A heartbeat, written like a batch; False if the client has gone away."""
-        transport = self.transport
-        if transport is None or transport.is_closing():
-            return False
-        if transport.get_write_buffer_size() < self.high_water:
-            transport.write(http_chunk(comment) if self.chunked else comment)
-        return True
+        await self.write(named_frame(name, seq, data))
 
     async def replay(self, store: Store, scan_id: str, until: int | None = None) -> bool:
         """Send stored events after the last sent (up to ``until``), a page per write;
@@ -144,7 +92,7 @@ class _Sender:
                 if live.ended is EndOfStream.EXPIRED:
                     raise CredentialExpired(live.scan_id)  # not one event more
                 live.last = self.last
-                if not live.follow(self):
+                if not live.follow(self.response):
                     events = live.take()
                     if not events:
                         _raise_for_end(live)
@@ -265,13 +213,11 @@ async def _serve(
     streams = app[STREAMS]
     streams.add(who.subject, live)
     expiry = _end_at_expiry(who, live)
-    response = _EventStream(send_timeout=config.send_timeout_seconds)
-    sender = _Sender(request, response, config, live)
-    retry = f"retry: {config.retry_ms}\n".encode()
+    response = _event_stream(config)
+    sender = _Sender(response, live)
+    retry = retry_field(config.retry_ms)
     try:
-        await response.prepare(request)
-        # Through aiohttp first: it sends the headers with it, before any direct write.
-        await sender.write(retry + b"\n")
+        await response.open(request, retry + b"\n")
         await _stream_scan(sender, app[STORE], scan, resume, live)
     except SlowSubscriber:
         await _last_words(sender.write(SLOW_COMMENT))
@@ -308,10 +254,15 @@ def _end_at_expiry(who: Principal, live: Subscription) -> asyncio.TimerHandle | 
 
 async def _retry_later(request: web.Request) -> web.StreamResponse:
     config = request.app[CONFIG].stream
-    response = _EventStream(send_timeout=config.send_timeout_seconds)
-    await response.prepare(request)
-    await _last_words(response.write(f"retry: {config.retry_ms}\n".encode() + UNAVAILABLE_COMMENT))
+    response = _event_stream(config)
+    await _last_words(response.open(request, retry_field(config.retry_ms) + UNAVAILABLE_COMMENT))
     return response
+
+
+def _event_stream(config: StreamConfig) -> EventStream:
+    return EventStream(
+        send_timeout=config.send_timeout_seconds, high_water=config.write_high_water_bytes
+    )
 
 
 async def _last_words(send: Coroutine[object, object, None]) -> None:

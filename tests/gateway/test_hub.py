@@ -21,7 +21,7 @@ class ListSink:
     """A client socket stand-in: records what the fan-out writes straight to it."""
 
     def __init__(self, *, ready: bool = True) -> None:
-        self.writes: list[bytes] = []
+        self.writes: list[Batch] = []
         self.is_ready = ready
         self.gone = False
         self._written: asyncio.Future[None] | None = None
@@ -31,17 +31,16 @@ class ListSink:
             return Written.GONE
         if not self.is_ready:
             return Written.BEHIND
-        self.writes.append(batch.data)
+        self.writes.append(batch)
         if self._written is not None and not self._written.done():
             self._written.set_result(None)
         return Written.WROTE
 
-    def write_comment(self, comment: bytes) -> bool:
+    def heartbeat(self) -> bool:
         return not self.gone
 
     def seqs(self) -> list[int]:
-        data = b"".join(self.writes)
-        return [int(line[4:]) for line in data.split(b"\n") if line.startswith(b"id: ")]
+        return [event.seq for batch in self.writes for event in batch.events]
 
     async def until(self, seq: int) -> None:
         """Wait until event ``seq`` was written here. The fan-out offers a batch to every
@@ -52,7 +51,7 @@ class ListSink:
                 await self._written
 
 
-async def test_batch_is_joined_once_and_shared_by_every_following_subscriber():
+async def test_batch_is_made_once_and_shared_by_every_following_subscriber():
     hub = Hub(subscriber_buffer=10)
     async with hub.subscribe("s") as a, hub.subscribe("s") as b, hub.subscribe("other") as c:
         assert (channels(hub), subscribers(hub)) == (2, 3)
@@ -62,9 +61,9 @@ async def test_batch_is_joined_once_and_shared_by_every_following_subscriber():
         for seq in (1, 2, 3):
             hub.publish(event(seq))  # nothing yields in between: one batch
         await sinks[0].until(3)
-        joined = event(1).frame + event(2).frame + event(3).frame
-        assert sinks[0].writes == sinks[1].writes == [joined]
-        assert sinks[0].writes[0] is sinks[1].writes[0], "frames joined once, not per subscriber"
+        assert [list(batch.events) for batch in sinks[0].writes] == [[event(1), event(2), event(3)]]
+        assert sinks[0].writes == sinks[1].writes
+        assert sinks[0].writes[0] is sinks[1].writes[0], "one batch for all, not per subscriber"
         assert sinks[2].writes == []
         assert not a.pending, "nothing waited for the subscriber's own task"
         hub.publish(event(4, terminal=True))

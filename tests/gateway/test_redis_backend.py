@@ -140,7 +140,7 @@ class Collect:
         self.events.extend(batch.events)
         return Written.WROTE
 
-    def write_comment(self, comment: bytes) -> bool:
+    def heartbeat(self) -> bool:
         return True
 
 
