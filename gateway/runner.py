@@ -45,11 +45,8 @@ class ScanRunner:
         upstream: SourceFactory,
         simulation: SourceFactory,
         metrics: Metrics | None = None,
-        store_retry_seconds: float = 0,
     ) -> None:
         self._store = store
-        # How long an append waits for a shared store to come back (0: it fails at once).
-        self._store_retry = store_retry_seconds
         self._bus = bus
         self._config = config
         self._upstream = upstream
@@ -177,7 +174,7 @@ class ScanRunner:
         """
         if draft.status not in TERMINAL_STATUSES:
             self._make_room(scan_id)
-        deadline = time.monotonic() + self._store_retry
+        deadline = time.monotonic() + self._store.retry_seconds
         delay = 0.05
         while True:
             try:
