@@ -17,7 +17,7 @@ from .config import Config
 from .cors import add_cors_headers, preflight_middleware
 from .hub import Hub
 from .logs import add_request_id_header, request_id_middleware
-from .metrics import Metrics, metrics_middleware
+from .metrics import app_metrics, metrics_middleware
 from .mock_mode import simulate
 from .models import ScanRecord, strict_json
 from .responses import error_middleware
@@ -62,7 +62,7 @@ def create_app(config: Config) -> web.Application:
         max_per_subject=config.limits.max_streams_per_subject,
         retry_after=config.limits.retry_after_seconds,
     )
-    app[METRICS] = Metrics(app)
+    app[METRICS] = app_metrics(app)
     app.on_response_prepare.extend([add_cors_headers, add_request_id_header])
     app.on_shutdown.append(_shut_down)
     app.cleanup_ctx.extend([_backend_ctx, _http_client_ctx, _runner_ctx, _heartbeat_ctx])

@@ -20,8 +20,8 @@ from .config import Config
 from .errors import LimitExceeded, StoreUnavailable, UpstreamFault
 from .findings import FindingsBudget
 from .hub import Bus
-from .logs import scan_id_var
-from .metrics import Metrics
+from .instruments import Metrics
+from .log_context import scan_id_var
 from .models import TERMINAL_STATUSES, Event, EventDraft, NewScan, ScanFinished, ScanRecord, Status
 from .normalise import UpstreamFormatError, normalise_update, severity_summary
 from .store import Store

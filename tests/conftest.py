@@ -19,6 +19,8 @@ from gateway.logs import RedactingAccessLogger
 from gateway.sse_parser import SSEParser
 from mock_scanner import MockScannerConfig
 from mock_scanner import create_app as create_mock_scanner
+from tests.keys import SECRET as SECRET  # also named here, where the test modules import it
+from tests.redis_server import running_redis
 
 # Property tests (Hypothesis): `make test` runs the "ci" profile, the same examples on every run
 # (derandomize, no example database) and no per-example deadline, which a loaded CI machine
@@ -29,7 +31,6 @@ settings.register_profile("explore", max_examples=1000, deadline=None)
 settings.load_profile("ci")
 
 SCANNERS = ("secret_scanner", "sast_scanner", "llm_scanner", "dast_scanner")
-SECRET = "test-secret-" + "0123456789abcdef" * 4
 
 MakeConfig = Callable[..., Config]
 Gateway = Callable[..., Awaitable[TestClient[Any, Any]]]
@@ -68,8 +69,6 @@ async def backend_config(backend: str, tmp_path: Path) -> AsyncIterator[dict[str
     if backend != "redis":
         yield {}
         return
-    from tests.redis_server import running_redis
-
     async with running_redis(tmp_path / "redis") as server:
         yield {"backend": "redis", "redis": {"url": server.url}}
 
@@ -176,9 +175,6 @@ def error_shape(body: dict[str, Any]) -> None:
 @pytest.fixture
 async def redis_server(tmp_path: Path) -> AsyncIterator[Any]:
     """A real redis-server of this test's own, on a free port (skips without one)."""
-    # Imported here: tests.redis_server imports tests.processes, which imports this module.
-    from tests.redis_server import running_redis
-
     async with running_redis(tmp_path / "redis") as server:
         yield server
 
