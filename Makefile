@@ -11,7 +11,7 @@ help:
 	@echo "make run-cluster  start Redis, the mock scanner and two gateway replicas (Ctrl-C stops all)"
 	@echo "make run          start the gateway alone"
 	@echo "make test         run the whole test suite"
-	@echo "make lint         ruff and mypy"
+	@echo "make lint         ruff, mypy and the import contracts (setup.cfg [importlinter])"
 	@echo "make bench-flood  the gateway's memory under hostile scanner floods (FLOOD_ARGS=...)"
 
 $(STAMP): setup.cfg pyproject.toml
@@ -45,6 +45,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check gateway mock_scanner tests
 	$(BIN)/ruff format --check gateway mock_scanner tests
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 format: $(STAMP)
 	$(BIN)/ruff format gateway mock_scanner tests
@@ -83,4 +84,4 @@ bench-flood: $(STAMP)
 	$(BIN)/python bench/flood.py --out bench/results/$$(date +%Y-%m-%d-%H%M)-flood.md $(FLOOD_ARGS)
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .import_linter_cache .grimp_cache *.egg-info
