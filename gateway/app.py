@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import AsyncGenerator, AsyncIterator
 
 import aiohttp
@@ -13,19 +12,17 @@ from aiohttp import web
 
 from .appkeys import BUS, CONFIG, HTTP_CLIENT, METRICS, RUNNER, STORE, STREAMS, TICKETS, VERIFIER
 from .auth import TicketIssuer, TokenVerifier, auth_middleware
+from .backends import open_backend
 from .config import Config
 from .cors import add_cors_headers, preflight_middleware
-from .errors import StoreUnavailable
 from .hub import Hub
 from .logs import add_request_id_header, request_id_middleware
-from .metrics import Metrics, metrics_middleware
+from .metrics import app_metrics, metrics_middleware
 from .mock_mode import simulate
 from .models import ScanRecord, strict_json
-from .redis_bus import RedisBus
 from .responses import error_middleware
 from .routes import setup_routes
 from .runner import ScanRunner
-from .store import RedisStore, SQLiteStore, Store
 from .streams import StreamRegistry
 from .upstream import stream_scan
 
@@ -33,12 +30,10 @@ __all__ = ["create_app"]
 
 log = logging.getLogger(__name__)
 
-RESTART_REASON = "interrupted: gateway restarted"
 # The head of a scanner's answer: its status line and each header at most this long, and at
 # most this many headers (aiohttp's own defaults since 3.13.4, fixed here for older ones).
 MAX_HEADER_LINE_BYTES = 8190
 MAX_HEADERS = 128
-REPLICA_LOST = "interrupted: replica lost"
 
 
 def create_app(config: Config) -> web.Application:
@@ -55,8 +50,6 @@ def create_app(config: Config) -> web.Application:
     app[CONFIG] = config
     app[VERIFIER] = TokenVerifier(config.jwt)
     app[TICKETS] = TicketIssuer(config)
-    hub = Hub(subscriber_buffer=config.stream.subscriber_buffer)
-    app[BUS] = RedisBus(hub) if config.backend == "redis" else hub
     if config.jwt.uses_dev_secret:
         log.warning("JWT secret is the development default; set XPLOYT_JWT_SECRET in production")
     if config.dev_mode:
@@ -69,10 +62,10 @@ def create_app(config: Config) -> web.Application:
         max_per_subject=config.limits.max_streams_per_subject,
         retry_after=config.limits.retry_after_seconds,
     )
-    app[METRICS] = Metrics(app)
+    app[METRICS] = app_metrics(app)
     app.on_response_prepare.extend([add_cors_headers, add_request_id_header])
     app.on_shutdown.append(_shut_down)
-    app.cleanup_ctx.extend([_store_ctx, _http_client_ctx, _runner_ctx, _heartbeat_ctx])
+    app.cleanup_ctx.extend([_backend_ctx, _http_client_ctx, _runner_ctx, _heartbeat_ctx])
     setup_routes(app)
     return app
 
@@ -85,74 +78,11 @@ async def _shut_down(app: web.Application) -> None:
     await app[RUNNER].close()
 
 
-async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
-    config = app[CONFIG]
-    if config.backend == "redis":
-        async with _redis_store(app):
-            yield
-        return
-    store = await SQLiteStore.open(config.database.path)
-    store.on_append(app[BUS].publish)
-    # One process owns this file: whatever it left running died with it.
-    await _interrupt(store, RESTART_REASON)
-    app[STORE] = store
-    yield
-    await store.close()
-
-
-@contextlib.asynccontextmanager
-async def _redis_store(app: web.Application) -> AsyncIterator[None]:
-    settings = app[CONFIG].redis
-    store = await RedisStore.open(
-        settings.url,
-        key_prefix=settings.key_prefix,
-        retention_seconds=settings.retention_seconds,
-        record_retention_seconds=settings.record_retention_seconds,
-        lease_seconds=settings.lease_seconds,
-    )
-    bus = app[BUS]
-    assert isinstance(bus, RedisBus)
-    bus.attach(store)  # live events reach this replica's subscribers from Redis, not here
-    app[STORE] = store
-    sweeper = asyncio.create_task(
-        _sweep(store, settings.sweep_interval_seconds, settings.lease_seconds), name="sweeper"
-    )
-    try:
+async def _backend_ctx(app: web.Application) -> AsyncIterator[None]:
+    hub = Hub(subscriber_buffer=app[CONFIG].stream.subscriber_buffer)
+    async with open_backend(app[CONFIG], hub) as (store, bus):
+        app[STORE], app[BUS] = store, bus
         yield
-    finally:
-        sweeper.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await sweeper
-        await store.close()
-
-
-async def _sweep(store: Store, interval: float, lease: float) -> None:
-    """End the scans of replicas that stopped renewing their leases (every replica looks;
-    the store makes sure each such scan gets exactly one terminal event).
-
-    Only once Redis has answered this replica for a whole lease: leases lapse while Redis is
-    down, and their owners need that long to renew them when it is back."""
-    answering_since: float | None = None
-    while True:
-        try:
-            if answering_since is None:
-                await store.ping()
-                answering_since = time.monotonic()
-            if time.monotonic() - answering_since >= lease:
-                await _interrupt(store, REPLICA_LOST)
-        except StoreUnavailable as exc:
-            if answering_since is not None:
-                log.warning("could not look for scans of lost replicas: %s", exc.message)
-            answering_since = None
-        except Exception:  # a bug, or a record it cannot read: the next round tries again
-            log.exception("looking for scans of lost replicas failed")
-        await asyncio.sleep(interval)
-
-
-async def _interrupt(store: Store, reason: str) -> None:
-    interrupted = await store.interrupt_unfinished(reason)
-    if interrupted:
-        log.warning("marked %d scan(s) left running as failed: %s", len(interrupted), reason)
 
 
 async def _heartbeat_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -216,7 +146,6 @@ async def _runner_ctx(app: web.Application) -> AsyncIterator[None]:
         upstream=upstream,
         simulation=simulation,
         metrics=app[METRICS],
-        store_retry_seconds=config.redis.store_retry_seconds if config.backend == "redis" else 0,
     )
     app[STORE].on_lost(runner.abandon)
     app[RUNNER] = runner

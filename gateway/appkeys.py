@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from aiohttp import ClientSession, web
 
-if TYPE_CHECKING:
-    from .auth import Principal, TicketIssuer, TokenVerifier
-    from .config import Config
-    from .hub import Bus
-    from .metrics import Metrics
-    from .runner import ScanRunner
-    from .store import Store
-    from .streams import StreamRegistry
+from .config import Config
+from .hub import Bus
+from .instruments import Metrics
+from .runner import ScanRunner
+from .store import Store
+from .streams import StreamRegistry
+from .tokens import Principal, TicketIssuer, TokenVerifier
 
 __all__ = [
     "BUS",
@@ -29,15 +26,15 @@ __all__ = [
     "VERIFIER",
 ]
 
-CONFIG: web.AppKey[Config] = web.AppKey("config")
-VERIFIER: web.AppKey[TokenVerifier] = web.AppKey("verifier")
-TICKETS: web.AppKey[TicketIssuer] = web.AppKey("tickets")
-STORE: web.AppKey[Store] = web.AppKey("store")
-BUS: web.AppKey[Bus] = web.AppKey("bus")
-HTTP_CLIENT: web.AppKey[ClientSession] = web.AppKey("http_client")
-RUNNER: web.AppKey[ScanRunner] = web.AppKey("runner")
-STREAMS: web.AppKey[StreamRegistry] = web.AppKey("streams")
-METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
+CONFIG = web.AppKey("config", Config)
+VERIFIER = web.AppKey("verifier", TokenVerifier)
+TICKETS = web.AppKey("tickets", TicketIssuer)
+STORE = web.AppKey("store", Store)
+BUS = web.AppKey("bus", Bus)
+HTTP_CLIENT = web.AppKey("http_client", ClientSession)
+RUNNER = web.AppKey("runner", ScanRunner)
+STREAMS = web.AppKey("streams", StreamRegistry)
+METRICS = web.AppKey("metrics", Metrics)
 
-PRINCIPAL: web.RequestKey[Principal] = web.RequestKey("principal")
-REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id")
+PRINCIPAL = web.RequestKey("principal", Principal)
+REQUEST_ID = web.RequestKey("request_id", str)

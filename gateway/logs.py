@@ -8,7 +8,6 @@ import json
 import logging
 import re
 import uuid
-from contextvars import ContextVar
 from datetime import UTC, datetime
 from urllib.parse import parse_qsl, unquote, urlencode
 
@@ -18,6 +17,7 @@ from aiohttp.typedefs import Handler
 from aiohttp.web import BaseRequest, StreamResponse
 
 from .appkeys import REQUEST_ID
+from .log_context import request_id_var, scan_id_var
 
 __all__ = [
     "SECRET_PARAMS",
@@ -29,13 +29,8 @@ __all__ = [
     "configure_logging",
     "redact_query",
     "request_id_middleware",
-    "request_id_var",
-    "scan_id_var",
 ]
 
-# Set per request and per scan task; every log record made meanwhile carries them.
-request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
-scan_id_var: ContextVar[str | None] = ContextVar("scan_id", default=None)
 # A caller's X-Request-ID is kept only when it is a plain bounded id: no dots, so never a JWT.
 _INCOMING_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 

@@ -1,8 +1,9 @@
-"""Prometheus metrics, in a registry of the app's own (tests build many apps).
+"""Prometheus metrics of a running app, in a registry of the app's own (tests build many apps).
 
 Hot-path figures (events delivered, streams open, subscribers per scan) are plain counters on
-the hub and the stream registry, read only when Prometheus scrapes; rarer ones (scan outcomes,
-upstream errors, request latency) are prometheus-client instruments updated as they happen.
+the hub and the stream registry, read from the app's state only when Prometheus scrapes; rarer
+ones (scan outcomes, upstream errors, request latency) are the instruments of ``instruments``,
+updated as they happen (request latency by the middleware here).
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from collections.abc import Iterator
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
-from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeHistogramMetricFamily,
@@ -22,36 +22,18 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from .appkeys import BUS, METRICS, RUNNER, STREAMS
+from .instruments import Metrics
 
-__all__ = ["Metrics", "metrics_middleware"]
+__all__ = ["app_metrics", "metrics_middleware"]
 
 _SUBSCRIBER_BUCKETS = (1, 2, 5, 10, 50, 100, 500, 1000, 5000)
 
 
-class Metrics:
-    def __init__(self, app: web.Application) -> None:
-        self.registry = CollectorRegistry()
-        self.scan_duration = Histogram(
-            "xployt_scan_duration_seconds",
-            "Scan durations, from creation to the terminal event",
-            ["scanner", "outcome"],
-            buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600),
-            registry=self.registry,
-        )
-        self.upstream_errors = Counter(
-            "xployt_upstream_errors",
-            "Scans failed by an upstream fault",
-            ["scanner", "kind"],
-            registry=self.registry,
-        )
-        self.request_latency = Histogram(
-            "xployt_http_request_duration_seconds",
-            "Request handling time by route; event streams are left out (they last as long "
-            "as their scans)",
-            ["method", "route", "status"],
-            registry=self.registry,
-        )
-        self.registry.register(_LiveCollector(app))
+def app_metrics(app: web.Application) -> Metrics:
+    """The app's metrics: the instruments, and the live figures of ``app`` read at scrapes."""
+    metrics = Metrics()
+    metrics.registry.register(_LiveCollector(app))
+    return metrics
 
 
 class _LiveCollector(Collector):

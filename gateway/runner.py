@@ -20,8 +20,8 @@ from .config import Config
 from .errors import LimitExceeded, StoreUnavailable, UpstreamFault
 from .findings import FindingsBudget
 from .hub import Bus
-from .logs import scan_id_var
-from .metrics import Metrics
+from .instruments import Metrics
+from .log_context import scan_id_var
 from .models import TERMINAL_STATUSES, Event, EventDraft, NewScan, ScanFinished, ScanRecord, Status
 from .normalise import UpstreamFormatError, normalise_update, severity_summary
 from .store import Store
@@ -45,11 +45,8 @@ class ScanRunner:
         upstream: SourceFactory,
         simulation: SourceFactory,
         metrics: Metrics | None = None,
-        store_retry_seconds: float = 0,
     ) -> None:
         self._store = store
-        # How long an append waits for a shared store to come back (0: it fails at once).
-        self._store_retry = store_retry_seconds
         self._bus = bus
         self._config = config
         self._upstream = upstream
@@ -175,7 +172,7 @@ class ScanRunner:
         """
         if draft.status not in TERMINAL_STATUSES:
             self._make_room(scan_id)
-        deadline = time.monotonic() + self._store_retry
+        deadline = time.monotonic() + self._store.retry_seconds
         delay = 0.05
         while True:
             try:

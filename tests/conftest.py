@@ -18,6 +18,7 @@ from gateway.logs import RedactingAccessLogger
 from mock_scanner import MockScannerConfig
 from mock_scanner import create_app as create_mock_scanner
 from tests.helpers import SCANNERS, SECRET, Gateway, MakeConfig, merge
+from tests.redis_server import running_redis
 
 # Property tests (Hypothesis): `make test` runs the "ci" profile, the same examples on every run
 # (derandomize, no example database) and no per-example deadline, which a loaded CI machine
@@ -47,8 +48,6 @@ async def backend_config(backend: str, tmp_path: Path) -> AsyncIterator[dict[str
     if backend != "redis":
         yield {}
         return
-    from tests.redis_server import running_redis
-
     async with running_redis(tmp_path / "redis") as server:
         yield {"backend": "redis", "redis": {"url": server.url}}
 
@@ -97,9 +96,6 @@ async def client(gateway: Gateway) -> TestClient[Any, Any]:
 @pytest.fixture
 async def redis_server(tmp_path: Path) -> AsyncIterator[Any]:
     """A real redis-server of this test's own, on a free port (skips without one)."""
-    # Imported here: tests.redis_server imports tests.processes, which imports this module.
-    from tests.redis_server import running_redis
-
     async with running_redis(tmp_path / "redis") as server:
         yield server
 

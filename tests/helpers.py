@@ -17,9 +17,9 @@ from gateway.auth import TokenVerifier
 from gateway.config import Config, config_from_dict
 from gateway.hub import Bus, EndOfStream, Hub
 from gateway.sse_parser import SSEParser
+from tests.keys import SECRET as SECRET
 
 SCANNERS = ("secret_scanner", "sast_scanner", "llm_scanner", "dast_scanner")
-SECRET = "test-secret-" + "0123456789abcdef" * 4
 BACKENDS = (
     "sqlite",
     "redis",

@@ -9,6 +9,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
 
+# The HMAC secret the test gateways (in process and in subprocesses) verify tokens with.
+SECRET = "test-secret-" + "0123456789abcdef" * 4
+
 # One key kind per JWT algorithm family the gateway verifies with.
 KINDS = ("rsa", "ec-p256", "ec-p384", "ed25519")
 ALGORITHM = {"rsa": "RS256", "ec-p256": "ES256", "ec-p384": "ES384", "ed25519": "EdDSA"}

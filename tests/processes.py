@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from tests.helpers import SECRET
+from tests.keys import SECRET
 
 
 def write_config(directory: Path, data: dict[str, Any]) -> Path:

@@ -23,6 +23,10 @@ class Store(ABC):
     counts; they are read a page at a time.
     """
 
+    # How long a write that found the store unavailable waits for it to come back before the
+    # writer gives up (a shared store can return; an embedded one fails for good, so 0).
+    retry_seconds: float = 0
+
     def __init__(self) -> None:
         self._listeners: list[Callable[[Event], None]] = []
 

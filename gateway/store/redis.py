@@ -107,9 +107,11 @@ class RedisStore(Store):
         record_retention_seconds: float,
         lease_seconds: float,
         replica_id: str,
+        retry_seconds: float = 0,
     ) -> None:
         super().__init__()
         self.replica_id = replica_id
+        self.retry_seconds = retry_seconds
         self._redis = client
         self._keys = Keys(key_prefix)
         self._log_ms = _ms(retention_seconds)
@@ -136,6 +138,7 @@ class RedisStore(Store):
         record_retention_seconds: float = 604800,
         lease_seconds: float = 15.0,
         replica_id: str | None = None,
+        retry_seconds: float = 0,
     ) -> RedisStore:
         if retention_seconds <= 0 or lease_seconds <= 0:
             raise ValueError("retention_seconds and lease_seconds must be positive")
@@ -165,6 +168,7 @@ class RedisStore(Store):
             record_retention_seconds=record_retention_seconds,
             lease_seconds=lease_seconds,
             replica_id=replica_id or uuid.uuid4().hex,
+            retry_seconds=retry_seconds,
         )
 
     async def close(self) -> None:
