@@ -105,7 +105,11 @@ async def _http_client_ctx(app: web.Application) -> AsyncIterator[None]:
     # Every running scan holds one upstream connection for its whole life: aiohttp's default
     # pool of 100 would leave the 101st scan waiting until its connect timeout. Admission
     # (limits.max_running_scans) bounds them instead; readiness probes need a few more.
-    connector = aiohttp.TCPConnector(limit=app[CONFIG].limits.max_running_scans + 20)
+    # force_close: one connection per scan. A scan's answer decides how its connection ends,
+    # so one scanner answer (a 204 with keep-alive, say) must never be the next scan's start.
+    connector = aiohttp.TCPConnector(
+        limit=app[CONFIG].limits.max_running_scans + 20, force_close=True
+    )
     # Scanners are not trusted with the gateway's memory: no decompression (a gzip bomb is a
     # few bytes; upstream refuses encoded bodies instead), and bounded response heads.
     async with aiohttp.ClientSession(

@@ -280,9 +280,24 @@ def _str_mapping(value: Any, key: str) -> dict[str, str]:
     return dict(value)
 
 
+# Clock skew worth allowing on exp is seconds, at most minutes; more would outlive revocation.
+MAX_LEEWAY_SECONDS = 300
+# Python's int() refuses longer digit strings (sys.get_int_max_str_digits()).
+MAX_NUMBER_DIGITS = 4300
+
+
 def _validate(config: Config) -> None:
     if not 0 <= config.server.port < 65536:
         raise ConfigError(f"server.port: {config.server.port} is not a port")
+    if config.server.host != config.server.host.strip():
+        raise ConfigError(f"server.host: {config.server.host!r} has spaces around it")
+    if not 0 <= config.jwt.leeway_seconds <= MAX_LEEWAY_SECONDS:
+        raise ConfigError(f"jwt.leeway_seconds: must be between 0 and {MAX_LEEWAY_SECONDS}")
+    if config.upstream.max_number_digits > MAX_NUMBER_DIGITS:
+        raise ConfigError(
+            f"upstream.max_number_digits: must be at most {MAX_NUMBER_DIGITS}, the longest "
+            "number Python reads"
+        )
     for name, url in config.scanners.items():
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:

@@ -3,7 +3,8 @@
 A scanner decides how many findings it sends and how big they are; the gateway decides what it
 keeps (``findings`` in the config):
 
-* **one finding** (``bound_finding``) -- each text field at most ``max_field_chars``
+* **one finding** (``bound_finding``) -- each text field without control characters but tabs
+  and line breaks (``gateway.text``), and at most ``max_field_chars``
   characters; a longer one is cut and ends with ``TRUNCATED``. ``metadata`` nests at most
   ``max_metadata_depth`` containers (a deeper value becomes ``TRUNCATED``), its strings and
   keys are cut like text fields, and its keys are kept in order while its JSON stays within
@@ -22,6 +23,7 @@ from typing import Any
 
 from .config import FindingsConfig
 from .models import compact_json
+from .text import MULTILINE_CONTROLS
 
 __all__ = ["TEXT_FIELDS", "TRUNCATED", "FindingsBudget", "bound_finding", "encoded_size"]
 
@@ -54,6 +56,9 @@ def bound_finding(finding: Mapping[str, Any], limits: FindingsConfig) -> dict[st
     cut: list[str] = []
     for name in TEXT_FIELDS:
         value = bounded.get(name)
+        if isinstance(value, str):
+            # Tabs and line breaks stay (code, descriptions); ESC, NUL and bidi controls go.
+            value = bounded[name] = MULTILINE_CONTROLS.sub("", value)
         if isinstance(value, str) and len(value) > limits.max_field_chars:
             bounded[name] = _cut(value, limits.max_field_chars)
             cut.append(name)

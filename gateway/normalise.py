@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 from gateway.config import FindingsConfig
 from gateway.findings import bound_finding
 from gateway.models import SEVERITIES, Status, UpstreamUpdate
+from gateway.text import CONTROLS as _CONTROLS
 
 __all__ = [
     "FAILURE_TEXT",
@@ -167,10 +168,6 @@ def _extra(raw: Mapping[str, Any]) -> tuple[tuple[str, object], ...]:
                 continue
             kept.append((key, value))
     return tuple(kept)
-
-
-# C0 and C1 controls, ESC included: status text goes to terminals and pages as one line.
-_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
 
 
 def _cap(text: str) -> str:

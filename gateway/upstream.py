@@ -21,6 +21,7 @@ from aiohttp.http_exceptions import HttpProcessingError, PayloadEncodingError
 
 from .config import UpstreamConfig
 from .errors import UpstreamFault
+from .text import CONTROLS as _CONTROLS
 from .upstream_messages import BodyError, Malformed, read_messages
 
 __all__ = [
@@ -37,8 +38,6 @@ REQUEST_HEADERS = {"Accept": "text/event-stream", "Accept-Encoding": "identity"}
 _EXCERPT_BYTES = 300
 _EXCERPT_CHARS = 200
 _MAX_ERROR = 1000
-# C0 and C1 controls, ESC included: an error text goes to logs, terminals and pages.
-_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
 # A URL as exception texts show one (aiohttp: ``url=URL('http://...')``).
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
 

@@ -21,6 +21,7 @@ from .errors import (
     ValidationError,
 )
 from .models import Status
+from .text import has_controls
 
 __all__ = [
     "ScanRequest",
@@ -141,6 +142,9 @@ def scan_request(body: object, scanners: Mapping[str, str]) -> ScanRequest:
         raise ValidationError(
             f"field 'repository_name' is longer than {MAX_REPOSITORY_NAME} characters"
         )
+    if has_controls(repository):
+        # It is shown in lists and terminals and sent on to the scanner.
+        raise ValidationError("field 'repository_name' must not hold control characters")
     scanner = _required_string(body, "scanner_name")
     if scanner not in scanners:
         known = ", ".join(sorted(scanners)) or "none"

@@ -18,6 +18,9 @@ COOKIE_PATH = "/api/"
 
 routes = web.RouteTableDef()
 
+# Browsers keep a cookie at most 400 days (RFC 6265bis); a token valid longer gets that.
+MAX_COOKIE_SECONDS = 400 * 24 * 3600
+
 
 @routes.post(SESSION_PATH)
 async def open_session(request: web.Request) -> web.Response:
@@ -28,7 +31,8 @@ async def open_session(request: web.Request) -> web.Response:
     token = bearer_token(header)
     who = principal(request)
     config = request.app[CONFIG].auth
-    max_age = max(0, int((who.expires_at or time.time()) - time.time()))
+    remaining = (who.expires_at or time.time()) - time.time()
+    max_age = int(min(MAX_COOKIE_SECONDS, max(0.0, remaining)))
     response = ok({"subject": who.subject, "expires_in": max_age}, message="session opened")
     response.set_cookie(
         config.cookie_name,

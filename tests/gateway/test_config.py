@@ -174,3 +174,24 @@ def test_a_private_sqlite_database_is_refused(path, tmp_path):
     # Only the SQLite backend uses it.
     assert config_from_dict({"backend": "redis", "database": {"path": path}}).backend == "redis"
     assert config_from_dict({"database": {"path": str(tmp_path / "g.db")}})
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"server": {"host": " 127.0.0.1"}}, "server.host: ' 127.0.0.1' has spaces around it"),
+        ({"jwt": {"leeway_seconds": -1}}, "jwt.leeway_seconds: must be between 0 and 300"),
+        ({"jwt": {"leeway_seconds": 300.5}}, "jwt.leeway_seconds: must be between 0 and 300"),
+        ({"upstream": {"max_number_digits": 4301}}, "upstream.max_number_digits: must be at most"),
+    ],
+)
+def test_values_that_would_fail_later_are_refused_at_load(data, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        config_from_dict(data)
+
+
+def test_the_bounds_of_those_values_are_accepted():
+    config = config_from_dict(
+        {"jwt": {"leeway_seconds": 300}, "upstream": {"max_number_digits": 4300}}
+    )
+    assert (config.jwt.leeway_seconds, config.upstream.max_number_digits) == (300, 4300)

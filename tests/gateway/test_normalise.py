@@ -927,3 +927,22 @@ def test_only_the_findings_a_scan_has_room_for_are_normalised() -> None:
     assert (none.vulnerabilities, none.findings_over) == ((), 10)
     every = normalise_update(raw, scanner="s")
     assert (len(every.vulnerabilities), every.findings_over) == (10, 0)
+
+
+@pytest.mark.parametrize("char", ["\u2028", "\u2029", "\u202e", "\u2066", "\u200f", "\x1b", "\x85"])
+def test_status_text_is_one_line_without_reordering_controls(char: str) -> None:
+    update = normalise_update({"progress_text": f"scan{char}ning", "error": None}, scanner="s")
+    assert update.progress_text == "scan ning"
+
+
+def test_finding_text_keeps_tabs_and_line_breaks_and_loses_other_controls() -> None:
+    found = vuln(
+        {
+            "title": "\x00x\x1b[2J\u202etitle",
+            "code_snippet": "if a:\n\treturn 1\r\n\x07",
+            "description": "line one\nline two\u2066",
+        }
+    )
+    assert found["title"] == "x[2Jtitle"
+    assert found["code_snippet"] == "if a:\n\treturn 1\r\n"
+    assert found["description"] == "line one\nline two"

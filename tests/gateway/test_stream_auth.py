@@ -312,3 +312,14 @@ async def test_query_tokens_only_read(client):
     cancel = await client.delete(f"/api/v1/scans/{scan_id}?token={token()}")
     assert cancel.status == 401
     await stream(client, scan_id)
+
+
+async def test_a_session_cookie_lasts_at_most_400_days(client):
+    """A token valid for centuries (exp near the largest float) still gets a cookie browsers
+    keep: at most 400 days (RFC 6265bis), and expires_in says the same."""
+    far = jwt.encode({"sub": "alice", "exp": 1e308}, SECRET, algorithm="HS256")
+    response = await client.post("/api/v1/auth/session", headers={"Authorization": f"Bearer {far}"})
+    assert response.status == 200, await response.text()
+    days_400 = 400 * 24 * 3600
+    assert int(response.cookies["xployt_session"]["max-age"]) == days_400
+    assert (await response.json())["data"]["expires_in"] == days_400

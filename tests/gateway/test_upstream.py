@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
+from aiohttp import web
 from aiohttp.http_exceptions import BadHttpMessage, TransferEncodingError
 
 from gateway.config import UpstreamConfig
@@ -293,3 +294,26 @@ async def test_a_refusal_noticed_at_the_end_of_the_data_is_the_same_fault(cause,
         await anext(messages)
     assert info.value.kind == kind
     assert info.value.message.startswith(error)
+
+
+async def test_each_scan_has_a_connection_of_its_own(gateway, aiohttp_server):
+    """A scanner's answer decides how its connection ends (a 204 kept alive, a body cut
+    short); the next scan to the same scanner never starts on what the last one left."""
+    peers: list[object] = []
+
+    async def answer(request: web.Request) -> web.StreamResponse:
+        peers.append(request.transport.get_extra_info("peername") if request.transport else None)
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        await response.write(b'data: {"status": "completed"}\n\n')
+        await response.write_eof()
+        return response
+
+    app = web.Application()
+    app.router.add_post("/scan", answer)
+    url = str((await aiohttp_server(app)).make_url("/scan"))
+    client = await gateway(scanners={"sast_scanner": url})
+    for _ in range(3):
+        scan_id = await start_scan(client, use_sse=True, scanner="sast_scanner")
+        assert (await stream(client, scan_id))[-1][1]["status"] == "completed"
+    assert len(peers) == 3 and len(set(map(str, peers))) == 3, peers

@@ -117,6 +117,14 @@ def test_scan_request_at_its_bounds():
             ValidationError,
             "'configurations' must be an object",
         ),
+        *(
+            (
+                {"repository_name": f"acme/{char}web", "scanner_name": "sast_scanner"},
+                ValidationError,
+                "must not hold control characters",
+            )
+            for char in ("\x00", "\x1b", "\x85", "\u2028", "\u202e", "\u2066")
+        ),
     ],
 )
 def test_scan_request_refusals(body, error, needle):
