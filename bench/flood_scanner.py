@@ -72,6 +72,25 @@ def small_events(prefix: bytes, suffix: bytes) -> Iterator[bytes]:
         )
 
 
+TINY: Final = b'{"title": "f"},'  # one small finding, 15 bytes
+
+
+def tiny_findings_events() -> Iterator[bytes]:
+    """Events just under 1 MiB, each a list of about 70,000 small findings (as many objects as
+    the gateway's value bound lets through): room for the first 10,000 only."""
+    per_event = (1024 * 1024 - 64) // len(TINY)
+    event = b'data: {"findings": [' + TINY * per_event + b'{"title": "f"}]}\n\n'
+    while True:
+        yield event
+
+
+def tiny_findings_body() -> Iterator[bytes]:
+    """One JSON body of 15 MiB of small findings (under max_body_bytes): a million objects."""
+    yield b'{"status": "completed", "findings": ['
+    for _ in range(15):
+        yield TINY * (1024 * 1024 // len(TINY))
+
+
 SSE_DONE: Final = b'data: {"status": "completed", "progress_text": "Flood over."}\n\n'
 NDJSON_DONE: Final = b'{"status": "completed", "progress_text": "Flood over."}\n'
 
@@ -83,6 +102,8 @@ SHAPES: Final[dict[str, Shape]] = {
     "ndjson-findings": Shape(NDJSON, lambda: findings(b"", b"\n"), NDJSON_DONE),
     "ndjson-many-events": Shape(NDJSON, lambda: small_events(b"", b"\n"), NDJSON_DONE),
     "gzip-sse-long-event": Shape(SSE, long_sse_event, gzip=True),
+    "sse-tiny-findings": Shape(SSE, tiny_findings_events, SSE_DONE),
+    "json-tiny-findings": Shape("application/json", tiny_findings_body, b'{"title": "f"}]}'),
 }
 
 

@@ -188,7 +188,7 @@ def decode_message(text: str, config: UpstreamConfig) -> object:
             raise _Refused(f"a number out of range ({literal[:20]})")
         return value
 
-    if _value_bound(text) > config.max_json_values:
+    if _too_many_values(text, config.max_json_values):
         return Malformed(text[:_EXCERPT], f"more than {config.max_json_values} JSON values")
     try:
         value = json.loads(
@@ -203,11 +203,24 @@ def decode_message(text: str, config: UpstreamConfig) -> object:
         return Malformed(text[:_EXCERPT], f"not valid JSON: {str(exc)[:100]}")
 
 
-def _value_bound(text: str) -> int:
-    """How many JSON values ``text`` holds, counted before any is built: the commas and
-    opening brackets outside strings, plus one (an object's keys are not counted apart)."""
-    bare = _STRINGS.sub("", text)
-    return bare.count(",") + bare.count("[") + bare.count("{") + 1
+def _too_many_values(text: str, limit: int) -> bool:
+    """Whether ``text`` holds more than ``limit`` JSON values, known before any is built: the
+    commas and opening brackets outside strings, plus one (an object's keys are not counted
+    apart). In constant memory: all of them first (in C, at once); only when that passes the
+    limit are they counted between strings, stopping as soon as the limit is passed."""
+    if _punctuation(text, 0, len(text)) < limit:
+        return False
+    count, position = 1, 0
+    for string in _STRINGS.finditer(text):
+        count += _punctuation(text, position, string.start())
+        if count > limit:
+            return True
+        position = string.end()
+    return count + _punctuation(text, position, len(text)) > limit
+
+
+def _punctuation(text: str, start: int, end: int) -> int:
+    return text.count(",", start, end) + text.count("[", start, end) + text.count("{", start, end)
 
 
 def _refuse_constant(name: str) -> object:
