@@ -10,11 +10,11 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from dataclasses import replace
 from importlib import metadata
 from typing import NoReturn
 
 from aiohttp import web
+from msgspec.structs import replace
 
 from . import cli
 from .app import create_app

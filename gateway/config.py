@@ -1,4 +1,5 @@
-"""Configuration: frozen dataclasses built from a dict, loaded from YAML plus environment."""
+"""Configuration: frozen msgspec Structs, one declaration from which loading, type checks and
+their error messages come; loaded from YAML plus environment, then checked section by section."""
 
 from __future__ import annotations
 
@@ -6,14 +7,18 @@ import ipaddress
 import logging
 import math
 import os
+import re
+import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from types import UnionType
-from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
+from typing import Annotated, Any, Union, get_args, get_origin
 from urllib.parse import urlsplit
 
+import msgspec
 import yaml
+from msgspec import field
+from msgspec.structs import replace
 
 from .jwt_keys import HMAC_ALGORITHMS, HMAC_MIN_SECRET_BYTES, verification_key
 
@@ -41,42 +46,46 @@ class ConfigError(ValueError):
     """The configuration is invalid; the message names the key."""
 
 
-@dataclass(frozen=True, slots=True)
-class ServerConfig:
+# A float that is finite: YAML's .inf and .nan are refused where a number is read.
+Number = Annotated[float, msgspec.Meta(ge=-sys.float_info.max, le=sys.float_info.max)]
+
+
+class _Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A config section: immutable, and a key it does not declare is an error."""
+
+
+class ServerConfig(_Section, frozen=True):
     host: str = "127.0.0.1"
     port: int = 8000
     max_body_bytes: int = 65536
     # A request body not received whole within this is answered 408 and its connection closed.
-    body_read_timeout_seconds: float = 15
+    body_read_timeout_seconds: Number = 15
     # An idle keep-alive connection, or one whose request line and headers have not all
     # arrived, is closed this long after it opened (or after its last response).
-    keepalive_timeout_seconds: float = 75
-    shutdown_grace_seconds: float = 10
+    keepalive_timeout_seconds: Number = 75
+    shutdown_grace_seconds: Number = 10
     uvloop: bool = True  # used when installed (the "fast" extra)
     # Take the scheme from X-Forwarded-Proto (the cookie CSRF check compares origins): only
     # behind a proxy that ends TLS and sets it, never where clients reach the gateway directly.
     trust_forwarded_proto: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class AuthConfig:
+class AuthConfig(_Section, frozen=True):
     query_tokens: bool = True  # ?token= / ?access_token=, as the Xployt frontend sends
     cookie_name: str = "xployt_session"
     cookie_secure: bool = True
     cookie_samesite: str = "Lax"
-    ticket_ttl_seconds: float | None = None  # None: the scan's remaining lifetime
-    ticket_max_ttl_seconds: float = 3600
+    ticket_ttl_seconds: Number | None = None  # None: the scan's remaining lifetime
+    ticket_max_ttl_seconds: Number = 3600
     ticket_secret: str | None = None  # None: derived from jwt.secret
 
 
-@dataclass(frozen=True, slots=True)
-class CorsConfig:
+class CorsConfig(_Section, frozen=True):
     allowed_origins: tuple[str, ...] = ()
     max_age_seconds: int = 600
 
 
-@dataclass(frozen=True, slots=True)
-class LimitsConfig:
+class LimitsConfig(_Section, frozen=True):
     max_running_scans: int = 100
     max_running_scans_per_subject: int = 10
     max_streams_per_subject: int = 20
@@ -86,8 +95,7 @@ class LimitsConfig:
     max_events_per_scan: int = 20_000
 
 
-@dataclass(frozen=True, slots=True)
-class FindingsConfig:
+class FindingsConfig(_Section, frozen=True):
     """Bounds on what one scan's findings may hold, and the pages ``/results`` reads."""
 
     max_per_scan: int = 10_000  # findings kept per scan; later ones are dropped and counted
@@ -102,29 +110,26 @@ class FindingsConfig:
     max_page_bytes: int = 4 * 1024 * 1024  # a page ends before the finding that passes this
 
 
-@dataclass(frozen=True, slots=True)
-class DatabaseConfig:
+class DatabaseConfig(_Section, frozen=True):
     path: str = "./var/gateway.db"
 
 
-@dataclass(frozen=True, slots=True)
-class RedisConfig:
+class RedisConfig(_Section, frozen=True):
     url: str = "redis://127.0.0.1:6379/0"
     key_prefix: str = "xployt:"
-    retention_seconds: float = 24 * 3600  # a finished scan's event log
-    record_retention_seconds: float = 30 * 24 * 3600  # its record and results
-    lease_seconds: float = 15  # a replica that stops renewing loses its running scans
-    sweep_interval_seconds: float = 5  # how often each replica looks for lost scans
-    store_retry_seconds: float = 30  # how long an append waits for Redis to come back
+    retention_seconds: Number = 24 * 3600  # a finished scan's event log
+    record_retention_seconds: Number = 30 * 24 * 3600  # its record and results
+    lease_seconds: Number = 15  # a replica that stops renewing loses its running scans
+    sweep_interval_seconds: Number = 5  # how often each replica looks for lost scans
+    store_retry_seconds: Number = 30  # how long an append waits for Redis to come back
 
 
-@dataclass(frozen=True, slots=True)
-class JWTConfig:
+class JWTConfig(_Section, frozen=True):
     secret: str = DEV_JWT_SECRET
     algorithms: tuple[str, ...] = ("HS256",)
     audience: str | None = None
     issuer: str | None = None
-    leeway_seconds: float = 0
+    leeway_seconds: Number = 0
     public_key: str | None = None  # PEM, for RS*/ES*/PS*/EdDSA algorithms
 
     @property
@@ -132,11 +137,10 @@ class JWTConfig:
         return self.secret == DEV_JWT_SECRET and set(self.algorithms) <= HMAC_ALGORITHMS
 
 
-@dataclass(frozen=True, slots=True)
-class UpstreamConfig:
-    connect_timeout_seconds: float = 10
-    idle_timeout_seconds: float = 60
-    scan_timeout_seconds: float = 3600
+class UpstreamConfig(_Section, frozen=True):
+    connect_timeout_seconds: Number = 10
+    idle_timeout_seconds: Number = 60
+    scan_timeout_seconds: Number = 3600
     max_line_length: int = 1024 * 1024
     max_event_bytes: int = 1024 * 1024
     max_body_bytes: int = 16 * 1024 * 1024
@@ -148,49 +152,43 @@ class UpstreamConfig:
     # Malformed messages a scan may skip before it fails: a scanner cannot burn CPU and logs.
     max_malformed_messages: int = 1000
     connect_retries: int = 3
-    retry_backoff_seconds: float = 0.5
-    retry_backoff_max_seconds: float = 10
+    retry_backoff_seconds: Number = 0.5
+    retry_backoff_max_seconds: Number = 10
 
 
-@dataclass(frozen=True, slots=True)
-class StreamConfig:
-    heartbeat_seconds: float = 15
+class StreamConfig(_Section, frozen=True):
+    heartbeat_seconds: Number = 15
     subscriber_buffer: int = 1000
-    send_timeout_seconds: float = 30
+    send_timeout_seconds: Number = 30
     # Events are written straight to a client while its socket buffer holds less than this;
     # above it they queue (up to subscriber_buffer) for the stream's own task to send.
     write_high_water_bytes: int = 64 * 1024
     retry_ms: int = 3000  # the reconnection delay suggested to EventSource
 
 
-@dataclass(frozen=True, slots=True)
-class MockConfig:
-    step_delay_seconds: float = 0.5
+class MockConfig(_Section, frozen=True):
+    step_delay_seconds: Number = 0.5
     steps: int = 8
 
 
-@dataclass(frozen=True, slots=True)
-class LoggingConfig:
+class LoggingConfig(_Section, frozen=True):
     level: str = "INFO"
     json: bool = False  # one JSON object per line, with request and scan ids
 
 
-@dataclass(frozen=True, slots=True)
-class ReadinessConfig:
+class ReadinessConfig(_Section, frozen=True):
     check_scanners: bool = True
-    timeout_seconds: float = 2
+    timeout_seconds: Number = 2
     # Health URL per scanner; a scanner not listed is checked at <its origin>/healthz.
     scanner_health_urls: Mapping[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
-class MetricsConfig:
+class MetricsConfig(_Section, frozen=True):
     enabled: bool = True
     token: str | None = None  # when set, /metrics needs "Authorization: Bearer <token>"
 
 
-@dataclass(frozen=True, slots=True)
-class Config:
+class Config(_Section, frozen=True):
     server: ServerConfig = field(default_factory=ServerConfig)
     backend: str = "sqlite"  # or "redis": several replicas share one Redis
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
@@ -217,103 +215,94 @@ class Config:
         _validate(self)
 
 
-_T = TypeVar("_T")
 BACKENDS = ("sqlite", "redis")
-
-
-def _build(cls: type[_T], data: Any, where: str) -> _T:
-    if data is None:
-        data = {}
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"{where or 'config'}: expected a mapping, got {type(data).__name__}")
-    hints = get_type_hints(cls)
-    known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ConfigError(f"{where or 'config'}: unknown key(s) {', '.join(map(str, unknown))}")
-    values = {
-        name: _coerce(hints[name], value, f"{where}.{name}" if where else name)
-        for name, value in data.items()
-    }
-    return cls(**values)
-
-
-def _coerce(hint: Any, value: Any, key: str) -> Any:
-    options = get_args(hint) if get_origin(hint) in (Union, UnionType) else ()
-    if type(None) in options:  # an optional value
-        inner = [option for option in options if option is not type(None)]
-        return None if value is None else _coerce(inner[0], value, key)
-    if is_dataclass(hint):
-        return _build(hint, value, key)  # type: ignore[arg-type]
-    if get_origin(hint) is Mapping:
-        return _str_mapping(value, key)
-    if get_origin(hint) is tuple:
-        if isinstance(value, str):
-            value = [value]
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise ConfigError(f"{key}: expected a list of strings")
-        return tuple(value)
-    if hint in (int, float):
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"{key}: expected a number, got {value!r}")
-        if not math.isfinite(value):
-            raise ConfigError(f"{key}: expected a finite number, got {value!r}")
-        if hint is int and not float(value).is_integer():
-            raise ConfigError(f"{key}: expected a whole number, got {value!r}")
-        return hint(value)
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{key}: expected true or false, got {value!r}")
-        return value
-    if not isinstance(value, str):
-        raise ConfigError(f"{key}: expected a string, got {value!r}")
-    return value
-
-
-def _str_mapping(value: Any, key: str) -> dict[str, str]:
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
-    ):
-        raise ConfigError(f"{key}: expected a mapping of names to URLs")
-    return dict(value)
-
-
 # Clock skew worth allowing on exp is seconds, at most minutes; more would outlive revocation.
 MAX_LEEWAY_SECONDS = 300
 # Python's int() refuses longer digit strings (sys.get_int_max_str_digits()).
 MAX_NUMBER_DIGITS = 4300
+# The fewest events a scan needs: ``pending``, ``connecting`` and its terminal event.
+MIN_EVENTS_PER_SCAN = 3
+# A cut text field ends with the truncation marker, so it must have room for more than that.
+MIN_FINDING_FIELD_CHARS = 64
+MIN_FINDING_METADATA_BYTES = 64
 
 
 def _validate(config: Config) -> None:
-    if not 0 <= config.server.port < 65536:
-        raise ConfigError(f"server.port: {config.server.port} is not a port")
-    if config.server.host != config.server.host.strip():
-        raise ConfigError(f"server.host: {config.server.host!r} has spaces around it")
-    if not 0 <= config.jwt.leeway_seconds <= MAX_LEEWAY_SECONDS:
-        raise ConfigError(f"jwt.leeway_seconds: must be between 0 and {MAX_LEEWAY_SECONDS}")
-    if config.upstream.max_number_digits > MAX_NUMBER_DIGITS:
-        raise ConfigError(
-            f"upstream.max_number_digits: must be at most {MAX_NUMBER_DIGITS}, the longest "
-            "number Python reads"
-        )
-    for name, url in config.scanners.items():
+    """The checks the types cannot express, section by section; the first failure is raised."""
+    _check_server(config.server)
+    _check_scanners(config.scanners)
+    _check_jwt(config.jwt)
+    _check_auth(config.auth, config.jwt)
+    _check_cors(config.cors)
+    _check_limits(config.limits)
+    _check_findings(config.findings)
+    _check_upstream(config.upstream)
+    _check_stream(config.stream)
+    _check_backend(config)
+    _check_redis(config.redis)
+    _check_mock(config.mock)
+    _check_dev_mode(config)
+
+
+def _require_positive(section: str, values: object, names: tuple[str, ...]) -> None:
+    for name in names:
+        if getattr(values, name) <= 0:
+            raise ConfigError(f"{section}.{name}: must be greater than 0")
+
+
+def _check_server(server: ServerConfig) -> None:
+    if not 0 <= server.port < 65536:
+        raise ConfigError(f"server.port: {server.port} is not a port")
+    if server.host != server.host.strip():
+        raise ConfigError(f"server.host: {server.host!r} has spaces around it")
+    _require_positive(
+        "server",
+        server,
+        (
+            "max_body_bytes",
+            "body_read_timeout_seconds",
+            "keepalive_timeout_seconds",
+            "shutdown_grace_seconds",
+        ),
+    )
+
+
+def _check_scanners(scanners: Mapping[str, str]) -> None:
+    for name, url in scanners.items():
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ConfigError(f"scanners.{name}: {url!r} is not an http(s) URL")
-    _validate_jwt(config.jwt)
-    if config.auth.cookie_samesite not in ("Strict", "Lax", "None"):
+
+
+def _check_jwt(jwt: JWTConfig) -> None:
+    """The algorithms need one kind of key, and the configured key is that kind (loaded here
+    once, so that a key pyjwt cannot use fails at startup, not on each request)."""
+    if not 0 <= jwt.leeway_seconds <= MAX_LEEWAY_SECONDS:
+        raise ConfigError(f"jwt.leeway_seconds: must be between 0 and {MAX_LEEWAY_SECONDS}")
+    try:
+        verification_key(jwt.algorithms, jwt.secret, jwt.public_key)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _check_auth(auth: AuthConfig, jwt: JWTConfig) -> None:
+    if auth.cookie_samesite not in ("Strict", "Lax", "None"):
         raise ConfigError("auth.cookie_samesite: must be Strict, Lax or None")
-    if config.auth.cookie_samesite == "None" and not config.auth.cookie_secure:
+    if auth.cookie_samesite == "None" and not auth.cookie_secure:
         raise ConfigError("auth.cookie_samesite: None needs auth.cookie_secure: true")
-    if config.auth.ticket_secret is not None and config.auth.ticket_secret == config.jwt.secret:
-        raise ConfigError("auth.ticket_secret: must differ from jwt.secret")
-    ticket_bytes = HMAC_MIN_SECRET_BYTES["HS256"]  # stream tickets are HS256
-    ticket_secret = config.auth.ticket_secret
-    if ticket_secret is not None and len(ticket_secret.encode()) < ticket_bytes:
-        raise ConfigError(f"auth.ticket_secret: must be at least {ticket_bytes} bytes")
-    for origin in config.cors.allowed_origins:
+    if auth.ticket_secret is not None:
+        if auth.ticket_secret == jwt.secret:
+            raise ConfigError("auth.ticket_secret: must differ from jwt.secret")
+        ticket_bytes = HMAC_MIN_SECRET_BYTES["HS256"]  # stream tickets are HS256
+        if len(auth.ticket_secret.encode()) < ticket_bytes:
+            raise ConfigError(f"auth.ticket_secret: must be at least {ticket_bytes} bytes")
+    if auth.ticket_ttl_seconds is not None and auth.ticket_ttl_seconds <= 0:
+        raise ConfigError("auth.ticket_ttl_seconds: must be greater than 0")
+    _require_positive("auth", auth, ("ticket_max_ttl_seconds",))
+
+
+def _check_cors(cors: CorsConfig) -> None:
+    for origin in cors.allowed_origins:
         parts = urlsplit(origin)
         if origin == "*" or parts.scheme not in ("http", "https") or not parts.netloc:
             raise ConfigError(
@@ -322,46 +311,92 @@ def _validate(config: Config) -> None:
             )
         if parts.path or parts.query:
             raise ConfigError(f"cors.allowed_origins: {origin!r} must not have a path")
-    positive = {
-        "stream.heartbeat_seconds": config.stream.heartbeat_seconds,
-        "stream.subscriber_buffer": config.stream.subscriber_buffer,
-        "stream.send_timeout_seconds": config.stream.send_timeout_seconds,
-        "upstream.idle_timeout_seconds": config.upstream.idle_timeout_seconds,
-        "upstream.scan_timeout_seconds": config.upstream.scan_timeout_seconds,
-        "upstream.connect_timeout_seconds": config.upstream.connect_timeout_seconds,
-        "upstream.max_line_length": config.upstream.max_line_length,
-        "upstream.max_event_bytes": config.upstream.max_event_bytes,
-        "upstream.max_body_bytes": config.upstream.max_body_bytes,
-        "upstream.max_json_depth": config.upstream.max_json_depth,
-        "upstream.max_number_digits": config.upstream.max_number_digits,
-        "upstream.max_json_values": config.upstream.max_json_values,
-        "upstream.max_malformed_messages": config.upstream.max_malformed_messages,
-        "server.max_body_bytes": config.server.max_body_bytes,
-        "server.body_read_timeout_seconds": config.server.body_read_timeout_seconds,
-        "server.keepalive_timeout_seconds": config.server.keepalive_timeout_seconds,
-        "mock.steps": config.mock.steps,
-        "server.shutdown_grace_seconds": config.server.shutdown_grace_seconds,
-        "auth.ticket_max_ttl_seconds": config.auth.ticket_max_ttl_seconds,
-        "limits.max_running_scans": config.limits.max_running_scans,
-        "limits.max_running_scans_per_subject": config.limits.max_running_scans_per_subject,
-        "limits.max_streams_per_subject": config.limits.max_streams_per_subject,
-        "limits.retry_after_seconds": config.limits.retry_after_seconds,
-        "upstream.retry_backoff_seconds": config.upstream.retry_backoff_seconds,
-        "upstream.retry_backoff_max_seconds": config.upstream.retry_backoff_max_seconds,
-        "stream.retry_ms": config.stream.retry_ms,
-        "stream.write_high_water_bytes": config.stream.write_high_water_bytes,
-        "redis.retention_seconds": config.redis.retention_seconds,
-        "redis.lease_seconds": config.redis.lease_seconds,
-        "redis.sweep_interval_seconds": config.redis.sweep_interval_seconds,
-        "redis.store_retry_seconds": config.redis.store_retry_seconds,
-    }
-    if config.upstream.connect_retries < 0:
+
+
+def _check_limits(limits: LimitsConfig) -> None:
+    _require_positive(
+        "limits",
+        limits,
+        (
+            "max_running_scans",
+            "max_running_scans_per_subject",
+            "max_streams_per_subject",
+            "retry_after_seconds",
+        ),
+    )
+    if limits.max_events_per_scan < MIN_EVENTS_PER_SCAN:
+        raise ConfigError(
+            f"limits.max_events_per_scan: must be at least {MIN_EVENTS_PER_SCAN} "
+            "(pending, connecting and the terminal event)"
+        )
+
+
+def _check_findings(findings: FindingsConfig) -> None:
+    if findings.max_field_chars < MIN_FINDING_FIELD_CHARS:
+        raise ConfigError(f"findings.max_field_chars: must be at least {MIN_FINDING_FIELD_CHARS}")
+    if findings.max_metadata_bytes < MIN_FINDING_METADATA_BYTES:
+        raise ConfigError(
+            f"findings.max_metadata_bytes: must be at least {MIN_FINDING_METADATA_BYTES}"
+        )
+    _require_positive(
+        "findings",
+        findings,
+        (
+            "max_per_scan",
+            "max_bytes_per_scan",
+            "max_metadata_depth",
+            "page_size",
+            "max_page_size",
+            "max_page_bytes",
+        ),
+    )
+    if findings.page_size > findings.max_page_size:
+        raise ConfigError("findings.page_size: must not exceed findings.max_page_size")
+
+
+def _check_upstream(upstream: UpstreamConfig) -> None:
+    if upstream.max_number_digits > MAX_NUMBER_DIGITS:
+        raise ConfigError(
+            f"upstream.max_number_digits: must be at most {MAX_NUMBER_DIGITS}, the longest "
+            "number Python reads"
+        )
+    if upstream.connect_retries < 0:
         raise ConfigError("upstream.connect_retries: must not be negative")
-    if config.auth.ticket_ttl_seconds is not None and config.auth.ticket_ttl_seconds <= 0:
-        raise ConfigError("auth.ticket_ttl_seconds: must be greater than 0")
-    for key, number in positive.items():
-        if number <= 0:
-            raise ConfigError(f"{key}: must be greater than 0")
+    _require_positive(
+        "upstream",
+        upstream,
+        (
+            "idle_timeout_seconds",
+            "scan_timeout_seconds",
+            "connect_timeout_seconds",
+            "max_line_length",
+            "max_event_bytes",
+            "max_body_bytes",
+            "max_json_depth",
+            "max_number_digits",
+            "max_json_values",
+            "max_malformed_messages",
+            "retry_backoff_seconds",
+            "retry_backoff_max_seconds",
+        ),
+    )
+
+
+def _check_stream(stream: StreamConfig) -> None:
+    _require_positive(
+        "stream",
+        stream,
+        (
+            "heartbeat_seconds",
+            "subscriber_buffer",
+            "send_timeout_seconds",
+            "retry_ms",
+            "write_high_water_bytes",
+        ),
+    )
+
+
+def _check_backend(config: Config) -> None:
     if config.backend not in BACKENDS:
         raise ConfigError(f"backend: {config.backend!r} is not one of {', '.join(BACKENDS)}")
     if config.backend == "sqlite" and config.database.path in ("", ":memory:"):
@@ -380,67 +415,37 @@ def _validate(config: Config) -> None:
             "auth.ticket_secret: required with backend redis and asymmetric JWT algorithms, "
             "so that every replica accepts the stream tickets of the others"
         )
-    if config.redis.sweep_interval_seconds > config.redis.lease_seconds:
+
+
+def _check_redis(redis: RedisConfig) -> None:
+    _require_positive(
+        "redis",
+        redis,
+        ("retention_seconds", "lease_seconds", "sweep_interval_seconds", "store_retry_seconds"),
+    )
+    if redis.sweep_interval_seconds > redis.lease_seconds:
         # Else Redis could be away longer than a lease yet between two sweeps, unnoticed.
         raise ConfigError("redis.sweep_interval_seconds: must not exceed redis.lease_seconds")
-    if config.redis.record_retention_seconds < config.redis.retention_seconds:
+    if redis.record_retention_seconds < redis.retention_seconds:
         raise ConfigError("redis.record_retention_seconds: must be at least retention_seconds")
-    if urlsplit(config.redis.url).scheme not in ("redis", "rediss", "unix"):
+    if urlsplit(redis.url).scheme not in ("redis", "rediss", "unix"):
         # The URL itself may hold a password: never echo it.
         raise ConfigError("redis.url: must be a redis://, rediss:// or unix:// URL")
-    if config.mock.step_delay_seconds < 0:
+
+
+def _check_mock(mock: MockConfig) -> None:
+    _require_positive("mock", mock, ("steps",))
+    if mock.step_delay_seconds < 0:
         raise ConfigError("mock.step_delay_seconds: must not be negative")
-    _validate_findings(config)
+
+
+def _check_dev_mode(config: Config) -> None:
     if config.dev_mode and not config.dev_mode_allow_remote and not is_loopback(config.server.host):
         raise ConfigError(
             f"dev_mode: refused on server.host {config.server.host!r}, which is not a loopback "
             "address: with dev_mode anyone who can reach the gateway can mint a token for any "
             "subject. Listen on 127.0.0.1, turn dev_mode off, or set dev_mode_allow_remote: true"
         )
-
-
-# The fewest events a scan needs: ``pending``, ``connecting`` and its terminal event.
-MIN_EVENTS_PER_SCAN = 3
-# A cut text field ends with the truncation marker, so it must have room for more than that.
-MIN_FINDING_FIELD_CHARS = 64
-MIN_FINDING_METADATA_BYTES = 64
-
-
-def _validate_findings(config: Config) -> None:
-    findings = config.findings
-    if config.limits.max_events_per_scan < MIN_EVENTS_PER_SCAN:
-        raise ConfigError(
-            f"limits.max_events_per_scan: must be at least {MIN_EVENTS_PER_SCAN} "
-            "(pending, connecting and the terminal event)"
-        )
-    if findings.max_field_chars < MIN_FINDING_FIELD_CHARS:
-        raise ConfigError(f"findings.max_field_chars: must be at least {MIN_FINDING_FIELD_CHARS}")
-    if findings.max_metadata_bytes < MIN_FINDING_METADATA_BYTES:
-        raise ConfigError(
-            f"findings.max_metadata_bytes: must be at least {MIN_FINDING_METADATA_BYTES}"
-        )
-    positive = {
-        "findings.max_per_scan": findings.max_per_scan,
-        "findings.max_bytes_per_scan": findings.max_bytes_per_scan,
-        "findings.max_metadata_depth": findings.max_metadata_depth,
-        "findings.page_size": findings.page_size,
-        "findings.max_page_size": findings.max_page_size,
-        "findings.max_page_bytes": findings.max_page_bytes,
-    }
-    for key, number in positive.items():
-        if number <= 0:
-            raise ConfigError(f"{key}: must be greater than 0")
-    if findings.page_size > findings.max_page_size:
-        raise ConfigError("findings.page_size: must not exceed findings.max_page_size")
-
-
-def _validate_jwt(config: JWTConfig) -> None:
-    """The algorithms need one kind of key, and the configured key is that kind (loaded here
-    once, so that a key pyjwt cannot use fails at startup, not on each request)."""
-    try:
-        verification_key(config.algorithms, config.secret, config.public_key)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
 
 
 def is_loopback(host: str) -> bool:
@@ -454,8 +459,101 @@ def is_loopback(host: str) -> bool:
 
 
 def config_from_dict(data: Mapping[str, Any] | None) -> Config:
-    """Build a Config from plain data (what a YAML file holds); missing keys take defaults."""
-    return _build(Config, data or {}, "")
+    """Build a Config from plain data (what a YAML file holds); missing keys take defaults.
+    The types come from the declaration above (msgspec, strict: no bool for a number, no
+    string for a number, finite numbers only); then the sections' own checks run."""
+    prepared = _prepare(Config, data)
+    try:
+        return msgspec.convert(prepared, Config, strict=True)
+    except msgspec.ValidationError as exc:
+        if isinstance(exc.__context__, ConfigError):  # raised by Config.__post_init__
+            raise exc.__context__ from None
+        raise _type_error(exc, prepared) from None
+
+
+def _unwrap(hint: Any) -> Any:
+    """The type an optional or annotated declaration holds."""
+    if get_origin(hint) in (Union, UnionType):
+        hint = next(option for option in get_args(hint) if option is not type(None))
+    if get_origin(hint) is Annotated:
+        hint = get_args(hint)[0]
+    return hint
+
+
+def _is_section(hint: Any) -> bool:
+    return isinstance(hint, type) and issubclass(hint, msgspec.Struct)
+
+
+def _field_types(section: Any) -> dict[str, Any]:
+    return {f.name: _unwrap(f.type) for f in msgspec.structs.fields(section)}
+
+
+def _prepare(section: Any, data: Any) -> Any:
+    """What YAML writes and the declaration means: an empty section (null) takes the
+    defaults, one string where a list of strings is declared is a list of one, and a whole
+    float where an int is declared is that int (1.6e+7 bytes)."""
+    if data is None:
+        return {}
+    if not isinstance(data, Mapping):
+        return data  # msgspec names what was expected
+    types = _field_types(section)
+    return {key: _prepare_value(types.get(key), value) for key, value in data.items()}
+
+
+def _prepare_value(hint: Any, value: Any) -> Any:
+    if _is_section(hint):
+        return _prepare(hint, value)
+    if get_origin(hint) is Mapping and value is None:
+        return {}
+    if get_origin(hint) is tuple and isinstance(value, str):
+        return [value]
+    if hint is int and isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+# What each declared type is called in an error message.
+_EXPECTED = {bool: "true or false", str: "a string", int: "a number", float: "a number"}
+_EXPECTED_ORIGIN = {tuple: "a list of strings", Mapping: "a mapping of names to URLs"}
+_SHOWN_CHARS = 80  # of a wrong value, in the message
+
+
+def _type_error(exc: msgspec.ValidationError, data: Any) -> ConfigError:
+    """msgspec's error, in the words of the key path and the declaration: "server.port:
+    expected a number, got 'x'", "upstream: unknown key(s) a, b"."""
+    message, at, where = str(exc).partition(" - at ")  # no " - at ": the top level
+    located = re.findall(r"`([^`]*)`", where) if at else ["$"]
+    path = re.sub(r"\[[^]]*\]", "", located[-1]).split(".")[1:]  # "$.scanners[...]": scanners
+    key = ".".join(path) or "config"
+    hint, value = Config, data
+    for name in path:
+        hint = _field_types(hint)[name] if _is_section(hint) else hint
+        value = value.get(name) if isinstance(value, Mapping) else None
+    unknown_key = message.startswith("Object contains unknown field") or "`key` in" in where
+    if unknown_key and _is_section(hint) and isinstance(value, Mapping):
+        unknown = sorted(str(k) for k in value if k not in _field_types(hint))
+        return ConfigError(f"{key}: unknown key(s) {', '.join(unknown)}")
+    return ConfigError(f"{key}: expected {_expected(hint, value)}, got {_shown(value)}")
+
+
+def _expected(hint: Any, value: Any) -> str:
+    if _is_section(hint):
+        return "a mapping"
+    is_number = isinstance(value, int | float) and not isinstance(value, bool)
+    if is_number and not math.isfinite(value):
+        return "a finite number"
+    if is_number and hint is int:
+        return "a whole number"
+    return _EXPECTED_ORIGIN.get(get_origin(hint)) or _EXPECTED.get(hint, str(hint))
+
+
+def _shown(value: Any) -> str:
+    """A wrong scalar as written; of a list or mapping only its kind (a scanner URL in it may
+    hold a password)."""
+    if isinstance(value, list | tuple | Mapping):
+        return type(value).__name__
+    shown = repr(value)
+    return shown if len(shown) <= _SHOWN_CHARS else shown[: _SHOWN_CHARS - 3] + "..."
 
 
 # Environment variables that override config values: name -> (section, key, type).

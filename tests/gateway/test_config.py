@@ -49,6 +49,19 @@ def test_environment_overrides(tmp_path):
     ("data", "message"),
     [
         ({"nope": 1}, "unknown key(s) nope"),
+        ({"server": {"b": 1, "a": 2}}, "server: unknown key(s) a, b"),
+        ({1: 2}, "config: unknown key(s) 1"),
+        (
+            {"upstream": {"max_line_length": "x"}},
+            "upstream.max_line_length: expected a number, got 'x'",
+        ),
+        (
+            {"stream": {"heartbeat_seconds": True}},
+            "stream.heartbeat_seconds: expected a number, got True",
+        ),
+        ({"server": {"uvloop": "yes"}}, "server.uvloop: expected true or false, got 'yes'"),
+        ({"jwt": {"algorithms": ["HS256", 3]}}, "jwt.algorithms: expected a list of strings"),
+        ({"scanners": {"a": "http://u:hunter2@h/scan", "b": 3}}, "scanners: expected a mapping of"),
         ({"server": {"port": "x"}}, "server.port: expected a number"),
         ({"server": {"port": 1.5}}, "server.port: expected a whole number"),
         ({"server": {"port": 70000}}, "not a port"),
@@ -83,6 +96,24 @@ def test_invalid_config_names_the_key(data, message):
         config_from_dict(data)
     assert message in str(info.value)
     assert "hunter2" not in str(info.value), "a password in a URL is never echoed"
+
+
+def test_what_yaml_writes_is_read_as_the_declaration_means():
+    config = config_from_dict(
+        {
+            "server": None,  # a section whose keys are all commented out
+            "scanners": None,
+            "jwt": {"algorithms": "HS256"},  # one string for a list of strings
+            "cors": {"allowed_origins": "https://app.example"},
+            "upstream": {"max_body_bytes": 1.6e7},  # a whole float for a count
+        }
+    )
+    assert config.server == config_from_dict({}).server
+    assert config.scanners == {}
+    assert config.jwt.algorithms == ("HS256",)
+    assert config.cors.allowed_origins == ("https://app.example",)
+    assert config.upstream.max_body_bytes == 16_000_000
+    assert type(config.upstream.max_body_bytes) is int
 
 
 def test_bad_files_and_environment(tmp_path):
