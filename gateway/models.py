@@ -31,6 +31,10 @@ __all__ = [
 
 
 class Status(StrEnum):
+    """`pending` -> `connecting` -> what the scanner reports among `initializing`, `cloning`,
+    `analyzing`, `scanning`, `processing`, `saving` -> `completed` or `failed` (or
+    `cancelled`)"""
+
     PENDING = "pending"
     CONNECTING = "connecting"
     INITIALIZING = "initializing"
