@@ -58,7 +58,7 @@ class _Closed(Struct, forbid_unknown_fields=True):
     """A JSON object with exactly its fields (``additionalProperties: false``)."""
 
 
-class ScanCreate(_Closed, kw_only=True):
+class ScanCreate(_Closed):
     """A missing, mistyped, empty or unknown field is 422; an unknown scanner 400."""
 
     repository_name: Annotated[
@@ -71,7 +71,12 @@ class ScanCreate(_Closed, kw_only=True):
         ),
     ]
     scanner_name: Annotated[
-        str, Meta(description="one of the configured scanners (`scanners` in the config)")
+        str,
+        Meta(
+            min_length=1,
+            pattern=r"\S",
+            description="one of the configured scanners (`scanners` in the config)",
+        ),
     ]
     configurations: Annotated[
         dict[str, Any] | None,

@@ -63,7 +63,7 @@ async def start_scan(request: web.Request) -> web.Response:
         repository_name=wanted.repository_name,
         scanner_name=wanted.scanner_name,
         sse_enabled=use_sse,
-        configurations=wanted.configurations,
+        configurations=wanted.configurations or {},
     )
     scan = await request.app[RUNNER].submit(new, EventDraft(Status.PENDING, 0, "Scan queued."))
     data: dict[str, Any] = {
