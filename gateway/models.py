@@ -144,24 +144,6 @@ class ScanRecord:
     def terminal(self) -> bool:
         return self.status in TERMINAL_STATUSES
 
-    def public(self) -> dict[str, Any]:
-        """The record as the API shows it (the owner is implied by the caller)."""
-        return {
-            "scan_id": self.scan_id,
-            "repository_name": self.repository_name,
-            "scanner_name": self.scanner_name,
-            "sse_enabled": self.sse_enabled,
-            "status": self.status.value,
-            "progress_percent": self.progress_percent,
-            "progress_text": self.progress_text,
-            "error": self.error,
-            "created_at": self.created_at,
-            "updated_at": self.updated_at,
-            "finished_at": self.finished_at,
-            "last_event_id": self.last_seq,
-            "skipped_events": self.skipped_events,
-        }
-
 
 @dataclass(frozen=True, slots=True)
 class Event:
