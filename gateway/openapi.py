@@ -135,77 +135,8 @@ def _schemas(config: Config, limits: RouteLimits) -> dict[str, Schema]:
     }
     schemas["Vulnerability"] = _vulnerability(config, chars)
 
-    schemas.update(
-        {
-            "StreamTicket": _object(
-                {
-                    "ticket": {"type": "string"},
-                    "expires_in": {"type": "integer", "minimum": 1, "description": "seconds"},
-                    "stream_url": {
-                        "type": "string",
-                        "description": (
-                            "the stream's URL with the ticket; give it to an EventSource"
-                        ),
-                    },
-                }
-            ),
-            "Session": _object(
-                {
-                    "subject": {"type": "string"},
-                    "expires_in": {
-                        "type": "integer",
-                        "minimum": 0,
-                        "description": "seconds until the cookie (and the token in it) expire",
-                    },
-                }
-            ),
-            "Health": _object({"status": {"const": "ok"}}),
-            "Readiness": _object(
-                {
-                    "status": {"type": "string", "enum": ["ready", "not ready"]},
-                    "checks": {
-                        "type": "object",
-                        "additionalProperties": {"type": "string"},
-                        "description": (
-                            "`store` and `scanner:<name>` for each configured scanner (unless "
-                            "`readiness.check_scanners` is false): `ok` or what is wrong"
-                        ),
-                    },
-                }
-            ),
-            "NotReady": _object(
-                {
-                    "success": {"const": False},
-                    "data": _ref("Readiness"),
-                    "error": {"const": "not_ready"},
-                    "message": {"type": "string", "minLength": 1},
-                    "detail": {"type": "string", "minLength": 1},
-                    "timestamp": _generated()["Error"]["properties"]["timestamp"],
-                },
-                description="The error envelope, with the checks in `data`.",
-            ),
-            "DevTokenRequest": _object(
-                {
-                    "subject": {
-                        "type": "string",
-                        "minLength": 1,
-                        "maxLength": limits.dev_subject_max,
-                        "pattern": r"\S",
-                        "default": limits.dev_subject_default,
-                        "description": "the token's `sub` (surrounding blanks are stripped)",
-                    }
-                },
-                optional=("subject",),
-            ),
-            "DevToken": _object(
-                {
-                    "token": {"type": "string", "description": "a bearer JWT"},
-                    "subject": {"type": "string"},
-                    "expires_in": {"type": "integer", "minimum": 1, "description": "seconds"},
-                }
-            ),
-        }
-    )
+    subject = schemas["DevTokenRequest"]["properties"]["subject"]
+    subject.update(maxLength=limits.dev_subject_max, default=limits.dev_subject_default)
     return schemas
 
 

@@ -19,24 +19,36 @@ from .models import ScanRecord, Status
 
 __all__ = [
     "COMPONENTS",
+    "DEFAULT_SUBJECT",
     "MAX_REPOSITORY_NAME",
+    "MAX_SUBJECT",
     "AuthExpiredEvent",
+    "DevToken",
+    "DevTokenRequest",
     "Envelope",
     "Error",
     "Event",
+    "Health",
+    "NotReady",
+    "Readiness",
     "Results",
     "ScanCreate",
     "ScanCreated",
     "ScanDetail",
     "ScanLinks",
     "ScanView",
+    "Session",
     "SeveritySummary",
+    "StreamTicket",
     "components",
     "scan_detail",
     "scan_view",
 ]
 
 MAX_REPOSITORY_NAME: Final = 500
+# The subject of a development token (POST /api/v1/dev/token): its default and longest.
+DEFAULT_SUBJECT: Final = "demo"
+MAX_SUBJECT: Final = 100
 # Every answer's timestamp, and every other time the API gives: ISO 8601 text in UTC.
 _DATE_TIME: Final = {"format": "date-time"}
 _ANSWERED = "when the answer was made (ISO 8601, UTC)"
@@ -263,6 +275,65 @@ class Error(_Closed):
     timestamp: Annotated[str, Meta(description=_ANSWERED, extra_json_schema=_DATE_TIME)]
 
 
+class StreamTicket(_Closed):
+    ticket: str
+    expires_in: Annotated[int, Meta(ge=1, description="seconds")]
+    stream_url: Annotated[
+        str, Meta(description="the stream's URL with the ticket; give it to an EventSource")
+    ]
+
+
+class Session(_Closed):
+    subject: str
+    expires_in: Annotated[
+        int, Meta(ge=0, description="seconds until the cookie (and the token in it) expire")
+    ]
+
+
+class Health(_Closed):
+    status: Literal["ok"]
+
+
+class Readiness(_Closed):
+    status: Literal["ready", "not ready"]
+    checks: Annotated[
+        dict[str, str],
+        Meta(
+            description="`store` and `scanner:<name>` for each configured scanner (unless "
+            "`readiness.check_scanners` is false): `ok` or what is wrong"
+        ),
+    ]
+
+
+class NotReady(_Closed):
+    """The error envelope, with the checks in `data`."""
+
+    success: Literal[False]
+    data: Readiness
+    error: Literal["not_ready"]
+    message: NonEmpty
+    detail: NonEmpty
+    timestamp: Annotated[str, Meta(description=_ANSWERED, extra_json_schema=_DATE_TIME)]
+
+
+class DevTokenRequest(_Closed):
+    subject: Annotated[
+        str,
+        Meta(
+            min_length=1,
+            max_length=MAX_SUBJECT,
+            pattern=r"\S",
+            description="the token's `sub` (surrounding blanks are stripped)",
+        ),
+    ] = DEFAULT_SUBJECT
+
+
+class DevToken(_Closed):
+    token: Annotated[str, Meta(description="a bearer JWT")]
+    subject: str
+    expires_in: Annotated[int, Meta(ge=1, description="seconds")]
+
+
 # The shapes the document's components hold, generated from the declarations above.
 COMPONENTS: Final = (
     Status,
@@ -277,6 +348,13 @@ COMPONENTS: Final = (
     Event,
     ResetEvent,
     AuthExpiredEvent,
+    StreamTicket,
+    Session,
+    Health,
+    Readiness,
+    NotReady,
+    DevTokenRequest,
+    DevToken,
 )
 # A component's name in the document where it is not the class's.
 _NAMES: Final = {ScanView: "Scan"}

@@ -22,6 +22,7 @@ from ..appkeys import CONFIG, VERIFIER
 from ..auth import authenticate
 from ..errors import MethodNotAllowed, NotFound, ValidationError
 from ..responses import ok
+from ..schemas import DEFAULT_SUBJECT, MAX_SUBJECT, DevToken
 from ..validation import read_body, read_json
 
 __all__ = [
@@ -39,8 +40,6 @@ STATIC_DIR: Final = Path(__file__).resolve().parent.parent / "static"
 ASSETS: Final = frozenset({"app.js", "style.css", "docs.js", "docs.css"})
 DEV_TOKEN_PATH: Final = "/api/v1/dev/token"
 DEV_TOKEN_TTL_SECONDS: Final = 3600
-DEFAULT_SUBJECT: Final = "demo"
-MAX_SUBJECT: Final = 100
 
 # Same-origin only, no inline code: the page needs nothing else.
 PAGE_HEADERS: Final = {
@@ -107,7 +106,7 @@ async def dev_token(request: web.Request) -> web.Response:
         raise _not_a_route(request)
     subject = await _subject(request)
     token = request.app[VERIFIER].issue(subject, DEV_TOKEN_TTL_SECONDS)
-    return ok({"token": token, "subject": subject, "expires_in": DEV_TOKEN_TTL_SECONDS})
+    return ok(DevToken(token=token, subject=subject, expires_in=DEV_TOKEN_TTL_SECONDS))
 
 
 @routes.route("*", DEV_TOKEN_PATH)

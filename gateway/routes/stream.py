@@ -26,7 +26,7 @@ from ..errors import StoreUnavailable
 from ..hub import EndOfStream, FeedUnavailable, ShuttingDown, SlowSubscriber, Subscription
 from ..models import Event, ScanRecord, utcnow
 from ..responses import ok
-from ..schemas import AuthExpiredEvent, ResetEvent, scan_view
+from ..schemas import AuthExpiredEvent, ResetEvent, StreamTicket, scan_view
 from ..sse_wire import EventStream, comment, named_frame, retry_field
 from ..store import Store
 from .scans import API, owned_scan
@@ -286,4 +286,4 @@ async def stream_ticket(request: web.Request) -> web.Response:
     ttl = int(min(config.auth.ticket_max_ttl_seconds, ttl))
     ticket = request.app[TICKETS].issue(principal(request).subject, scan.scan_id, ttl)
     stream_url = f"{API}/{scan.scan_id}/stream?{TICKET_PARAM}={ticket}"
-    return ok({"ticket": ticket, "expires_in": ttl, "stream_url": stream_url})
+    return ok(StreamTicket(ticket=ticket, expires_in=ttl, stream_url=stream_url))
