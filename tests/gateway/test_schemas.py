@@ -11,6 +11,9 @@ from gateway.config import config_from_dict
 from gateway.routes.openapi import openapi_document
 from gateway.schemas import (
     COMPONENTS,
+    DEFAULT_SUBJECT,
+    MAX_SUBJECT,
+    DevToken,
     Envelope,
     Error,
     Event,
@@ -83,3 +86,29 @@ async def test_the_answers_are_the_declared_shapes_in_their_order(client):
     error = msgspec.json.decode(missing, type=Error)
     assert (error.error, error.data) == ("scan_not_found", None)
     assert list(json.loads(missing)) == list(Error.__struct_fields__)
+
+
+async def test_the_dev_token_body_is_decoded_by_its_struct(gateway):
+    client = await gateway(dev_mode=True)
+
+    async def post(body):
+        response = await client.post("/api/v1/dev/token", json=body)
+        return response.status, await response.json()
+
+    longest = "s" * MAX_SUBJECT
+    accepted = [({}, DEFAULT_SUBJECT), ({"subject": longest}, longest), ({"subject": " b "}, "b")]
+    for wanted, subject in accepted:
+        status, answer = await post(wanted)
+        assert status == 200, answer
+        token = msgspec.convert(answer["data"], DevToken)
+        assert token.subject == subject
+    refusals = [
+        ({"subject": longest + "s"}, f"field 'subject' is longer than {MAX_SUBJECT} characters"),
+        ({"subject": " "}, "field 'subject' must be a non-empty string"),
+        ({"subject": None}, "field 'subject' must be a non-empty string"),
+        ({"subject": 7}, "field 'subject' must be a non-empty string"),
+        ({"subject": "a", "sub": "b"}, "unknown field(s): sub"),
+    ]
+    for body, message in refusals:
+        status, answer = await post(body)
+        assert (status, answer["error"], answer["message"]) == (422, "validation_error", message)
