@@ -13,9 +13,9 @@ from __future__ import annotations
 from typing import Annotated, Any, Final, Literal
 
 import msgspec
-from msgspec import UNSET, Meta, Struct, UnsetType
+from msgspec import Meta, Struct
 
-from .models import ScanRecord, Status
+from .models import EventPayload, ScanRecord, SeveritySummary, Status
 
 __all__ = [
     "COMPONENTS",
@@ -27,7 +27,7 @@ __all__ = [
     "DevTokenRequest",
     "Envelope",
     "Error",
-    "Event",
+    "EventPayload",
     "Health",
     "NotReady",
     "Readiness",
@@ -149,53 +149,6 @@ class ScanDetail(ScanView):
     stream_url: Annotated[str, Meta(description="`GET` it for the event stream")]
     status_url: Annotated[str, Meta(description="`GET` it for the scan")]
     results_url: Annotated[str, Meta(description="`GET` it for the results")]
-
-
-class SeveritySummary(_Closed):
-    """how many findings have each severity"""
-
-    critical: Count
-    high: Count
-    medium: Count
-    low: Count
-    info: Count
-    unknown: Count
-
-
-class Event(_Closed):
-    """The `data:` of each unnamed event of the stream; `summary` and `findings_dropped` only
-    on the `completed` event, `extra` when the scanner's message had fields of its own."""
-
-    scan_id: str
-    status: Status
-    progress_percent: Percent
-    progress_text: str
-    error: str | None
-    timestamp: Annotated[
-        str, Meta(description="when the event was stored", extra_json_schema=_DATE_TIME)
-    ]
-    summary: SeveritySummary | UnsetType = UNSET
-    findings_dropped: (
-        Annotated[
-            int,
-            Meta(
-                ge=0,
-                description="on the `completed` event: findings past the scan's bounds, not kept",
-            ),
-        ]
-        | UnsetType
-    ) = UNSET
-    extra: (
-        Annotated[
-            dict[str, str | int | float | bool | None],
-            Meta(
-                max_length=16,
-                description="The scanner message's other scalar fields (at most 16; strings cut "
-                "at 256 characters).",
-            ),
-        ]
-        | UnsetType
-    ) = UNSET
 
 
 class ResetEvent(ScanView):
@@ -345,7 +298,7 @@ COMPONENTS: Final = (
     ScanDetail,
     SeveritySummary,
     Results,
-    Event,
+    EventPayload,
     ResetEvent,
     AuthExpiredEvent,
     StreamTicket,
@@ -357,7 +310,7 @@ COMPONENTS: Final = (
     DevToken,
 )
 # A component's name in the document where it is not the class's.
-_NAMES: Final = {ScanView: "Scan"}
+_NAMES: Final = {ScanView: "Scan", EventPayload: "Event"}
 
 
 def components() -> dict[str, dict[str, Any]]:

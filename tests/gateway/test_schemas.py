@@ -16,7 +16,7 @@ from gateway.schemas import (
     DevToken,
     Envelope,
     Error,
-    Event,
+    EventPayload,
     Results,
     ScanCreated,
     ScanDetail,
@@ -58,7 +58,7 @@ async def test_the_answers_are_the_declared_shapes_in_their_order(client):
     scan_id = await start_scan(client)
     events = await stream(client, scan_id)
     for _, data in events:
-        msgspec.convert(data, Event)
+        msgspec.convert(data, EventPayload)
 
     created = await client.post(
         "/api/v1/scans/",
