@@ -7,7 +7,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
+
+import msgspec
+from msgspec import UNSET, UnsetType
 
 __all__ = [
     "RUNNING_STATUSES",
@@ -15,11 +18,13 @@ __all__ = [
     "TERMINAL_STATUSES",
     "Event",
     "EventDraft",
+    "EventPayload",
     "FindingsPage",
     "NewScan",
     "ScanFinished",
     "ScanRecord",
     "ScanState",
+    "SeveritySummary",
     "Status",
     "UpstreamUpdate",
     "apply_draft",
@@ -31,6 +36,10 @@ __all__ = [
 
 
 class Status(StrEnum):
+    """`pending` -> `connecting` -> what the scanner reports among `initializing`, `cloning`,
+    `analyzing`, `scanning`, `processing`, `saving` -> `completed` or `failed` (or
+    `cancelled`)"""
+
     PENDING = "pending"
     CONNECTING = "connecting"
     INITIALIZING = "initializing"
@@ -56,7 +65,60 @@ RUNNING_STATUSES = frozenset(
         Status.SAVING,
     }
 )
-SEVERITIES = ("critical", "high", "medium", "low", "info", "unknown")
+Count = Annotated[int, msgspec.Meta(ge=0)]
+
+
+class SeveritySummary(msgspec.Struct, forbid_unknown_fields=True):
+    """how many findings have each severity"""
+
+    critical: Count
+    high: Count
+    medium: Count
+    low: Count
+    info: Count
+    unknown: Count
+
+
+SEVERITIES = tuple(SeveritySummary.__struct_fields__)
+
+
+class EventPayload(msgspec.Struct, forbid_unknown_fields=True):
+    """The `data:` of each unnamed event of the stream; `summary` and `findings_dropped` only
+    on the `completed` event, `extra` when the scanner's message had fields of its own."""
+
+    scan_id: str
+    status: Status
+    progress_percent: Annotated[int, msgspec.Meta(ge=0, le=100)]
+    progress_text: str
+    error: str | None
+    timestamp: Annotated[
+        str,
+        msgspec.Meta(
+            description="when the event was stored", extra_json_schema={"format": "date-time"}
+        ),
+    ]
+    summary: SeveritySummary | UnsetType = UNSET
+    findings_dropped: (
+        Annotated[
+            int,
+            msgspec.Meta(
+                ge=0,
+                description="on the `completed` event: findings past the scan's bounds, not kept",
+            ),
+        ]
+        | UnsetType
+    ) = UNSET
+    extra: (
+        Annotated[
+            dict[str, str | int | float | bool | None],
+            msgspec.Meta(
+                max_length=16,
+                description="The scanner message's other scalar fields (at most 16; strings cut "
+                "at 256 characters).",
+            ),
+        ]
+        | UnsetType
+    ) = UNSET
 
 
 def compact_json(value: Any) -> str:
@@ -140,24 +202,6 @@ class ScanRecord:
     def terminal(self) -> bool:
         return self.status in TERMINAL_STATUSES
 
-    def public(self) -> dict[str, Any]:
-        """The record as the API shows it (the owner is implied by the caller)."""
-        return {
-            "scan_id": self.scan_id,
-            "repository_name": self.repository_name,
-            "scanner_name": self.scanner_name,
-            "sse_enabled": self.sse_enabled,
-            "status": self.status.value,
-            "progress_percent": self.progress_percent,
-            "progress_text": self.progress_text,
-            "error": self.error,
-            "created_at": self.created_at,
-            "updated_at": self.updated_at,
-            "finished_at": self.finished_at,
-            "last_event_id": self.last_seq,
-            "skipped_events": self.skipped_events,
-        }
-
 
 @dataclass(frozen=True, slots=True)
 class Event:
@@ -234,20 +278,21 @@ def apply_draft(
     text = draft.progress_text if draft.progress_text is not None else state.progress_text
     error = draft.error if draft.status is Status.FAILED else None
     new = ScanState(draft.status, progress, text, error, state.last_seq + 1)
-    payload: dict[str, Any] = {
-        "scan_id": scan_id,
-        "status": new.status.value,
-        "progress_percent": new.progress_percent,
-        "progress_text": new.progress_text,
-        "error": new.error,
-        "timestamp": utcnow(),
-    }
+    event = EventPayload(
+        scan_id=scan_id,
+        status=new.status,
+        progress_percent=new.progress_percent,
+        progress_text=new.progress_text,
+        error=new.error,
+        timestamp=utcnow(),
+    )
     if draft.summary is not None:
-        payload["summary"] = draft.summary
+        event.summary = msgspec.convert(draft.summary, SeveritySummary)
     if draft.findings_dropped is not None:
-        payload["findings_dropped"] = draft.findings_dropped
+        event.findings_dropped = draft.findings_dropped
     if draft.extra:
-        payload["extra"] = dict(draft.extra)
+        event.extra = dict(draft.extra)  # type: ignore[arg-type]  # scalars, as UpstreamUpdate's
+    payload: dict[str, Any] = msgspec.to_builtins(event)
     return new, payload
 
 

@@ -11,14 +11,17 @@ answer uses and the error envelope of ``responses.error_body``.
 
 from __future__ import annotations
 
+import copy
+import functools
 from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
 
 from .config import Config
 from .findings import TRUNCATED
-from .models import SEVERITIES, Status
-from .validation import MAX_NUMBER_DIGITS, MAX_REPOSITORY_NAME
+from .models import SEVERITIES
+from .schemas import components
+from .validation import MAX_NUMBER_DIGITS
 
 __all__ = ["DOCS_PATH", "OPENAPI_PATH", "RouteLimits", "build_openapi"]
 
@@ -83,11 +86,6 @@ def _ref(name: str) -> Schema:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-def _nullable(schema: Schema) -> Schema:
-    """``schema`` (a plain ``type``, not a reference) or null, as 3.1 writes it."""
-    return {**schema, "type": [schema["type"], "null"]}
-
-
 def _object(
     properties: dict[str, Schema],
     *,
@@ -106,345 +104,86 @@ def _object(
     return schema
 
 
-def _timestamp(description: str) -> Schema:
-    return {"type": "string", "format": "date-time", "description": description}
+def _envelope(data: Schema) -> Schema:
+    """The success envelope (``schemas.Envelope``) with ``data`` of the given schema."""
+    envelope = _generated()["Envelope"]
+    fields = {**envelope["properties"], "data": data}
+    return {
+        key: value for key, value in envelope.items() if key not in ("title", "description")
+    } | {"properties": fields}
 
 
-def _envelope(data: Schema, description: str | None = None) -> Schema:
-    """The success envelope with ``data`` of the given schema."""
-    return _object(
-        {
-            "success": {"const": True},
-            "data": data,
-            "message": {"type": ["string", "null"]},
-            "timestamp": _timestamp("when the answer was made (ISO 8601, UTC)"),
-        },
-        description=description,
-    )
+@functools.cache
+def _generated() -> dict[str, Schema]:
+    """The components declared once in ``gateway.schemas``: the same for every config."""
+    return components()
 
 
 def _schemas(config: Config, limits: RouteLimits) -> dict[str, Schema]:
-    statuses = [status.value for status in Status]
+    schemas = copy.deepcopy(_generated())
     chars = config.findings.max_field_chars
-    percent: Schema = {"type": "integer", "minimum": 0, "maximum": 100}
     scanners = sorted(config.scanners)
-    scanner_name: Schema = {
-        "type": "string",
-        "description": "one of the configured scanners (`scanners` in the config)",
-    }
     if scanners:
-        scanner_name["enum"] = scanners
-    scan_fields: dict[str, Schema] = {
-        "scan_id": {"type": "string", "description": "the scan's id (a UUID)"},
-        "repository_name": {"type": "string"},
-        "scanner_name": {"type": "string"},
-        "sse_enabled": {
-            "type": "boolean",
-            "description": "true: the configured scanner runs it; false: the gateway simulates it",
-        },
-        "status": _ref("Status"),
-        "progress_percent": {**percent, "description": "never goes backwards; 100 on completion"},
-        "progress_text": {"type": "string"},
-        "error": {"type": ["string", "null"], "description": "why a failed scan failed"},
-        "created_at": _timestamp("when the scan was created"),
-        "updated_at": _timestamp("when its last event was stored"),
-        "finished_at": _nullable(_timestamp("when it ended, null while it runs")),
-        "last_event_id": {
-            "type": "integer",
-            "minimum": 0,
-            "description": "the id of its last stored event (see the stream)",
-        },
-        "skipped_events": {
-            "type": "integer",
-            "minimum": 0,
-            "description": "malformed upstream messages skipped",
-        },
-    }
-    link_fields: dict[str, Schema] = {
-        "stream_url": {"type": "string", "description": "`GET` it for the event stream"},
-        "status_url": {"type": "string", "description": "`GET` it for the scan"},
-        "results_url": {"type": "string", "description": "`GET` it for the results"},
-    }
-    summary = _object(
-        {level: {"type": "integer", "minimum": 0} for level in SEVERITIES},
-        description="how many findings have each severity",
+        schemas["ScanCreate"]["properties"]["scanner_name"]["enum"] = scanners
+    schemas["Results"]["properties"]["vulnerabilities"].update(
+        items=_ref("Vulnerability"), maxItems=config.findings.max_page_size
     )
-    event_fields: dict[str, Schema] = {
-        "scan_id": {"type": "string"},
-        "status": _ref("Status"),
-        "progress_percent": percent,
-        "progress_text": {"type": "string"},
-        "error": {"type": ["string", "null"]},
-        "timestamp": _timestamp("when the event was stored"),
-        "summary": _ref("SeveritySummary"),
-        "findings_dropped": {
-            "type": "integer",
-            "minimum": 0,
-            "description": "on the `completed` event: findings past the scan's bounds, not kept",
-        },
-        "extra": {
-            "type": "object",
-            "description": "The scanner message's other scalar fields (at most 16; strings cut "
-            "at 256 characters).",
-            "additionalProperties": {"type": ["string", "number", "boolean", "null"]},
-            "maxProperties": 16,
-        },
+    schemas["ScanList"] = {
+        "type": "array",
+        "items": _ref("Scan"),
+        "description": "the caller's scans, newest first",
     }
-    error_codes = (
-        "`bad_request`, `invalid_json`, `unknown_scanner` (400); `unauthorized` (401); "
-        "`forbidden` (403); `not_found`, `scan_not_found` (404); `method_not_allowed` (405); "
-        "`request_timeout` (408); `conflict`, `scan_not_ready` (409); `payload_too_large` (413); "
-        "`unsupported_media_type` (415); `validation_error` (422); `limit_exceeded` (429); "
-        "`internal_error` (500); `store_unavailable` (503); `http_error` for another status "
-        "from the HTTP layer"
+    schemas["Vulnerability"] = _vulnerability(config, chars)
+
+    subject = schemas["DevTokenRequest"]["properties"]["subject"]
+    subject.update(maxLength=limits.dev_subject_max, default=limits.dev_subject_default)
+    return schemas
+
+
+def _vulnerability(config: Config, chars: int) -> Schema:
+    """One finding, as ``findings`` normalises it: its bounds come from the config."""
+    return _object(
+        {
+            "id": {"type": "string", "maxLength": chars},
+            "scanner": {"type": "string"},
+            "type": {"type": ["string", "null"], "maxLength": chars},
+            "severity": {"type": "string", "enum": list(SEVERITIES)},
+            "title": {"type": "string", "maxLength": chars},
+            "description": {"type": ["string", "null"], "maxLength": chars},
+            "file_path": {"type": ["string", "null"], "maxLength": chars},
+            "line": {"type": ["integer", "null"], "minimum": 0},
+            "column": {"type": ["integer", "null"], "minimum": 0},
+            "code_snippet": {"type": ["string", "null"], "maxLength": chars},
+            "confidence": {"type": ["string", "number", "null"], "maxLength": chars},
+            "remediation": {"type": ["string", "null"], "maxLength": chars},
+            "cwe": {"type": ["string", "null"], "pattern": "^CWE-[1-9][0-9]*$"},
+            "metadata": {
+                "type": "object",
+                "description": (
+                    "whatever else the scanner reported about the finding, at most "
+                    f"{config.findings.max_metadata_bytes} bytes of JSON "
+                    "(`findings.max_metadata_bytes`) nested at most "
+                    f"{config.findings.max_metadata_depth} deep "
+                    "(`findings.max_metadata_depth`)"
+                ),
+            },
+            "truncated_fields": {
+                "type": "array",
+                "items": {"type": "string"},
+                "minItems": 1,
+                "description": (
+                    "only on a finding the gateway cut: the fields cut. A text field cut "
+                    f"ends with `{TRUNCATED}`; metadata loses the keys that did not fit "
+                    "and its values nested too deep become that marker."
+                ),
+            },
+        },
+        optional=("truncated_fields",),
+        description=(
+            "One finding, normalised whatever the scanner's own shape. Text fields hold at "
+            f"most {chars} characters (`findings.max_field_chars`)."
+        ),
     )
-    return {
-        "Status": {
-            "type": "string",
-            "enum": statuses,
-            "description": (
-                "`pending` -> `connecting` -> what the scanner reports among `initializing`, "
-                "`cloning`, `analyzing`, `scanning`, `processing`, `saving` -> `completed` or "
-                "`failed` (or `cancelled`)"
-            ),
-        },
-        "Envelope": _envelope(
-            {"description": "the answer; its shape depends on the route"},
-            "Every JSON answer of the API; `data` is per route.",
-        ),
-        "Error": _object(
-            {
-                "success": {"const": False},
-                "data": {"type": "null"},
-                "error": {
-                    "type": "string",
-                    "minLength": 1,
-                    "description": f"a machine-readable code: {error_codes}",
-                },
-                "message": {"type": "string", "minLength": 1},
-                "detail": {
-                    "type": "string",
-                    "minLength": 1,
-                    "description": "more detail when there is some, else the message",
-                },
-                "timestamp": _timestamp("when the answer was made (ISO 8601, UTC)"),
-            },
-            description="The error envelope every failure uses.",
-        ),
-        "ScanCreate": _object(
-            {
-                "repository_name": {
-                    "type": "string",
-                    "minLength": 1,
-                    "maxLength": MAX_REPOSITORY_NAME,
-                    "pattern": r"\S",
-                    "description": "the repository to scan (surrounding blanks are stripped)",
-                },
-                "scanner_name": scanner_name,
-                "configurations": {
-                    "type": ["object", "null"],
-                    "description": "sent to the scanner as given; null or absent: `{}`",
-                },
-            },
-            optional=("configurations",),
-            description=(
-                "A missing, mistyped, empty or unknown field is 422; an unknown scanner 400."
-            ),
-        ),
-        "ScanCreated": _object(
-            {
-                "scan_id": {"type": "string"},
-                "status": _ref("Status"),
-                "sse_enabled": {"type": "boolean"},
-                **link_fields,
-            }
-        ),
-        "Scan": _object(scan_fields, description="A scan, as the list shows it."),
-        "ScanDetail": _object(
-            {**scan_fields, **link_fields}, description="A scan with the URLs of its routes."
-        ),
-        "ScanList": {
-            "type": "array",
-            "items": _ref("Scan"),
-            "description": "the caller's scans, newest first",
-        },
-        "SeveritySummary": summary,
-        "Vulnerability": _object(
-            {
-                "id": {"type": "string", "maxLength": chars},
-                "scanner": {"type": "string"},
-                "type": {"type": ["string", "null"], "maxLength": chars},
-                "severity": {"type": "string", "enum": list(SEVERITIES)},
-                "title": {"type": "string", "maxLength": chars},
-                "description": {"type": ["string", "null"], "maxLength": chars},
-                "file_path": {"type": ["string", "null"], "maxLength": chars},
-                "line": {"type": ["integer", "null"], "minimum": 0},
-                "column": {"type": ["integer", "null"], "minimum": 0},
-                "code_snippet": {"type": ["string", "null"], "maxLength": chars},
-                "confidence": {"type": ["string", "number", "null"], "maxLength": chars},
-                "remediation": {"type": ["string", "null"], "maxLength": chars},
-                "cwe": {"type": ["string", "null"], "pattern": "^CWE-[1-9][0-9]*$"},
-                "metadata": {
-                    "type": "object",
-                    "description": (
-                        "whatever else the scanner reported about the finding, at most "
-                        f"{config.findings.max_metadata_bytes} bytes of JSON "
-                        "(`findings.max_metadata_bytes`) nested at most "
-                        f"{config.findings.max_metadata_depth} deep "
-                        "(`findings.max_metadata_depth`)"
-                    ),
-                },
-                "truncated_fields": {
-                    "type": "array",
-                    "items": {"type": "string"},
-                    "minItems": 1,
-                    "description": (
-                        "only on a finding the gateway cut: the fields cut. A text field cut "
-                        f"ends with `{TRUNCATED}`; metadata loses the keys that did not fit "
-                        "and its values nested too deep become that marker."
-                    ),
-                },
-            },
-            optional=("truncated_fields",),
-            description=(
-                "One finding, normalised whatever the scanner's own shape. Text fields hold at "
-                f"most {chars} characters (`findings.max_field_chars`)."
-            ),
-        ),
-        "Results": _object(
-            {
-                "scan_id": {"type": "string"},
-                "scanner_name": {"type": "string"},
-                "repository_name": {"type": "string"},
-                "status": {"const": "completed"},
-                "vulnerabilities": {
-                    "type": "array",
-                    "items": _ref("Vulnerability"),
-                    "maxItems": config.findings.max_page_size,
-                    "description": "this page of the findings, in the order the scanner sent them",
-                },
-                "summary": {
-                    **_ref("SeveritySummary"),
-                    "description": "the severities of every finding kept, not only this page's",
-                },
-                "total_findings": {
-                    "type": "integer",
-                    "minimum": 0,
-                    "description": "findings kept, over every page",
-                },
-                "findings_dropped": {
-                    "type": "integer",
-                    "minimum": 0,
-                    "description": (
-                        "findings the scanner sent past the scan's bounds (`findings.max_per_scan`"
-                        ", `findings.max_bytes_per_scan`): the gateway kept the first ones and "
-                        "dropped these"
-                    ),
-                },
-                "truncated": {
-                    "type": "boolean",
-                    "description": "true when findings were dropped: the results are incomplete",
-                },
-                "next_cursor": {
-                    "type": ["string", "null"],
-                    "description": "pass it as `?cursor=` for the next page; null on the last",
-                },
-            },
-            description=(
-                "A page of a completed scan's findings (`?limit=`, `?cursor=`), with what holds "
-                "for all of them."
-            ),
-        ),
-        "Event": _object(
-            event_fields,
-            optional=("summary", "findings_dropped", "extra"),
-            description=(
-                "The `data:` of each unnamed event of the stream; `summary` and "
-                "`findings_dropped` only on the `completed` event, `extra` when the scanner's "
-                "message had fields of its own."
-            ),
-        ),
-        "ResetEvent": _object(
-            {
-                **scan_fields,
-                "reason": {"type": "string"},
-                "timestamp": _timestamp("when the reset was sent"),
-            },
-            description="The `data:` of an `event: reset`: the scan's snapshot and why.",
-        ),
-        "AuthExpiredEvent": _object(
-            {
-                "last_event_id": {"type": "integer", "minimum": 0},
-                "reason": {"type": "string"},
-            },
-            description="The `data:` of an `event: auth_expired`.",
-        ),
-        "StreamTicket": _object(
-            {
-                "ticket": {"type": "string"},
-                "expires_in": {"type": "integer", "minimum": 1, "description": "seconds"},
-                "stream_url": {
-                    "type": "string",
-                    "description": "the stream's URL with the ticket; give it to an EventSource",
-                },
-            }
-        ),
-        "Session": _object(
-            {
-                "subject": {"type": "string"},
-                "expires_in": {
-                    "type": "integer",
-                    "minimum": 0,
-                    "description": "seconds until the cookie (and the token in it) expire",
-                },
-            }
-        ),
-        "Health": _object({"status": {"const": "ok"}}),
-        "Readiness": _object(
-            {
-                "status": {"type": "string", "enum": ["ready", "not ready"]},
-                "checks": {
-                    "type": "object",
-                    "additionalProperties": {"type": "string"},
-                    "description": (
-                        "`store` and `scanner:<name>` for each configured scanner (unless "
-                        "`readiness.check_scanners` is false): `ok` or what is wrong"
-                    ),
-                },
-            }
-        ),
-        "NotReady": _object(
-            {
-                "success": {"const": False},
-                "data": _ref("Readiness"),
-                "error": {"const": "not_ready"},
-                "message": {"type": "string", "minLength": 1},
-                "detail": {"type": "string", "minLength": 1},
-                "timestamp": _timestamp("when the answer was made (ISO 8601, UTC)"),
-            },
-            description="The error envelope, with the checks in `data`.",
-        ),
-        "DevTokenRequest": _object(
-            {
-                "subject": {
-                    "type": "string",
-                    "minLength": 1,
-                    "maxLength": limits.dev_subject_max,
-                    "pattern": r"\S",
-                    "default": limits.dev_subject_default,
-                    "description": "the token's `sub` (surrounding blanks are stripped)",
-                }
-            },
-            optional=("subject",),
-        ),
-        "DevToken": _object(
-            {
-                "token": {"type": "string", "description": "a bearer JWT"},
-                "subject": {"type": "string"},
-                "expires_in": {"type": "integer", "minimum": 1, "description": "seconds"},
-            }
-        ),
-    }
 
 
 def _header(description: str, schema: Schema) -> Schema:

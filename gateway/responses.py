@@ -5,11 +5,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import msgspec
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from .errors import GatewayError
 from .models import strict_json, utcnow
+from .schemas import Envelope, Error
 
 __all__ = ["error_body", "error_middleware", "json_response", "ok"]
 
@@ -38,21 +40,24 @@ def json_response(body: Any, *, status: int = 200) -> web.Response:
 
 
 def ok(data: Any, *, status: int = 200, message: str | None = None) -> web.Response:
-    return json_response(
-        {"success": True, "data": data, "message": message, "timestamp": utcnow()},
-        status=status,
-    )
+    """The success envelope (``schemas.Envelope``) around ``data``: JSON values, or Structs of
+    ``gateway.schemas``."""
+    envelope = Envelope(success=True, data=data, message=message, timestamp=utcnow())
+    return json_response(msgspec.to_builtins(envelope), status=status)
 
 
 def error_body(code: str, message: str, detail: str | None = None) -> dict[str, Any]:
-    return {
-        "success": False,
-        "data": None,
-        "error": code,
-        "message": message,
-        "detail": detail or message,
-        "timestamp": utcnow(),
-    }
+    """The error envelope (``schemas.Error``) as JSON values."""
+    error = Error(
+        success=False,
+        data=None,
+        error=code,
+        message=message,
+        detail=detail or message,
+        timestamp=utcnow(),
+    )
+    body: dict[str, Any] = msgspec.to_builtins(error)
+    return body
 
 
 def _error_response(

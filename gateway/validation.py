@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
 
+import msgspec
 from aiohttp import web
 
 from .appkeys import CONFIG
@@ -21,9 +21,11 @@ from .errors import (
     ValidationError,
 )
 from .models import Status
+from .schemas import MAX_REPOSITORY_NAME, ScanCreate
 from .text import has_controls
 
 __all__ = [
+    "MAX_REPOSITORY_NAME",
     "ScanRequest",
     "parse_bool",
     "parse_cursor",
@@ -36,7 +38,6 @@ __all__ = [
 
 _TRUE = frozenset({"true", "1", "yes", "on"})
 _FALSE = frozenset({"false", "0", "no", "off"})
-MAX_REPOSITORY_NAME = 500
 # A whole-number query parameter has at most this many digits: int() is not even tried on
 # more (it refuses over 4300), and none of them is meant to be that large.
 MAX_NUMBER_DIGITS = 12
@@ -44,14 +45,9 @@ MAX_NUMBER_DIGITS = 12
 MAX_JSON_INTEGER = 2**63 - 1
 
 
-@dataclass(frozen=True, slots=True)
-class ScanRequest:
-    """The body of ``POST /api/v1/scans/``, validated (the command-line client sends it from a
-    ``cli.ScanCommand``)."""
-
-    repository_name: str
-    scanner_name: str
-    configurations: dict[str, Any]
+# The body of ``POST /api/v1/scans/``, validated (the command-line client sends it from a
+# ``cli.ScanCommand``); declared once, in gateway.schemas.
+ScanRequest = ScanCreate
 
 
 async def read_json(request: web.Request) -> object:
@@ -132,42 +128,61 @@ def _excerpt(literal: str) -> str:
 
 
 def scan_request(body: object, scanners: Mapping[str, str]) -> ScanRequest:
+    """``body`` decoded as ``schemas.ScanCreate``, its strings stripped; 422 naming the field
+    that is missing, mistyped, empty, too long or unknown, 400 for an unknown scanner."""
     if not isinstance(body, dict):
         raise ValidationError(f"request body must be a JSON object, got {_kind(body)}")
-    unknown = sorted(set(body) - {"repository_name", "scanner_name", "configurations"})
-    if unknown:
+    unknown = sorted(set(body) - set(ScanCreate.__struct_fields__))
+    if unknown:  # all of them, where msgspec would name the first
         raise ValidationError(f"unknown field(s): {', '.join(unknown)}")
-    repository = _required_string(body, "repository_name")
-    if len(repository) > MAX_REPOSITORY_NAME:
-        raise ValidationError(
-            f"field 'repository_name' is longer than {MAX_REPOSITORY_NAME} characters"
-        )
-    if has_controls(repository):
+    # In the declaration's order, so that the first field wrong is the one named.
+    fields = {name: _stripped(body[name]) for name in ScanCreate.__struct_fields__ if name in body}
+    try:
+        wanted = msgspec.convert(fields, ScanCreate)
+    except msgspec.ValidationError as exc:
+        raise _refusal(fields, str(exc)) from None
+    if has_controls(wanted.repository_name):
         # It is shown in lists and terminals and sent on to the scanner.
         raise ValidationError("field 'repository_name' must not hold control characters")
-    scanner = _required_string(body, "scanner_name")
-    if scanner not in scanners:
+    if wanted.scanner_name not in scanners:
         known = ", ".join(sorted(scanners)) or "none"
-        raise UnknownScanner(f"unknown scanner {scanner!r}; configured scanners: {known}")
-    configurations = body.get("configurations")
-    if configurations is None:
-        configurations = {}
-    if not isinstance(configurations, dict):
-        raise ValidationError(
-            f"field 'configurations' must be an object, got {_kind(configurations)}"
+        raise UnknownScanner(
+            f"unknown scanner {wanted.scanner_name!r}; configured scanners: {known}"
         )
-    return ScanRequest(repository, scanner, configurations)
+    if wanted.configurations is None:
+        wanted.configurations = {}
+    return wanted
 
 
-def _required_string(body: Mapping[str, Any], name: str) -> str:
-    if name not in body:
-        raise ValidationError(f"field {name!r} is required")
-    value = body[name]
+def _stripped(value: object) -> object:
+    return value.strip() if isinstance(value, str) else value
+
+
+_MISSING = re.compile(r"missing required field `(\w+)`")
+_AT = re.compile(r" - at `\$\.(\w+)`$")
+
+
+def _refusal(fields: Mapping[str, object], error: str) -> ValidationError:
+    """A ``msgspec.ValidationError`` of ``ScanCreate`` as the gateway words it."""
+    missing = _MISSING.search(error)
+    if missing:
+        return ValidationError(f"field {missing.group(1)!r} is required")
+    at = _AT.search(error)
+    if at is None:  # not one field's fault
+        return ValidationError(f"request body is not a scan request: {error}")
+    name = at.group(1)
+    value = fields[name]
+    if name == "configurations":
+        return ValidationError(f"field {name!r} must be an object, got {_kind(value)}")
     if not isinstance(value, str):
-        raise ValidationError(f"field {name!r} must be a string, got {_kind(value)}")
-    if not value.strip():
-        raise ValidationError(f"field {name!r} must not be empty")
-    return value.strip()
+        return ValidationError(f"field {name!r} must be a string, got {_kind(value)}")
+    if not value:
+        return ValidationError(f"field {name!r} must not be empty")
+    if name == "repository_name" and len(value) > MAX_REPOSITORY_NAME:
+        return ValidationError(
+            f"field 'repository_name' is longer than {MAX_REPOSITORY_NAME} characters"
+        )
+    return ValidationError(f"field {name!r} is not valid: {error}")
 
 
 def _kind(value: object) -> str:

@@ -16,12 +16,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Final
 
+import msgspec
 from aiohttp import web
 
 from ..appkeys import CONFIG, VERIFIER
 from ..auth import authenticate
 from ..errors import MethodNotAllowed, NotFound, ValidationError
 from ..responses import ok
+from ..schemas import DEFAULT_SUBJECT, MAX_SUBJECT, DevToken, DevTokenRequest
 from ..validation import read_body, read_json
 
 __all__ = [
@@ -39,8 +41,6 @@ STATIC_DIR: Final = Path(__file__).resolve().parent.parent / "static"
 ASSETS: Final = frozenset({"app.js", "style.css", "docs.js", "docs.css"})
 DEV_TOKEN_PATH: Final = "/api/v1/dev/token"
 DEV_TOKEN_TTL_SECONDS: Final = 3600
-DEFAULT_SUBJECT: Final = "demo"
-MAX_SUBJECT: Final = 100
 
 # Same-origin only, no inline code: the page needs nothing else.
 PAGE_HEADERS: Final = {
@@ -82,21 +82,24 @@ def _not_a_route(request: web.Request) -> NotFound:
 
 
 async def _subject(request: web.Request) -> str:
-    """``subject`` from an optional JSON body ``{"subject": str}``; the default without one."""
+    """``subject`` from an optional JSON body, a ``schemas.DevTokenRequest``; the default
+    without one."""
     if not request.body_exists or not (await read_body(request)).strip():
         return DEFAULT_SUBJECT
     body = await read_json(request)
     if not isinstance(body, dict):
         raise ValidationError('request body must be a JSON object like {"subject": "demo"}')
-    unknown = sorted(set(body) - {"subject"})
+    unknown = sorted(set(body) - set(DevTokenRequest.__struct_fields__))
     if unknown:
         raise ValidationError(f"unknown field(s): {', '.join(unknown)}")
-    subject = body.get("subject", DEFAULT_SUBJECT)
-    if not isinstance(subject, str) or not subject.strip():
-        raise ValidationError("field 'subject' must be a non-empty string")
-    if len(subject) > MAX_SUBJECT:
-        raise ValidationError(f"field 'subject' is longer than {MAX_SUBJECT} characters")
-    return subject.strip()
+    try:
+        wanted = msgspec.convert(body, DevTokenRequest)
+    except msgspec.ValidationError:
+        subject = body["subject"]  # its only field
+        if not isinstance(subject, str) or not subject.strip():
+            raise ValidationError("field 'subject' must be a non-empty string") from None
+        raise ValidationError(f"field 'subject' is longer than {MAX_SUBJECT} characters") from None
+    return wanted.subject.strip()
 
 
 @routes.post(DEV_TOKEN_PATH, name="dev-token")
@@ -107,7 +110,7 @@ async def dev_token(request: web.Request) -> web.Response:
         raise _not_a_route(request)
     subject = await _subject(request)
     token = request.app[VERIFIER].issue(subject, DEV_TOKEN_TTL_SECONDS)
-    return ok({"token": token, "subject": subject, "expires_in": DEV_TOKEN_TTL_SECONDS})
+    return ok(DevToken(token=token, subject=subject, expires_in=DEV_TOKEN_TTL_SECONDS))
 
 
 @routes.route("*", DEV_TOKEN_PATH)

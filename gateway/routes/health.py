@@ -4,6 +4,7 @@ from aiohttp import web
 
 from ..appkeys import CONFIG, STORE
 from ..responses import ok
+from ..schemas import Health
 
 routes = web.RouteTableDef()
 
@@ -14,4 +15,4 @@ async def healthz(request: web.Request) -> web.Response:
     # not help. /readyz reports it; liveness does not.
     if request.app[CONFIG].backend == "sqlite":
         await request.app[STORE].ping()
-    return ok({"status": "ok"})
+    return ok(Health(status="ok"))

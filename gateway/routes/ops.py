@@ -7,13 +7,16 @@ import hmac
 from urllib.parse import urlsplit
 
 import aiohttp
+import msgspec
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ..appkeys import CONFIG, HTTP_CLIENT, METRICS, STORE
 from ..config import Config
 from ..errors import NotFound, StoreUnavailable, Unauthorized
-from ..responses import error_body, json_response, ok
+from ..models import utcnow
+from ..responses import json_response, ok
+from ..schemas import NotReady, Readiness
 
 __all__ = ["routes"]
 
@@ -64,13 +67,13 @@ async def readyz(request: web.Request) -> web.Response:
             {f"scanner:{name}": result for name, result in zip(urls, results, strict=True)}
         )
     ready = all(result == "ok" for result in checks.values())
-    data = {"status": "ready" if ready else "not ready", "checks": checks}
+    data = Readiness(status="ready" if ready else "not ready", checks=checks)
     if ready:
         return ok(data)
     failing = ", ".join(name for name, result in checks.items() if result != "ok")
-    body = error_body("not_ready", f"not ready: {failing}")
-    body["data"] = data
-    return json_response(body, status=503)
+    message = f"not ready: {failing}"
+    body = NotReady(False, data, "not_ready", message, message, utcnow())
+    return json_response(msgspec.to_builtins(body), status=503)
 
 
 @routes.get("/metrics")

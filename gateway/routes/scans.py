@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from typing import Any
 
+import msgspec
 from aiohttp import web
 
 from ..appkeys import CONFIG, RUNNER, STORE
@@ -13,6 +13,7 @@ from ..auth import principal
 from ..errors import BadRequest, Conflict, ScanNotFound, ScanNotReady
 from ..models import EventDraft, NewScan, ScanFinished, ScanRecord, Status
 from ..responses import ok
+from ..schemas import Results, ScanCreated, ScanLinks, SeveritySummary, scan_detail, scan_view
 from ..validation import (
     parse_bool,
     parse_cursor,
@@ -40,16 +41,12 @@ async def owned_scan(request: web.Request) -> ScanRecord:
     return scan
 
 
-def links(scan_id: str) -> dict[str, str]:
-    return {
-        "stream_url": f"{API}/{scan_id}/stream",
-        "status_url": f"{API}/{scan_id}",
-        "results_url": f"{API}/{scan_id}/results",
-    }
-
-
-def scan_view(scan: ScanRecord) -> dict[str, Any]:
-    return {**scan.public(), **links(scan.scan_id)}
+def links(scan_id: str) -> ScanLinks:
+    return ScanLinks(
+        stream_url=f"{API}/{scan_id}/stream",
+        status_url=f"{API}/{scan_id}",
+        results_url=f"{API}/{scan_id}/results",
+    )
 
 
 @routes.post(f"{API}/")
@@ -63,17 +60,13 @@ async def start_scan(request: web.Request) -> web.Response:
         repository_name=wanted.repository_name,
         scanner_name=wanted.scanner_name,
         sse_enabled=use_sse,
-        configurations=wanted.configurations,
+        configurations=wanted.configurations or {},
     )
     scan = await request.app[RUNNER].submit(new, EventDraft(Status.PENDING, 0, "Scan queued."))
-    data: dict[str, Any] = {
-        "scan_id": scan.scan_id,
-        "status": scan.status.value,
-        "sse_enabled": scan.sse_enabled,
-        **links(scan.scan_id),
-    }
+    urls = links(scan.scan_id)
+    data = ScanCreated(scan.scan_id, scan.status, scan.sse_enabled, **msgspec.structs.asdict(urls))
     response = ok(data, status=201, message="scan started")
-    response.headers["Location"] = data["status_url"]
+    response.headers["Location"] = urls.status_url
     return response
 
 
@@ -85,13 +78,13 @@ async def list_scans(request: web.Request) -> web.Response:
     scans = await request.app[STORE].list_scans(
         principal(request).subject, limit=limit, status=status
     )
-    return ok([scan.public() for scan in scans])
+    return ok([scan_view(scan) for scan in scans])
 
 
 @routes.get(API + "/{scan_id}")
 async def get_scan(request: web.Request) -> web.Response:
     scan = await owned_scan(request)
-    return ok(scan_view(scan))
+    return ok(scan_detail(scan, links(scan.scan_id)))
 
 
 @routes.delete(API + "/{scan_id}")
@@ -102,7 +95,7 @@ async def cancel_scan(request: web.Request) -> web.Response:
             await request.app[RUNNER].cancel(scan.scan_id)
         scan = await owned_scan(request)
         if scan.status is Status.CANCELLED:
-            return ok(scan_view(scan), message="scan cancelled")
+            return ok(scan_detail(scan, links(scan.scan_id)), message="scan cancelled")
     raise Conflict(f"scan already ended {scan.status.value}; only a running scan can be cancelled")
 
 
@@ -133,16 +126,16 @@ async def get_results(request: web.Request) -> web.Response:
         )
     end = start + len(page.vulnerabilities)
     return ok(
-        {
-            "scan_id": scan.scan_id,
-            "scanner_name": scan.scanner_name,
-            "repository_name": scan.repository_name,
-            "status": scan.status.value,
-            "vulnerabilities": page.vulnerabilities,
-            "summary": page.summary,
-            "total_findings": page.total,
-            "findings_dropped": page.dropped,
-            "truncated": page.dropped > 0,
-            "next_cursor": str(end) if end < page.total else None,
-        }
+        Results(
+            scan_id=scan.scan_id,
+            scanner_name=scan.scanner_name,
+            repository_name=scan.repository_name,
+            status="completed",
+            vulnerabilities=page.vulnerabilities,
+            summary=msgspec.convert(page.summary, SeveritySummary),
+            total_findings=page.total,
+            findings_dropped=page.dropped,
+            truncated=page.dropped > 0,
+            next_cursor=str(end) if end < page.total else None,
+        )
     )

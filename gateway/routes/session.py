@@ -10,6 +10,7 @@ from ..appkeys import CONFIG
 from ..auth import bearer_token, principal
 from ..errors import Unauthorized
 from ..responses import ok
+from ..schemas import Session
 
 __all__ = ["SESSION_PATH", "routes"]
 
@@ -33,7 +34,7 @@ async def open_session(request: web.Request) -> web.Response:
     config = request.app[CONFIG].auth
     remaining = (who.expires_at or time.time()) - time.time()
     max_age = int(min(MAX_COOKIE_SECONDS, max(0.0, remaining)))
-    response = ok({"subject": who.subject, "expires_in": max_age}, message="session opened")
+    response = ok(Session(subject=who.subject, expires_in=max_age), message="session opened")
     response.set_cookie(
         config.cookie_name,
         token,

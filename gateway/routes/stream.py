@@ -16,6 +16,7 @@ import time
 from collections.abc import Coroutine
 from datetime import datetime
 
+import msgspec
 from aiohttp import web
 
 from ..appkeys import BUS, CONFIG, STORE, STREAMS, TICKETS
@@ -25,6 +26,7 @@ from ..errors import StoreUnavailable
 from ..hub import EndOfStream, FeedUnavailable, ShuttingDown, SlowSubscriber, Subscription
 from ..models import Event, ScanRecord, utcnow
 from ..responses import ok
+from ..schemas import AuthExpiredEvent, ResetEvent, StreamTicket, scan_view
 from ..sse_wire import EventStream, comment, named_frame, retry_field
 from ..store import Store
 from .scans import API, owned_scan
@@ -177,12 +179,12 @@ async def _stream_scan(
 async def _reset(sender: _Sender, store: Store, scan: ScanRecord, why: str) -> bool:
     """Send an explicit ``reset`` with the scan's current state; True if it has ended."""
     current = await store.get_scan(scan.scan_id) or scan
-    snapshot = {
-        **current.public(),
-        "reason": f"{why}; resuming from this snapshot",
-        "timestamp": utcnow(),
-    }
-    await sender.named("reset", current.last_seq, snapshot)
+    snapshot = ResetEvent(
+        **msgspec.structs.asdict(scan_view(current)),
+        reason=f"{why}; resuming from this snapshot",
+        timestamp=utcnow(),
+    )
+    await sender.named("reset", current.last_seq, msgspec.to_builtins(snapshot))
     sender.last = current.last_seq
     return current.terminal
 
@@ -227,8 +229,8 @@ async def _serve(
         await _last_words(sender.write(retry + UNAVAILABLE_COMMENT))
     except CredentialExpired:
         reason = f"{who.via} credential expired; resume with a fresh one"
-        data = {"last_event_id": sender.last, "reason": reason}
-        await _last_words(sender.named("auth_expired", None, data))
+        data = AuthExpiredEvent(last_event_id=sender.last, reason=reason)
+        await _last_words(sender.named("auth_expired", None, msgspec.to_builtins(data)))
     except ConnectionResetError:
         pass  # the client went away; it resumes from its last id
     except TimeoutError:
@@ -284,4 +286,4 @@ async def stream_ticket(request: web.Request) -> web.Response:
     ttl = int(min(config.auth.ticket_max_ttl_seconds, ttl))
     ticket = request.app[TICKETS].issue(principal(request).subject, scan.scan_id, ttl)
     stream_url = f"{API}/{scan.scan_id}/stream?{TICKET_PARAM}={ticket}"
-    return ok({"ticket": ticket, "expires_in": ttl, "stream_url": stream_url})
+    return ok(StreamTicket(ticket=ticket, expires_in=ttl, stream_url=stream_url))

@@ -17,6 +17,7 @@ from redis.asyncio import Redis
 
 from gateway.errors import ScanExists, ScanNotFound
 from gateway.models import (
+    SEVERITIES,
     EventDraft,
     FindingsPage,
     NewScan,
@@ -121,13 +122,13 @@ async def test_sequence_progress_and_terminal_rules(store):
     assert back.payload()["progress_percent"] == 40, "progress never goes backwards"
     done = await store.append_event(
         "s1",
-        EventDraft(Status.COMPLETED, 90, "done", summary={"high": 1}),
+        EventDraft(Status.COMPLETED, 90, "done", summary=count_severities(["high"])),
         vulnerabilities=[{"id": "v1", "severity": "high"}],
         skipped_events=2,
     )
     assert done.terminal
     assert done.payload()["progress_percent"] == 100
-    assert done.payload()["summary"] == {"high": 1}
+    assert done.payload()["summary"] == {**dict.fromkeys(SEVERITIES, 0), "high": 1}
     with pytest.raises(ScanFinished):
         await store.append_event("s1", EventDraft(Status.SCANNING, 50))
 
