@@ -13,6 +13,7 @@ from urllib.parse import parse_qsl, unquote, urlencode
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Handler
 from aiohttp.web import BaseRequest, StreamResponse
 
@@ -23,6 +24,7 @@ __all__ = [
     "SECRET_PARAMS",
     "ContextFilter",
     "JSONFormatter",
+    "ParseErrorFilter",
     "RedactingAccessLogger",
     "TokenFilter",
     "add_request_id_header",
@@ -137,8 +139,27 @@ def configure_logging(level: str, *, json_lines: bool, cookie_name: str) -> None
         handler.addFilter(ContextFilter())
         if json_lines:
             handler.setFormatter(JSONFormatter())
+    logging.getLogger("aiohttp.server").addFilter(ParseErrorFilter())
     for name in AIOHTTP_LOGGERS:
         logging.getLogger(name).addFilter(TokenFilter(cookie_name))
+
+
+class ParseErrorFilter(logging.Filter):
+    """aiohttp logs a request it cannot parse as an ERROR with a traceback: a kilobyte or two
+    of log for sixty bytes anyone can send. It is the client's fault, not the gateway's: one
+    WARNING line, the parser's reason cut short, no traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, HttpProcessingError):
+            reason = f"{type(error).__name__}: {error.message}"[:_PARSE_ERROR_CHARS]
+            record.msg, record.args = f"{record.getMessage()}: {reason}", None
+            record.exc_info, record.exc_text = None, None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+_PARSE_ERROR_CHARS = 200
 
 
 @web.middleware
