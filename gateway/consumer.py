@@ -13,8 +13,9 @@ from .config import Config
 from .errors import UpstreamFault
 from .findings import FindingsBudget
 from .models import Event, EventDraft, ScanRecord, Status
-from .normalise import UpstreamFormatError, normalise_update, severity_summary
+from .normalise import UpstreamFormatError, normalise_update
 from .upstream import Malformed, UpstreamError, idle_error
+from .vulnerability import severity_summary
 
 __all__ = ["Record", "ScanConsumer"]
 

@@ -22,27 +22,24 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
 from gateway.config import FindingsConfig
-from gateway.findings import bound_finding
-from gateway.models import SEVERITIES, Status, UpstreamUpdate
+from gateway.models import Status, UpstreamUpdate
 from gateway.text import CONTROLS as _CONTROLS
+from gateway.vulnerability import normalise_vulnerability, plain_number, text_value
 
 __all__ = [
     "FAILURE_TEXT",
     "MAX_TEXT",
-    "UNTITLED",
     "UpstreamFormatError",
     "normalise_update",
-    "normalise_vulnerability",
-    "severity_summary",
 ]
 
 MAX_TEXT = 1000
 FAILURE_TEXT = "scanner reported failure"
-UNTITLED = "Untitled finding"
+_DEFAULT_LIMITS = FindingsConfig()
 
 T = TypeVar("T")
 
@@ -57,18 +54,7 @@ _KNOWN_KEYS = frozenset(
 MAX_EXTRA_FIELDS = 16
 MAX_EXTRA_KEY = 64
 MAX_EXTRA_TEXT = 256
-_DESCRIPTION_KEYS = ("description", "details", "message")
 
-# Lines, columns and CWE numbers beyond these are not positions or weaknesses but noise; a
-# string of digits is not even handed to int() past _MAX_DIGITS (int() refuses 4300 digits).
-MAX_POSITION = 2**31 - 1
-MAX_CWE = 10**6
-_MAX_DIGITS = 24
-_DEFAULT_LIMITS = FindingsConfig()
-
-_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)", re.ASCII)
-_INTEGER = re.compile(r"[+-]?\d+", re.ASCII)
-_CWE = re.compile(r"(?:cwe-)?(\d+)", re.ASCII | re.IGNORECASE)
 _STATUS_SEPARATORS = re.compile(r"[-_\s]+")
 
 _STATUS_WORDS: dict[Status, tuple[str, ...]] = {
@@ -90,19 +76,6 @@ _STATUS_WORDS: dict[Status, tuple[str, ...]] = {
     Status.SCANNING: ("scanning", "running", "in progress", "in_progress"),
     Status.PROCESSING: ("processing", "postprocessing"),
     Status.SAVING: ("saving", "uploading", "reporting"),
-}
-
-_SEVERITY_WORDS: dict[str, str] = {
-    **{level: level for level in SEVERITIES},
-    "crit": "critical",
-    "moderate": "medium",
-    "warning": "medium",
-    "med": "medium",
-    "informational": "info",
-    "information": "info",
-    "note": "info",
-    "none": "info",
-    "error": "high",
 }
 
 
@@ -132,7 +105,7 @@ def normalise_update(
     if not isinstance(raw, dict):
         raise UpstreamFormatError(f"upstream message is not a JSON object: {type(raw).__name__}")
     status, status_text = _status(raw.get("status"))
-    text = _first_text(raw, _TEXT_KEYS)
+    text = _firsttext_value(raw, _TEXT_KEYS)
     if text is None:
         text = status_text
     progress = _progress(raw)
@@ -175,16 +148,9 @@ def _cap(text: str) -> str:
     return _CONTROLS.sub(" ", text).strip()[:MAX_TEXT]
 
 
-def _text(value: object) -> str | None:
-    """A string stripped of surrounding whitespace, or ``None`` when blank or not a string."""
-    if isinstance(value, str) and (stripped := value.strip()):
-        return stripped
-    return None
-
-
-def _first_text(raw: Mapping[str, Any], keys: Iterable[str]) -> str | None:
+def _firsttext_value(raw: Mapping[str, Any], keys: Iterable[str]) -> str | None:
     for key in keys:
-        if (text := _text(raw.get(key))) is not None:
+        if (text := text_value(raw.get(key))) is not None:
             return _cap(text)
     return None
 
@@ -198,7 +164,7 @@ _STATUS_BY_WORD = {_fold(word): status for status, words in _STATUS_WORDS.items(
 
 def _status(value: object) -> tuple[Status | None, str | None]:
     """The status a value names, and the text to show when the value is not one we know."""
-    text = _text(value)
+    text = text_value(value)
     if text is None:
         return None, None
     known = _STATUS_BY_WORD.get(_fold(text))
@@ -207,18 +173,13 @@ def _status(value: object) -> tuple[Status | None, str | None]:
     return Status.SCANNING, _cap(text)
 
 
-def _number(text: str) -> float | None:
-    """A plain decimal number (no exponent, no ``nan``/``inf``), or ``None``."""
-    return float(text) if _NUMBER.fullmatch(text) else None
-
-
 def _percent(value: object) -> int | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
         return min(100, max(0, value))
     if isinstance(value, str):
-        value = _number(value.strip().removesuffix("%").strip())
+        value = plain_number(value.strip().removesuffix("%").strip())
     if isinstance(value, float) and math.isfinite(value):
         return int(min(100.0, max(0.0, value)))
     return None
@@ -243,7 +204,7 @@ def _error(value: object) -> str | None:
         return None
     if isinstance(value, str):
         return _cap(value.strip()) or None
-    if isinstance(value, dict) and (message := _text(value.get("message"))) is not None:
+    if isinstance(value, dict) and (message := text_value(value.get("message"))) is not None:
         return _cap(message)
     return _cap(str(value))
 
@@ -252,188 +213,3 @@ def _raw_findings(raw: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The findings of a message (objects only), so generated ids count only those, no gaps."""
     lists = (value for key in _VULNERABILITY_KEYS if isinstance(value := raw.get(key), list))
     return [item for item in next(lists, []) if isinstance(item, dict)]
-
-
-# --------------------------------------------------------------------------- findings
-
-
-class _Reader:
-    """Reads a raw finding, remembering which keys (and ``location`` keys) supplied a value."""
-
-    def __init__(self, raw: Mapping[str, Any]) -> None:
-        self.raw = raw
-        self.used: set[str] = set()
-        location = raw.get("location")
-        self.location: Mapping[str, Any] = location if isinstance(location, dict) else {}
-        self.location_used: set[str] = set()
-
-    def first(self, keys: Iterable[str], convert: Callable[[Any], T | None]) -> T | None:
-        return _take(self.raw, keys, convert, self.used)
-
-    def in_location(self, keys: Iterable[str], convert: Callable[[Any], T | None]) -> T | None:
-        return _take(self.location, keys, convert, self.location_used)
-
-    def rest(self) -> dict[str, Any]:
-        """Every key that supplied nothing; ``location`` keeps only its unused keys."""
-        rest = {key: value for key, value in self.raw.items() if key not in self.used}
-        if self.location_used:
-            left = {k: v for k, v in self.location.items() if k not in self.location_used}
-            if left:
-                rest["location"] = left
-            else:
-                del rest["location"]
-        return rest
-
-
-def _take(
-    source: Mapping[str, Any],
-    keys: Iterable[str],
-    convert: Callable[[Any], T | None],
-    used: set[str],
-) -> T | None:
-    """The first key whose value converts, marked as used."""
-    for key in keys:
-        if key in source and (value := convert(source[key])) is not None:
-            used.add(key)
-            return value
-    return None
-
-
-def normalise_vulnerability(
-    raw: Mapping[str, Any],
-    *,
-    scanner: str,
-    index: int,
-    limits: FindingsConfig = _DEFAULT_LIMITS,
-) -> dict[str, Any]:
-    """One finding in the gateway's shape; keys that supplied no field go to ``metadata``.
-
-    ``index`` is the finding's 0-based position on the scan, used for an id when it has none.
-    Text fields and ``metadata`` are bounded by ``limits``; a finding cut names what was cut in
-    ``truncated_fields``.
-    """
-    read = _Reader(raw)
-    found_id = read.first(("id", "vulnerability_id", "fingerprint"), _identifier)
-    kind = read.first(
-        ("type", "vulnerability_type", "category", "rule_id", "check_id", "secret_type", "rule"),
-        _text,
-    )
-    severity = read.first(("severity",), _severity)
-    # A secret scanner's ``secret_type`` ("RSA Private Key") reads better than its rule id.
-    title = read.first(("title", "name", "message", "summary", "secret_type"), _text)
-    # ``message`` describes the finding only when it did not already title it.
-    description_keys = [key for key in _DESCRIPTION_KEYS if key not in read.used]
-    finding = {
-        "id": found_id or f"{scanner}-{index + 1}",
-        "scanner": scanner,
-        "type": kind,
-        "severity": severity or "unknown",
-        "title": title or kind or UNTITLED,
-        "description": read.first(description_keys, _text),
-        "file_path": _file_path(read),
-        "line": _line(read),
-        "column": read.first(("column", "col", "start_column"), _position),
-        "code_snippet": read.first(("code_snippet", "snippet", "code", "evidence"), _snippet),
-        "confidence": read.first(("confidence",), _confidence),
-        "remediation": read.first(("remediation", "fix", "recommendation", "solution"), _text),
-        "cwe": read.first(("cwe", "cwe_id"), _cwe),
-        "metadata": read.rest(),
-    }
-    return bound_finding(finding, limits)
-
-
-def _file_path(read: _Reader) -> str | None:
-    return (
-        read.first(("file_path", "file", "path", "filename"), _text)
-        or read.in_location(("path", "file"), _text)
-        or read.first(("url",), _text)
-    )
-
-
-def _line(read: _Reader) -> int | None:
-    line = read.first(("line", "line_number", "start_line"), _position)
-    return line if line is not None else read.in_location(("line",), _position)
-
-
-def _identifier(value: object) -> str | None:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    return _text(value)
-
-
-def _snippet(value: object) -> str | None:
-    """Code kept exactly as given (indentation matters), unless blank."""
-    return value if isinstance(value, str) and value.strip() else None
-
-
-def _confidence(value: object) -> str | int | float | None:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None  # not JSON: left to metadata, where bounding drops it
-    if isinstance(value, str | int | float) and not isinstance(value, bool):
-        return value
-    return None
-
-
-def _first_item(value: object) -> object:
-    if isinstance(value, list | tuple):
-        return value[0] if value else None
-    return value
-
-
-def _position(value: object) -> int | None:
-    """A line or column: a non-negative int, an integral float or an integer string."""
-    value = _first_item(value)
-    if isinstance(value, str) and len(value) <= _MAX_DIGITS and _INTEGER.fullmatch(value.strip()):
-        value = int(value.strip())
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_POSITION:
-        return value
-    return None
-
-
-def _cwe(value: object) -> str | None:
-    """``"CWE-<n>"`` from ``89``, ``"89"``, ``"CWE-89"`` or ``"cwe-89"`` (or a list of them)."""
-    value = _first_item(value)
-    number: int | None = None
-    if isinstance(value, int) and not isinstance(value, bool):
-        number = value
-    elif (
-        isinstance(value, str)
-        and len(value) <= _MAX_DIGITS
-        and (m := _CWE.fullmatch(value.strip()))
-    ):
-        number = int(m.group(1))
-    return f"CWE-{number}" if number is not None and 0 < number <= MAX_CWE else None
-
-
-def _severity(value: object) -> str | None:
-    """One of ``SEVERITIES`` from a word or a CVSS-like score, or ``None`` when unrecognised."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, str):
-        word = value.strip().lower()
-        if word in _SEVERITY_WORDS:
-            return _SEVERITY_WORDS[word]
-        value = _number(word)
-    if isinstance(value, int | float) and math.isfinite(value) and value >= 0:
-        return _score_severity(value)
-    return None
-
-
-def _score_severity(score: float) -> str:
-    if score >= 9.0:
-        return "critical"
-    if score >= 7.0:
-        return "high"
-    if score >= 4.0:
-        return "medium"
-    return "low" if score > 0 else "info"
-
-
-def severity_summary(vulns: Iterable[Mapping[str, Any]]) -> dict[str, int]:
-    """How many findings have each severity, every one of ``SEVERITIES`` present in order."""
-    counts = dict.fromkeys(SEVERITIES, 0)
-    for vuln in vulns:
-        counts[_severity(vuln.get("severity")) or "unknown"] += 1
-    return counts

@@ -15,7 +15,7 @@ from aiohttp import web
 
 from gateway.config import FindingsConfig
 from gateway.findings import TRUNCATED, FindingsBudget, encoded_size
-from gateway.normalise import normalise_vulnerability
+from gateway.vulnerability import normalise_vulnerability
 from tests.helpers import BACKENDS, auth, error_shape, start_scan, stream
 
 LIMITS = FindingsConfig(max_field_chars=100, max_metadata_bytes=200, max_metadata_depth=3)

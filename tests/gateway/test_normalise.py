@@ -1,4 +1,5 @@
-"""Tests for gateway.normalise: upstream messages and findings in, one shape out."""
+"""Tests for gateway.normalise and gateway.vulnerability: upstream messages and findings in,
+one shape out."""
 
 from __future__ import annotations
 
@@ -9,13 +10,8 @@ from typing import Any
 import pytest
 
 from gateway.models import SEVERITIES, Status, UpstreamUpdate
-from gateway.normalise import (
-    FAILURE_TEXT,
-    UpstreamFormatError,
-    normalise_update,
-    normalise_vulnerability,
-    severity_summary,
-)
+from gateway.normalise import FAILURE_TEXT, UpstreamFormatError, normalise_update
+from gateway.vulnerability import normalise_vulnerability, severity_summary
 
 VULN_KEYS = {
     "id",
