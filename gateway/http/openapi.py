@@ -16,7 +16,7 @@ import functools
 import re
 from collections.abc import Iterable
 from importlib import metadata
-from typing import Any
+from typing import Any, Final
 
 from aiohttp import web
 
@@ -25,10 +25,20 @@ from gateway.http import openapi_shared as shared
 from gateway.http.operations import Answer, Operation, Param, Undocumented, declaration
 from gateway.http.schemas import component_name, components
 
-__all__ = ["DOCS_PATH", "OPENAPI_PATH", "UndeclaredRoute", "build_openapi"]
+__all__ = ["DOCS_PATH", "OPENAPI_PATH", "TAGS", "UndeclaredRoute", "build_openapi"]
 
 OPENAPI_PATH = "/api/v1/openapi.json"
 DOCS_PATH = "/api/v1/docs"
+# The groups of operations, in the order the docs page shows them: each declaration names one.
+TAGS: Final = {
+    "scans": "Start, list, read and cancel scans.",
+    "stream": "Watch a scan's events as they happen.",
+    "auth": "The session cookie, for browsers.",
+    "operations": "Probes and metrics (no token).",
+    "pages": "HTML pages.",
+    "development": "Development conveniences.",
+    "documentation": "This document.",
+}
 
 Schema = dict[str, Any]
 _PATH_VARIABLE = re.compile(r"\{(\w+)")
@@ -154,6 +164,8 @@ def _documented(routes: Iterable[web.AbstractRoute]) -> list[tuple[str, str, Ope
                 f"{method} {resource.canonical}: {handler.__qualname__} declares no operation "
                 "(see gateway.http.operations)"
             )
+        if isinstance(declared, Operation) and declared.tag not in TAGS:
+            raise UndeclaredRoute(f"{method} {resource.canonical}: no tag {declared.tag!r}")
         if not isinstance(declared, Undocumented):
             documented.append((method, resource.canonical, declared))
     return documented
@@ -222,15 +234,7 @@ def build_openapi(config: Config, routes: Iterable[web.AbstractRoute]) -> dict[s
             ),
             "license": {"name": "MIT", "identifier": "MIT"},
         },
-        "tags": [
-            {"name": "scans", "description": "Start, list, read and cancel scans."},
-            {"name": "stream", "description": "Watch a scan's events as they happen."},
-            {"name": "auth", "description": "The session cookie, for browsers."},
-            {"name": "operations", "description": "Probes and metrics (no token)."},
-            {"name": "pages", "description": "HTML pages."},
-            {"name": "development", "description": "Development conveniences."},
-            {"name": "documentation", "description": "This document."},
-        ],
+        "tags": [{"name": name, "description": text} for name, text in TAGS.items()],
         "security": shared.api_security(config),
         "paths": paths,
         "components": {

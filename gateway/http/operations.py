@@ -19,13 +19,16 @@ below the route decorator::
     )
     async def cancel_scan(request: web.Request) -> web.Response: ...
 
+- the operation id (unique), a one-line summary, and a tag (one of ``openapi.TAGS``).
 - ``answers``: what the route sends on success, per status: ``enveloped(Struct, text)`` (the
-  API's ``{success, data, ...}`` envelope around a Struct of ``schemas``, a component name, or
-  None for ``data: null``), ``unwrapped(schema, text)`` (a JSON body as it is), ``text(media_type,
-  text)`` (a string body) or ``no_content(text)``. ``headers`` name required response headers.
+  API's ``{success, data, ...}`` envelope around a Struct of ``schemas.COMPONENTS``, a
+  component's name, or None for ``data: null``), ``unwrapped(schema, text)`` (a JSON body as
+  it is), ``text(media_type, text)`` (a string body) or ``no_content(text)``. ``headers`` name
+  required response headers and say what they hold.
 - ``errors``: the error statuses it can answer. A bare status uses the document's shared
-  response for it (400, 401, 403, 404 scan not found, 408, 413, 415, 422, 429, 503);
-  ``(status, text)`` an error envelope with this route's own description.
+  response for it (``openapi_shared.ERROR_RESPONSES``: 400, 401, 403, 404 *scan* not found,
+  408, 413, 415, 422, 429, 503); ``(status, text)`` an error envelope described for this
+  route (e.g. ``(404, "No such collection ...")``).
 - ``params``: ``Param``s, each a component (``components.parameters``) shared by every route
   that names it. Path parameters must match the path's ``{variables}``; they are written once
   per path.
@@ -39,7 +42,9 @@ below the route decorator::
 
 A route that is not an API operation (a static file, a catch-all for other methods) is marked
 ``@undocumented("why")``. One handler routed at ``/x/`` and ``/x`` gives two operations, the
-second's id with ``NoSlash`` appended.
+second's id with ``NoSlash`` appended. ``tests/gateway/http/test_openapi.py`` checks that every
+route is declared, every declared handler is routed, and ``auth="public"`` under ``/api/`` is
+exactly ``auth.PUBLIC_ROUTES``.
 """
 
 from __future__ import annotations

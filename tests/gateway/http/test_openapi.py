@@ -176,6 +176,11 @@ async def needs_scan_id(request: web.Request) -> web.Response:
     return web.Response()
 
 
+@operation("untagged", "A thing", "no-such-tag", {200: enveloped(Health, "ok")})
+async def untagged(request: web.Request) -> web.Response:
+    return web.Response()
+
+
 def test_a_route_without_a_declaration_fails_the_document():
     config = config_from_dict({})
     for method in ("GET", "POST", "*"):
@@ -196,6 +201,9 @@ def test_a_declaration_that_does_not_fit_its_path_fails_the_document():
         expected = re.escape(f"GET {path}: its declared path parameters do not match")
         with pytest.raises(UndeclaredRoute, match=expected):
             build_openapi(config, app.router.routes())
+    app = routed_app(("GET", "/api/v1/things", untagged))
+    with pytest.raises(UndeclaredRoute, match="GET /api/v1/things: no tag 'no-such-tag'"):
+        build_openapi(config, app.router.routes())
     app = routed_app(("GET", "/api/v1/things/{scan_id}", needs_scan_id))
     item = build_openapi(config, app.router.routes())["paths"]["/api/v1/things/{scan_id}"]
     assert item["parameters"] == [{"$ref": "#/components/parameters/ScanId"}]
