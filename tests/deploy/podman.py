@@ -43,7 +43,8 @@ runtime = "runc"
 # image's Python must have the same minor version.
 DEBIAN_RELEASES = {(3, 11): "bookworm", (3, 13): "trixie"}
 BASE_PACKAGES = "python3,python3-venv,ca-certificates"
-# Left out of the base, as Debian's slim images do: package caches and lists, docs, locales.
+# Emptied in the base (their folders kept), as Debian's slim images do: package caches and
+# lists, docs, man pages, locales.
 SLIMMED = (
     "var/cache/apt",
     "var/lib/apt/lists",
@@ -142,7 +143,9 @@ def base_image(podman: Podman, scratch: Path) -> str:
         )
         assert done.returncode == 0, f"debootstrap failed:\n{done.stdout[-3000:]}{done.stderr}"
         for path in SLIMMED:
-            shutil.rmtree(rootfs / path)
+            for found in list((rootfs / path).rglob("*")):
+                if not found.is_dir() or found.is_symlink():
+                    found.unlink()
         with subprocess.Popen(["tar", "-C", rootfs, "-c", "."], stdout=subprocess.PIPE) as tar:
             podman("import", "--change", f"ENV {IMPORTED_PATH}", "-", tag, stdin=tar.stdout)
         assert tar.returncode == 0, "tar of the base's root filesystem failed"
