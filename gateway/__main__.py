@@ -16,11 +16,11 @@ from typing import NoReturn
 from aiohttp import web
 from msgspec.structs import replace
 
-from . import cli
-from .app import create_app
-from .auth import TokenVerifier
-from .config import Config, ConfigError, load_config
-from .logs import RedactingAccessLogger, configure_logging
+from gateway import cli
+from gateway.app import create_app
+from gateway.config import Config, ConfigError, load_config
+from gateway.http.auth import TokenVerifier
+from gateway.http.logs import RedactingAccessLogger, configure_logging
 
 log = logging.getLogger("gateway")
 

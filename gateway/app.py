@@ -10,21 +10,31 @@ from collections.abc import AsyncGenerator, AsyncIterator
 import aiohttp
 from aiohttp import web
 
-from .appkeys import BUS, CONFIG, HTTP_CLIENT, METRICS, RUNNER, STORE, STREAMS, TICKETS, VERIFIER
-from .auth import TicketIssuer, TokenVerifier, auth_middleware
-from .backends import open_backend
-from .config import Config
-from .cors import add_cors_headers, preflight_middleware
-from .hub import Hub
-from .logs import add_request_id_header, request_id_middleware
-from .metrics import app_metrics, metrics_middleware
-from .mock_mode import simulate
-from .models import ScanRecord, strict_json
-from .responses import error_middleware
-from .routes import setup_routes
-from .runner import ScanRunner
-from .streams import StreamRegistry
-from .upstream import stream_scan
+from gateway.backends.factory import open_backend
+from gateway.config import Config
+from gateway.domain.models import ScanRecord, strict_json
+from gateway.engine.hub import Hub
+from gateway.engine.mock_mode import simulate
+from gateway.engine.runner import ScanRunner
+from gateway.http.appkeys import (
+    BUS,
+    CONFIG,
+    HTTP_CLIENT,
+    METRICS,
+    RUNNER,
+    STORE,
+    STREAMS,
+    TICKETS,
+    VERIFIER,
+)
+from gateway.http.auth import TicketIssuer, TokenVerifier, auth_middleware
+from gateway.http.cors import add_cors_headers, preflight_middleware
+from gateway.http.logs import add_request_id_header, request_id_middleware
+from gateway.http.metrics import app_metrics, metrics_middleware
+from gateway.http.responses import error_middleware
+from gateway.http.routes import setup_routes
+from gateway.http.streams import StreamRegistry
+from gateway.scanners.client import stream_scan
 
 __all__ = ["create_app"]
 

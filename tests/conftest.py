@@ -14,7 +14,7 @@ from hypothesis import settings
 
 from gateway import create_app
 from gateway.config import Config, config_from_dict
-from gateway.logs import RedactingAccessLogger
+from gateway.http.logs import RedactingAccessLogger
 from mock_scanner import MockScannerConfig
 from mock_scanner import create_app as create_mock_scanner
 from tests.helpers import SCANNERS, SECRET, Gateway, MakeConfig, merge

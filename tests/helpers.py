@@ -12,11 +12,11 @@ from typing import Any
 from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient
 
-from gateway.appkeys import BUS
-from gateway.auth import TokenVerifier
 from gateway.config import Config, config_from_dict
-from gateway.hub import Bus, EndOfStream, Hub
-from gateway.sse_parser import SSEParser
+from gateway.engine.hub import Bus, EndOfStream, Hub
+from gateway.http.appkeys import BUS
+from gateway.http.auth import TokenVerifier
+from gateway.scanners.sse_parser import SSEParser
 from tests.keys import SECRET as SECRET
 
 SCANNERS = ("secret_scanner", "sast_scanner", "llm_scanner", "dast_scanner")

@@ -25,7 +25,7 @@ import aiohttp
 import pytest
 
 from gateway.config import DEFAULT_CONFIG_PATH
-from gateway.routes.demo import ASSETS
+from gateway.http.routes.demo import ASSETS
 from tests.helpers import SECRET, read_events
 from tests.processes import free_port
 

@@ -14,7 +14,7 @@ it with :data:`EXIT_AUTH_EXPIRED` and a resume command.
 
 from __future__ import annotations
 
-from .client import (
+from gateway.cli.client import (
     EXIT_AUTH_EXPIRED,
     EXIT_CANCELLED,
     EXIT_CODES_HELP,
@@ -32,7 +32,7 @@ from .client import (
     resolve_token,
     resolve_url,
 )
-from .watch import run_scan, run_watch, scan, watch
+from gateway.cli.watch import run_scan, run_watch, scan, watch
 
 __all__ = [
     "EXIT_AUTH_EXPIRED",

@@ -11,9 +11,9 @@ from urllib.parse import quote
 
 import aiohttp
 
-from ..auth import TokenVerifier
-from ..config import Config
-from ..models import TERMINAL_STATUSES, strict_json
+from gateway.config import Config
+from gateway.domain.models import TERMINAL_STATUSES, strict_json
+from gateway.http.auth import TokenVerifier
 
 EXIT_COMPLETED = 0
 EXIT_FAILED = 1

@@ -21,8 +21,8 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from ..models import SEVERITIES, Status
-from .client import TERMINAL_STATUS_VALUES
+from gateway.cli.client import TERMINAL_STATUS_VALUES
+from gateway.domain.models import SEVERITIES, Status
 
 _SEVERITY_STYLES = {
     "critical": "bold red",

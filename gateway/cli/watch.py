@@ -9,9 +9,7 @@ from urllib.parse import quote
 import aiohttp
 from rich.console import Console
 
-from ..models import Status
-from ..sse_parser import SSEEvent, SSELineTooLong, SSEParser
-from .client import (
+from gateway.cli.client import (
     EXIT_CANCELLED,
     EXIT_COMPLETED,
     EXIT_FAILED,
@@ -28,7 +26,9 @@ from .client import (
     scan_data,
     token_expired,
 )
-from .display import Bar, Display, JsonLines, clean, json_line, parse_event_id, say
+from gateway.cli.display import Bar, Display, JsonLines, clean, json_line, parse_event_id, say
+from gateway.domain.models import Status
+from gateway.scanners.sse_parser import SSEEvent, SSELineTooLong, SSEParser
 
 
 def _resume_command(scan_id: str, last: str | None) -> str:

@@ -20,9 +20,9 @@ from aiohttp.typedefs import Handler
 from playwright.async_api import Browser, Page, Route
 
 from gateway import create_app
-from gateway.appkeys import CONFIG, STORE
-from gateway.auth import TokenVerifier
-from gateway.models import ScanRecord, Status
+from gateway.domain.models import ScanRecord, Status
+from gateway.http.appkeys import CONFIG, STORE
+from gateway.http.auth import TokenVerifier
 from tests.helpers import (
     Gateway,
     MakeConfig,

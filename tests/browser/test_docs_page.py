@@ -8,7 +8,7 @@ from typing import Any
 
 from playwright.async_api import Browser, ConsoleMessage
 
-from gateway.openapi import DOCS_PATH, OPENAPI_PATH
+from gateway.http.openapi import DOCS_PATH, OPENAPI_PATH
 from tests.helpers import Gateway
 
 WAIT_MS = 20_000  # every single wait

@@ -6,9 +6,9 @@ import asyncio
 import json
 import socket
 
-from gateway.appkeys import RUNNER, STORE
-from gateway.models import EventDraft, NewScan, Status
-from gateway.sse_parser import SSEParser
+from gateway.domain.models import EventDraft, NewScan, Status
+from gateway.http.appkeys import RUNNER, STORE
+from gateway.scanners.sse_parser import SSEParser
 from mock_scanner.app import scan_finished
 from tests.helpers import auth, start_scan, stream
 

@@ -23,9 +23,9 @@ from aiohttp import web
 from rich.console import Console
 
 from gateway import cli
-from gateway.appkeys import STORE
-from gateway.auth import TokenVerifier
 from gateway.config import config_from_dict
+from gateway.http.appkeys import STORE
+from gateway.http.auth import TokenVerifier
 from tests.helpers import SECRET, ask_streams_to_reconnect, auth, start_scan, stream, token
 from tests.keys import public_pem
 

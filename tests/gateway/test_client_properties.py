@@ -26,8 +26,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from yarl import URL
 
-from gateway.logs import ContextFilter, JSONFormatter, TokenFilter
-from gateway.sse_parser import SSEParser
+from gateway.http.logs import ContextFilter, JSONFormatter, TokenFilter
+from gateway.scanners.sse_parser import SSEParser
 from tests.helpers import SCANNERS, error_shape, start_scan, stream, token
 from tests.hostile import hostile_scalar, json_text, strict_json, string_text
 

@@ -44,8 +44,8 @@ from schemathesis.specs.openapi.checks import (
 from schemathesis.specs.openapi.schemas import OpenApiSchema
 
 from gateway import create_app
-from gateway.openapi import OPENAPI_PATH
-from gateway.sse_parser import SSEParser
+from gateway.http.openapi import OPENAPI_PATH
+from gateway.scanners.sse_parser import SSEParser
 from tests.helpers import error_shape, start_scan, token
 
 # Examples per operation, per mode: bounded, so that the whole run stays near 10 s. An operation

@@ -226,7 +226,7 @@ async def test_results_conflict_shape(gateway):
 
 
 async def test_store_unavailable_is_503(client):
-    from gateway.appkeys import STORE
+    from gateway.http.appkeys import STORE
 
     scan_id = await start_scan(client)
     await stream(client, scan_id)
@@ -241,7 +241,7 @@ async def test_store_unavailable_is_503(client):
 def test_the_hierarchy_docstring_lists_every_error_with_its_status_and_code():
     import re
 
-    from gateway import errors
+    from gateway.domain import errors
 
     def subclasses(cls: type[errors.GatewayError]) -> list[type[errors.GatewayError]]:
         found = [cls]

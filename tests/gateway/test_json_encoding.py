@@ -12,9 +12,9 @@ from aiohttp import web
 from rich.console import Console
 
 from gateway import cli
-from gateway.appkeys import HTTP_CLIENT
-from gateway.models import compact_json, strict_json
-from gateway.responses import error_middleware, ok
+from gateway.domain.models import compact_json, strict_json
+from gateway.http.appkeys import HTTP_CLIENT
+from gateway.http.responses import error_middleware, ok
 from tests.helpers import error_shape
 
 NON_FINITE = [math.nan, math.inf, -math.inf]

@@ -10,8 +10,8 @@ import sys
 import jwt
 import pytest
 
-from gateway.auth import TokenVerifier
 from gateway.config import ConfigError, config_from_dict, load_config
+from gateway.http.auth import TokenVerifier
 from tests.processes import free_port, gateway_process, write_config
 
 

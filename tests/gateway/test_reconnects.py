@@ -7,8 +7,8 @@ import asyncio
 import json
 import random
 
-from gateway.appkeys import STORE
-from gateway.sse_parser import SSEParser
+from gateway.http.appkeys import STORE
+from gateway.scanners.sse_parser import SSEParser
 from tests.helpers import auth, start_scan
 
 CLIENTS = 25

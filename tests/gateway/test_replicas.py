@@ -21,7 +21,7 @@ from aiohttp import ClientResponse, ClientSession
 from aiohttp.test_utils import TestServer
 from redis.asyncio import Redis
 
-from gateway.sse_parser import SSEEvent, SSEParser
+from gateway.scanners.sse_parser import SSEEvent, SSEParser
 from mock_scanner.app import scan_finished
 from tests.helpers import auth, merge
 from tests.processes import free_port, gateway_process, write_config

@@ -7,7 +7,7 @@ import signal
 
 from aiohttp import ClientSession
 
-from gateway.sse_parser import SSEEvent, SSEParser
+from gateway.scanners.sse_parser import SSEEvent, SSEParser
 from tests.helpers import auth
 from tests.processes import free_port, gateway_process, write_config
 

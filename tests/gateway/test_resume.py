@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from gateway.appkeys import STORE
-from gateway.sse_parser import SSEParser
+from gateway.http.appkeys import STORE
+from gateway.scanners.sse_parser import SSEParser
 from tests.helpers import BACKENDS, auth, start_scan, stream
 
 pytestmark = pytest.mark.parametrize("backend", BACKENDS, indirect=True)

@@ -7,7 +7,7 @@ import socket
 
 from aiohttp import ClientSession
 
-from gateway.sse_parser import SSEParser
+from gateway.scanners.sse_parser import SSEParser
 from mock_scanner import MockScannerConfig
 from mock_scanner import create_app as create_mock_scanner
 from tests.helpers import auth, start_scan, stream

@@ -41,7 +41,7 @@ _AIOSQLITE_IDLE: Final = _aiosqlite_wait_line()
 
 
 def _parse_frame(frame: str) -> tuple[str, str]:
-    """(function, file as py-spy prints it, e.g. ``gateway/hub.py`` or ``asyncio/queues.py``)."""
+    """(function, file as py-spy prints it: ``gateway/engine/hub.py``, ``asyncio/queues.py``)."""
     m = _FRAME.match(frame)
     if not m:
         return frame, "?"

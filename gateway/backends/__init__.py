@@ -1,0 +1,1 @@
+"""The store and bus implementations (SQLite, Redis), opened as one by the factory."""

@@ -1,0 +1,1 @@
+"""The vocabulary: scan statuses and records, log events, domain errors."""

@@ -1,0 +1,17 @@
+"""HTTP routes: the scan API, its event stream, and health."""
+
+from aiohttp import web
+
+from gateway.http.routes import demo, health, openapi, ops, scans, session, stream
+
+__all__ = ["setup_routes"]
+
+
+def setup_routes(app: web.Application) -> None:
+    app.add_routes(health.routes)
+    app.add_routes(scans.routes)
+    app.add_routes(stream.routes)
+    app.add_routes(session.routes)
+    app.add_routes(ops.routes)
+    app.add_routes(openapi.routes)
+    app.add_routes(demo.routes)

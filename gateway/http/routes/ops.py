@@ -1,0 +1,91 @@
+"""Operations: readiness (store and scanners answer) and Prometheus metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+from urllib.parse import urlsplit
+
+import aiohttp
+import msgspec
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from gateway.config import Config
+from gateway.domain.errors import NotFound, StoreUnavailable, Unauthorized
+from gateway.domain.models import utcnow
+from gateway.http.appkeys import CONFIG, HTTP_CLIENT, METRICS, STORE
+from gateway.http.responses import json_response, ok
+from gateway.http.schemas import NotReady, Readiness
+
+__all__ = ["routes"]
+
+routes = web.RouteTableDef()
+
+
+def health_urls(config: Config) -> dict[str, str]:
+    """Where each scanner's health is asked: configured, else ``<origin>/healthz``."""
+    urls = {}
+    for name, url in config.scanners.items():
+        parts = urlsplit(url)
+        urls[name] = config.readiness.scanner_health_urls.get(
+            name, f"{parts.scheme}://{parts.netloc}/healthz"
+        )
+    return urls
+
+
+async def _check(session: aiohttp.ClientSession, url: str, seconds: float) -> str:
+    try:
+        async with session.get(
+            url, timeout=aiohttp.ClientTimeout(total=seconds), allow_redirects=False
+        ) as response:
+            if 300 <= response.status < 400:
+                # A scanner must not make the gateway request another address.
+                return f"HTTP {response.status} (redirects are not followed)"
+            return "ok" if response.status < 400 else f"HTTP {response.status}"
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        return f"unreachable: {type(exc).__name__}"
+
+
+@routes.get("/readyz")
+async def readyz(request: web.Request) -> web.Response:
+    """200 only when the store and (for SSE mode) every configured scanner answer."""
+    config = request.app[CONFIG]
+    checks: dict[str, str] = {}
+    try:
+        await request.app[STORE].ping()
+        checks["store"] = "ok"
+    except StoreUnavailable as exc:
+        checks["store"] = exc.message
+    if config.readiness.check_scanners:
+        urls = health_urls(config)
+        session = request.app[HTTP_CLIENT]
+        results = await asyncio.gather(
+            *(_check(session, url, config.readiness.timeout_seconds) for url in urls.values())
+        )
+        checks.update(
+            {f"scanner:{name}": result for name, result in zip(urls, results, strict=True)}
+        )
+    ready = all(result == "ok" for result in checks.values())
+    data = Readiness(status="ready" if ready else "not ready", checks=checks)
+    if ready:
+        return ok(data)
+    failing = ", ".join(name for name, result in checks.items() if result != "ok")
+    message = f"not ready: {failing}"
+    body = NotReady(False, data, "not_ready", message, message, utcnow())
+    return json_response(msgspec.to_builtins(body), status=503)
+
+
+@routes.get("/metrics")
+async def metrics(request: web.Request) -> web.Response:
+    config = request.app[CONFIG].metrics
+    if not config.enabled:
+        raise NotFound(f"no route for GET {request.path}")
+    if config.token is not None:
+        header = request.headers.get("Authorization", "")
+        if not hmac.compare_digest(header.encode(), f"Bearer {config.token}".encode()):
+            raise Unauthorized(
+                "metrics need the configured metrics token", token_given=bool(header)
+            )
+    body = generate_latest(request.app[METRICS].registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -1,0 +1,61 @@
+"""Cookie sessions, for browsers whose EventSource cannot send an Authorization header."""
+
+from __future__ import annotations
+
+import time
+
+from aiohttp import web
+
+from gateway.domain.errors import Unauthorized
+from gateway.http.appkeys import CONFIG
+from gateway.http.auth import bearer_token, principal
+from gateway.http.responses import ok
+from gateway.http.schemas import Session
+
+__all__ = ["SESSION_PATH", "routes"]
+
+SESSION_PATH = "/api/v1/auth/session"
+COOKIE_PATH = "/api/"
+
+routes = web.RouteTableDef()
+
+# Browsers keep a cookie at most 400 days (RFC 6265bis); a token valid longer gets that.
+MAX_COOKIE_SECONDS = 400 * 24 * 3600
+
+
+@routes.post(SESSION_PATH)
+async def open_session(request: web.Request) -> web.Response:
+    """Put the caller's bearer token in an HttpOnly cookie that the API accepts too."""
+    header = request.headers.get("Authorization")
+    if not header:
+        raise Unauthorized("opening a session needs a bearer token", token_given=False)
+    token = bearer_token(header)
+    who = principal(request)
+    config = request.app[CONFIG].auth
+    remaining = (who.expires_at or time.time()) - time.time()
+    max_age = int(min(MAX_COOKIE_SECONDS, max(0.0, remaining)))
+    response = ok(Session(subject=who.subject, expires_in=max_age), message="session opened")
+    response.set_cookie(
+        config.cookie_name,
+        token,
+        max_age=max_age,
+        path=COOKIE_PATH,
+        httponly=True,
+        secure=config.cookie_secure,
+        samesite=config.cookie_samesite,
+    )
+    return response
+
+
+@routes.delete(SESSION_PATH, name="session-delete")
+async def close_session(request: web.Request) -> web.Response:
+    config = request.app[CONFIG].auth
+    response = ok(None, message="session closed")
+    response.del_cookie(
+        config.cookie_name,
+        path=COOKIE_PATH,
+        secure=config.cookie_secure,
+        httponly=True,
+        samesite=config.cookie_samesite,
+    )
+    return response

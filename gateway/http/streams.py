@@ -1,0 +1,68 @@
+"""The registry of open event streams: per-subject limits, heartbeats, the shutdown notice."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+
+from gateway.domain.errors import LimitExceeded
+from gateway.engine.hub import EndOfStream, Subscription
+
+__all__ = ["StreamRegistry"]
+
+log = logging.getLogger(__name__)
+
+
+class StreamRegistry:
+    def __init__(self, *, max_per_subject: int, retry_after: int) -> None:
+        self._max = max_per_subject
+        self._retry_after = retry_after
+        self._open: dict[Subscription, str] = {}  # subscription -> subject
+        self._per_subject: Counter[str] = Counter()
+        self.closing = False
+        self.replayed = 0  # events sent from the log rather than live
+
+    def __len__(self) -> int:
+        return len(self._open)
+
+    def add(self, subject: str, subscription: Subscription) -> None:
+        """Count a stream for ``subject`` until ``remove``, or refuse it (429)."""
+        if self._per_subject[subject] >= self._max:
+            raise LimitExceeded(
+                f"you already have {self._max} streams open, the maximum; close one",
+                retry_after=self._retry_after,
+            )
+        if self.closing:
+            subscription.end(EndOfStream.SHUTDOWN)
+        self._open[subscription] = subject
+        self._per_subject[subject] += 1
+
+    def remove(self, subscription: Subscription) -> None:
+        subject = self._open.pop(subscription)
+        self._per_subject[subject] -= 1
+        if not self._per_subject[subject]:
+            del self._per_subject[subject]
+
+    async def heartbeat(self, interval: float) -> None:
+        """Every ``interval``, a heartbeat to each stream following live, so that proxies keep
+        idle streams open and a client that went away is noticed: one task for all streams."""
+        while True:
+            await asyncio.sleep(interval)
+            for subscription in list(self._open):
+                sink = subscription.sink
+                try:
+                    if sink is not None and not sink.heartbeat():
+                        subscription.end(EndOfStream.DISCONNECTED)
+                except Exception:  # one broken connection must not stop the heartbeat
+                    log.exception("heartbeat to a stream of scan %s failed", subscription.scan_id)
+                    subscription.end(EndOfStream.DISCONNECTED)
+
+    def count_replayed(self, events: int) -> None:
+        self.replayed += events
+
+    def shutdown(self) -> None:
+        """Tell every open stream to wind up: each sends a reconnect hint and closes."""
+        self.closing = True
+        for subscription in list(self._open):
+            subscription.end(EndOfStream.SHUTDOWN)

@@ -1,0 +1,1 @@
+"""Reading scanners: the upstream call, its framing and messages, progress and findings."""
