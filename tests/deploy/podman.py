@@ -26,6 +26,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
@@ -128,8 +129,6 @@ def base_image(podman: Podman, scratch: Path) -> str:
     if podman.exists("image", tag):
         return tag
     if shutil.which("debootstrap") is None:
-        import pytest
-
         pytest.skip(f"no {tag} image, and debootstrap to build it is not installed")
     rootfs = scratch / "rootfs"
     argv = ["debootstrap", "--variant=minbase", f"--include={BASE_PACKAGES}", release]
