@@ -12,7 +12,14 @@ from gateway.domain.errors import BadRequest, Conflict, ScanNotFound, ScanNotRea
 from gateway.domain.models import EventDraft, NewScan, ScanFinished, ScanRecord, Status
 from gateway.http.appkeys import CONFIG, RUNNER, STORE
 from gateway.http.auth import principal
+from gateway.http.report_query import (
+    ReportQuery,
+    information_uri,
+    report_query,
+    sarif_response,
+)
 from gateway.http.responses import ok
+from gateway.http.results import baseline_results, scan_sarif, whole_scan
 from gateway.http.schemas import (
     Results,
     ScanCreated,
@@ -29,8 +36,9 @@ from gateway.http.validation import (
     read_json,
     scan_request,
 )
+from gateway.report.baseline import compare
 
-__all__ = ["API", "owned_scan", "routes"]
+__all__ = ["API", "has_results", "owned_scan", "routes"]
 
 API = "/api/v1/scans"
 LIST_DEFAULT = 50
@@ -39,9 +47,10 @@ LIST_MAX = 500
 routes = web.RouteTableDef()
 
 
-async def owned_scan(request: web.Request) -> ScanRecord:
-    """The scan named in the path, if the caller owns it; 404 alike for absent and foreign."""
-    scan_id = request.match_info["scan_id"]
+async def owned_scan(request: web.Request, scan_id: str | None = None) -> ScanRecord:
+    """The scan named in the path (or ``scan_id``), if the caller owns it; 404 alike for
+    absent and foreign."""
+    scan_id = request.match_info["scan_id"] if scan_id is None else scan_id
     scan = await request.app[STORE].get_scan(scan_id)
     if scan is None or scan.owner != principal(request).subject:
         raise ScanNotFound(scan_id)
@@ -109,15 +118,10 @@ async def cancel_scan(request: web.Request) -> web.Response:
 @routes.get(API + "/{scan_id}/results")
 async def get_results(request: web.Request) -> web.Response:
     scan = await owned_scan(request)
-    if scan.status is Status.FAILED:
-        raise ScanNotReady(f"scan failed, so it has no results: {scan.error}")
-    if scan.status is Status.CANCELLED:
-        raise ScanNotReady("scan was cancelled, so it has no results")
-    if scan.status is not Status.COMPLETED:
-        raise ScanNotReady(
-            f"scan is still {scan.status.value} ({scan.progress_percent}%); "
-            "results are available once it completes"
-        )
+    query = report_query(request)
+    has_results(scan)
+    if query.sarif or query.baseline is not None:
+        return await _report(request, scan, query)
     bounds = request.app[CONFIG].findings
     limit = parse_limit(
         request.query.get("limit"), default=bounds.page_size, maximum=bounds.max_page_size
@@ -146,3 +150,48 @@ async def get_results(request: web.Request) -> web.Response:
             next_cursor=str(end) if end < page.total else None,
         )
     )
+
+
+def has_results(scan: ScanRecord, what: str = "scan") -> None:
+    """409 unless the scan completed: a failed or cancelled one has no results."""
+    if scan.status is Status.FAILED:
+        raise ScanNotReady(f"{what} failed, so it has no results: {scan.error}")
+    if scan.status is Status.CANCELLED:
+        raise ScanNotReady(f"{what} was cancelled, so it has no results")
+    if scan.status is not Status.COMPLETED:
+        raise ScanNotReady(
+            f"{what} is still {scan.status.value} ({scan.progress_percent}%); "
+            "results are available once it completes"
+        )
+
+
+async def _report(request: web.Request, scan: ScanRecord, query: ReportQuery) -> web.Response:
+    """SARIF, or JSON against a baseline (see gateway.http.results)."""
+    if query.sarif and ("limit" in request.query or "cursor" in request.query):
+        raise BadRequest(
+            "query parameters 'limit' and 'cursor' page the JSON results; "
+            "a SARIF report is one document of the whole scan"
+        )
+    bounds = request.app[CONFIG].findings
+    store = request.app[STORE]
+    current = await whole_scan(store, scan.scan_id, bounds)
+    uri = information_uri(request)
+    if query.baseline is None:
+        return sarif_response(
+            scan_sarif(scan, current.vulnerabilities, baseline=False, information_uri=uri)
+        )
+    base = await owned_scan(request, query.baseline)
+    has_results(base, f"baseline scan {base.scan_id!r}")
+    compared = compare(
+        current.vulnerabilities, (await whole_scan(store, base.scan_id, bounds)).vulnerabilities
+    )
+    if query.sarif:
+        return sarif_response(scan_sarif(scan, *compared, baseline=True, information_uri=uri))
+    limit = parse_limit(
+        request.query.get("limit"), default=bounds.page_size, maximum=bounds.max_page_size
+    )
+    start = parse_cursor(request.query.get("cursor"))
+    page = baseline_results(
+        scan, current, base, compared, start=start, limit=limit, max_bytes=bounds.max_page_bytes
+    )
+    return ok(page)
