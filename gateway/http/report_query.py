@@ -26,12 +26,17 @@ from aiohttp import hdrs, web
 
 from gateway.domain.errors import BadRequest, NotAcceptable
 from gateway.domain.models import strict_json
+from gateway.http.operations import Param
 from gateway.http.validation import excerpt
 
 __all__ = [
+    "BASELINE",
+    "FORMAT",
     "FORMATS",
     "JSON_MEDIA_TYPE",
     "MAX_BASELINE_ID",
+    "NOT_ACCEPTABLE",
+    "SARIF_LOG",
     "SARIF_MEDIA_TYPE",
     "ReportQuery",
     "information_uri",
@@ -45,6 +50,41 @@ FORMATS: Final = ("json", "sarif")
 MAX_BASELINE_ID: Final = 100
 _MEDIA = {"json": JSON_MEDIA_TYPE, "sarif": SARIF_MEDIA_TYPE}
 _ID = re.compile(r"[A-Za-z0-9_-]+", re.ASCII)
+# What a results route declares in the OpenAPI document (the scan's and a collection's alike).
+FORMAT = Param(
+    "ReportFormat",
+    "format",
+    "query",
+    "`json` (the default) or `sarif` (SARIF 2.1.0, `application/sarif+json`, one document of "
+    "all the results); it wins over `Accept`. Anything else is 400.",
+    {"type": "string", "enum": list(FORMATS)},
+)
+BASELINE = Param(
+    "Baseline",
+    "baseline",
+    "query",
+    "the id of an earlier report of the caller's to compare with, by fingerprint: each finding "
+    "gets `baseline_state` (`new` or `unchanged`) and the baseline's findings gone are listed "
+    f"as fixed (`absent`). At most {MAX_BASELINE_ID} letters, digits, `-` or `_` (else 400); "
+    "one that is not the caller's is 404, one without results 409.",
+    {"type": "string", "pattern": f"^[A-Za-z0-9_-]{{1,{MAX_BASELINE_ID}}}$"},
+)
+NOT_ACCEPTABLE = (
+    406,
+    f"`Accept` names neither `{JSON_MEDIA_TYPE}` nor `{SARIF_MEDIA_TYPE}` (`not_acceptable`).",
+)
+# The SARIF log's outline; the OASIS schema (`$schema`) says the rest.
+SARIF_LOG = {
+    "type": "object",
+    "description": "A SARIF 2.1.0 log, valid against the OASIS schema its `$schema` names: one "
+    "run per scanner, one result per finding (see the README's Reports section).",
+    "required": ["$schema", "version", "runs"],
+    "properties": {
+        "$schema": {"type": "string"},
+        "version": {"type": "string", "enum": ["2.1.0"]},
+        "runs": {"type": "array", "items": {"type": "object"}},
+    },
+}
 _MAX_RANGES = 64  # of an Accept header (aiohttp bounds its length); the rest are not read
 _Q = re.compile(r"(?:0(?:\.\d{0,3})?|1(?:\.0{0,3})?)", re.ASCII)
 
