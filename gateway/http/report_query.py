@@ -18,6 +18,7 @@ Errors are the JSON error envelope whatever was asked for.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from dataclasses import dataclass
 from typing import Any, Final, Literal
@@ -181,9 +182,11 @@ def _not_acceptable(accept: str) -> NotAcceptable:
     )
 
 
-def sarif_response(document: dict[str, Any]) -> web.Response:
-    """A SARIF log as the answer, ``application/sarif+json`` (strict JSON: no NaN)."""
-    return web.Response(text=strict_json(document), content_type=SARIF_MEDIA_TYPE, charset="utf-8")
+async def sarif_response(document: dict[str, Any]) -> web.Response:
+    """A SARIF log as the answer, ``application/sarif+json`` (strict JSON: no NaN), encoded in
+    a worker thread: the log of a scan at its bounds is tens of MiB (README, Reports)."""
+    body = await asyncio.to_thread(strict_json, document)
+    return web.Response(text=body, content_type=SARIF_MEDIA_TYPE, charset="utf-8")
 
 
 def information_uri(request: web.Request) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import uuid
 
@@ -329,17 +330,22 @@ async def _report(request: web.Request, scan: ScanRecord, query: ReportQuery) ->
     store = request.app[STORE]
     current = await whole_scan(store, scan.scan_id, bounds)
     uri = information_uri(request)
+    # Reports of a scan at its bounds take a second or more of CPU: in a worker thread, so
+    # that streams and other requests go on meanwhile.
     if query.baseline is None:
-        return sarif_response(
-            scan_sarif(scan, current.vulnerabilities, baseline=False, information_uri=uri)
+        sarif = await asyncio.to_thread(
+            scan_sarif, scan, current.vulnerabilities, baseline=False, information_uri=uri
         )
+        return await sarif_response(sarif)
     base = await owned_scan(request, query.baseline)
     has_results(base, f"baseline scan {base.scan_id!r}")
-    compared = compare(
-        current.vulnerabilities, (await whole_scan(store, base.scan_id, bounds)).vulnerabilities
-    )
+    before = await whole_scan(store, base.scan_id, bounds)
+    compared = await asyncio.to_thread(compare, current.vulnerabilities, before.vulnerabilities)
     if query.sarif:
-        return sarif_response(scan_sarif(scan, *compared, baseline=True, information_uri=uri))
+        sarif = await asyncio.to_thread(
+            scan_sarif, scan, *compared, baseline=True, information_uri=uri
+        )
+        return await sarif_response(sarif)
     limit = parse_limit(
         request.query.get("limit"), default=bounds.page_size, maximum=bounds.max_page_size
     )

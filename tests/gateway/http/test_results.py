@@ -226,3 +226,16 @@ async def test_json_of_a_sarif_answer_is_strict(client):
     scan_id = await completed_scan(client, "llm_scanner")
     body = await (await results(client, scan_id, "?format=sarif")).read()
     json.loads(body, parse_constant=lambda name: pytest.fail(f"{name} in SARIF"))
+
+
+async def test_the_document_declares_the_report_parameters_and_answers(client):
+    document = await (await client.get("/api/v1/openapi.json")).json()
+    operation = document["paths"]["/api/v1/scans/{scan_id}/results"]["get"]
+    names = {p["$ref"].rsplit("/", 1)[1] for p in operation["parameters"]}
+    assert {"ReportFormat", "Baseline"} <= names
+    parameters = document["components"]["parameters"]
+    assert parameters["ReportFormat"]["schema"]["enum"] == ["json", "sarif"]
+    content = operation["responses"]["200"]["content"]
+    assert set(content) == {"application/json", SARIF}
+    assert content[SARIF]["schema"]["properties"]["version"]["enum"] == ["2.1.0"]
+    assert "406" in operation["responses"]
