@@ -167,6 +167,14 @@ def test_merged_findings_name_their_reporters():
     assert run["results"][0]["properties"]["reported_by"] == ["one", "two"]
 
 
+def test_scanner_names_that_read_alike_are_still_two_categories():
+    # Found by the property test: code scanning refuses two runs in one category.
+    document = to_sarif([SarifRun("a b", []), SarifRun("a-b", []), SarifRun("a b", [])])
+    assert_valid_sarif(document)
+    ids = [run["automationDetails"]["id"] for run in document["runs"]]
+    assert ids == ["xployt/a-b/", "xployt/a-b-2/", "xployt/a-b-3/"]
+
+
 def test_two_scanners_are_two_categories_and_an_empty_run_is_valid():
     document = to_sarif([SarifRun("a", []), SarifRun("b", [])])
     assert_valid_sarif(document)
@@ -193,6 +201,8 @@ HOSTILE = [
     {"file_path": "http://[::1", "confidence": 10**30, "reported_by": ["a"] * 10_000},
     {"id": None, "scanner": 3, "code_snippet": "\n\n", "remediation": "   "},
     {"line": True, "column": "12", "file_path": "file://host/srv/a.py"},
+    # Found by the property test: a path no UTF-8 can hold, a state that is not a string.
+    {"file_path": "a\ud800b.py", "baseline_state": ["new"]},
 ]
 
 
