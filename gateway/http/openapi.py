@@ -97,6 +97,7 @@ def _answer(answer: Answer, config: Config) -> Schema:
         schema = _shape(answer.data)
         schema = _envelope(schema) if answer.envelope else schema
         response["content"] = {answer.media_type: {"schema": schema}}
+        response["content"] |= {media: {"schema": also} for media, also in answer.also.items()}
     if answer.headers:
         response["headers"] = {
             name: shared.header(_fill(text, config), {"type": "string"})

@@ -24,7 +24,8 @@ below the route decorator::
   API's ``{success, data, ...}`` envelope around a Struct of ``schemas.COMPONENTS``, a
   component's name, or None for ``data: null``), ``unwrapped(schema, text)`` (a JSON body as
   it is), ``text(media_type, text)`` (a string body) or ``no_content(text)``. ``headers`` name
-  required response headers and say what they hold.
+  required response headers and say what they hold; ``enveloped(..., also={media: schema})``
+  adds media types the status may answer with instead (``Accept``), each a whole-body schema.
 - ``errors``: the error statuses it can answer. A bare status uses the document's shared
   response for it (``openapi_shared.ERROR_RESPONSES``: 400, 401, 403, 404 *scan* not found,
   408, 413, 415, 422, 429, 503); ``(status, text)`` an error envelope described for this
@@ -86,6 +87,9 @@ class Answer:
     media_type: str | None = "application/json"
     envelope: bool = True
     headers: Mapping[str, str] = field(default_factory=dict)
+    # Other media types the same status may answer with (content negotiation), each with the
+    # schema of its whole body.
+    also: Mapping[str, Schema] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,9 +125,13 @@ class Undocumented:
 
 
 def enveloped(
-    data: type | str | Schema | None, description: str, headers: Mapping[str, str] | None = None
+    data: type | str | Schema | None,
+    description: str,
+    headers: Mapping[str, str] | None = None,
+    *,
+    also: Mapping[str, Schema] | None = None,
 ) -> Answer:
-    return Answer(description, data, headers=headers or {})
+    return Answer(description, data, headers=headers or {}, also=also or {})
 
 
 def unwrapped(schema: type | str | Schema, description: str) -> Answer:

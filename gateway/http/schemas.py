@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Final, Literal
 
 import msgspec
-from msgspec import Meta, Struct
+from msgspec import UNSET, Meta, Struct, UnsetType
 
 from gateway.domain.models import EventPayload, ScanRecord, SeveritySummary, Status
 
@@ -23,6 +23,7 @@ __all__ = [
     "MAX_REPOSITORY_NAME",
     "MAX_SUBJECT",
     "AuthExpiredEvent",
+    "BaselineCounts",
     "DevToken",
     "DevTokenRequest",
     "Envelope",
@@ -56,7 +57,8 @@ _ANSWERED = "when the answer was made (ISO 8601, UTC)"
 _ERROR_CODES = (
     "`bad_request`, `invalid_json`, `unknown_scanner` (400); `unauthorized` (401); "
     "`forbidden` (403); `not_found`, `scan_not_found` (404); `method_not_allowed` (405); "
-    "`request_timeout` (408); `conflict`, `scan_not_ready` (409); `payload_too_large` (413); "
+    "`not_acceptable` (406); `request_timeout` (408); `conflict`, `scan_not_ready` (409); "
+    "`payload_too_large` (413); "
     "`unsupported_media_type` (415); `validation_error` (422); `limit_exceeded` (429); "
     "`internal_error` (500); `store_unavailable` (503); `http_error` for another status "
     "from the HTTP layer"
@@ -168,9 +170,22 @@ class AuthExpiredEvent(_Closed):
     reason: str
 
 
+class BaselineCounts(_Closed):
+    """What `?baseline=` found, over every finding of both scans (not only this page's)."""
+
+    scan_id: Annotated[str, Meta(description="the baseline scan")]
+    new: Annotated[int, Meta(ge=0, description="findings whose fingerprint it does not hold")]
+    unchanged: Annotated[int, Meta(ge=0, description="findings whose fingerprint it holds")]
+    fixed: Annotated[
+        int, Meta(ge=0, description="its findings whose fingerprint this scan does not hold")
+    ]
+
+
 class Results(_Closed):
     """A page of a completed scan's findings (`?limit=`, `?cursor=`), with what holds for all
-    of them."""
+    of them. With `?baseline=`, the pages run over the findings, each with `fingerprint` and
+    `baseline_state` (`new` or `unchanged`), then over the baseline's fixed findings (`fixed`,
+    `baseline_state: absent`)."""
 
     scan_id: str
     scanner_name: str
@@ -202,6 +217,16 @@ class Results(_Closed):
     next_cursor: Annotated[
         str | None, Meta(description="pass it as `?cursor=` for the next page; null on the last")
     ]
+    baseline: Annotated[BaselineCounts | UnsetType, Meta(description="only with `?baseline=`")] = (
+        UNSET
+    )
+    fixed: Annotated[
+        list[dict[str, Any]] | UnsetType,
+        Meta(
+            description="only with `?baseline=`: this page of the baseline's findings that "
+            "this scan no longer has"
+        ),
+    ] = UNSET
 
 
 class Envelope(_Closed):
@@ -298,6 +323,7 @@ COMPONENTS: Final = (
     ScanView,
     ScanDetail,
     SeveritySummary,
+    BaselineCounts,
     Results,
     EventPayload,
     ResetEvent,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import uuid
 
@@ -13,7 +14,19 @@ from gateway.domain.models import EventDraft, NewScan, ScanFinished, ScanRecord,
 from gateway.http.appkeys import CONFIG, RUNNER, STORE
 from gateway.http.auth import principal
 from gateway.http.operations import Param, enveloped, operation
+from gateway.http.report_query import (
+    BASELINE,
+    FORMAT,
+    NOT_ACCEPTABLE,
+    SARIF_LOG,
+    SARIF_MEDIA_TYPE,
+    ReportQuery,
+    information_uri,
+    report_query,
+    sarif_response,
+)
 from gateway.http.responses import ok
+from gateway.http.results import baseline_results, scan_sarif, whole_scan
 from gateway.http.schemas import (
     Results,
     ScanCreate,
@@ -33,8 +46,9 @@ from gateway.http.validation import (
     read_json,
     scan_request,
 )
+from gateway.report.baseline import compare
 
-__all__ = ["API", "SCAN_ID", "owned_scan", "routes"]
+__all__ = ["API", "SCAN_ID", "has_results", "owned_scan", "routes"]
 
 API = "/api/v1/scans"
 LIST_DEFAULT = 50
@@ -97,9 +111,10 @@ CURSOR = Param(
 )
 
 
-async def owned_scan(request: web.Request) -> ScanRecord:
-    """The scan named in the path, if the caller owns it; 404 alike for absent and foreign."""
-    scan_id = request.match_info["scan_id"]
+async def owned_scan(request: web.Request, scan_id: str | None = None) -> ScanRecord:
+    """The scan named in the path (or ``scan_id``), if the caller owns it; 404 alike for
+    absent and foreign."""
+    scan_id = request.match_info["scan_id"] if scan_id is None else scan_id
     scan = await request.app[STORE].get_scan(scan_id)
     if scan is None or scan.owner != principal(request).subject:
         raise ScanNotFound(scan_id)
@@ -221,15 +236,23 @@ async def cancel_scan(request: web.Request) -> web.Response:
     "getResults",
     "Read a completed scan's results",
     "scans",
-    {200: enveloped(Results, "A page of the findings, and their severity summary.")},
+    {
+        200: enveloped(
+            Results,
+            "A page of the findings, and their severity summary; or, asked for SARIF, the "
+            "SARIF log of all of them.",
+            also={SARIF_MEDIA_TYPE: SARIF_LOG},
+        )
+    },
     errors=(
         400,
         401,
         404,
+        NOT_ACCEPTABLE,
         (
             409,
-            "The scan has not completed (`scan_not_ready`): still running (the message gives "
-            "its status), failed (with the reason) or cancelled.",
+            "The scan (or the baseline) has not completed (`scan_not_ready`): still running "
+            "(the message gives its status), failed (with the reason) or cancelled.",
         ),
         503,
     ),
@@ -239,21 +262,20 @@ async def cancel_scan(request: web.Request) -> web.Response:
         "`findings.max_per_scan` findings ({config.findings.max_per_scan}) of at most "
         "`findings.max_bytes_per_scan` bytes in all ({config.findings.max_bytes_per_scan}): "
         "the first ones; the scanner's later findings are dropped, counted in "
-        "`findings_dropped`, and `truncated` is true."
+        "`findings_dropped`, and `truncated` is true. "
+        f"`Accept: {SARIF_MEDIA_TYPE}` or `?format=sarif` answers with SARIF 2.1.0 instead, "
+        "one document of the whole scan (no `limit` or `cursor`: 400). With `?baseline=`, the "
+        "pages run over the findings (each with `fingerprint` and `baseline_state`), then over "
+        "the baseline's fixed ones (`fixed`), and `baseline` counts them all."
     ),
-    params=(SCAN_ID, RESULTS_LIMIT, CURSOR),
+    params=(SCAN_ID, RESULTS_LIMIT, CURSOR, FORMAT, BASELINE),
 )
 async def get_results(request: web.Request) -> web.Response:
     scan = await owned_scan(request)
-    if scan.status is Status.FAILED:
-        raise ScanNotReady(f"scan failed, so it has no results: {scan.error}")
-    if scan.status is Status.CANCELLED:
-        raise ScanNotReady("scan was cancelled, so it has no results")
-    if scan.status is not Status.COMPLETED:
-        raise ScanNotReady(
-            f"scan is still {scan.status.value} ({scan.progress_percent}%); "
-            "results are available once it completes"
-        )
+    query = report_query(request)
+    has_results(scan)
+    if query.sarif or query.baseline is not None:
+        return await _report(request, scan, query)
     bounds = request.app[CONFIG].findings
     limit = parse_limit(
         request.query.get("limit"), default=bounds.page_size, maximum=bounds.max_page_size
@@ -282,3 +304,53 @@ async def get_results(request: web.Request) -> web.Response:
             next_cursor=str(end) if end < page.total else None,
         )
     )
+
+
+def has_results(scan: ScanRecord, what: str = "scan") -> None:
+    """409 unless the scan completed: a failed or cancelled one has no results."""
+    if scan.status is Status.FAILED:
+        raise ScanNotReady(f"{what} failed, so it has no results: {scan.error}")
+    if scan.status is Status.CANCELLED:
+        raise ScanNotReady(f"{what} was cancelled, so it has no results")
+    if scan.status is not Status.COMPLETED:
+        raise ScanNotReady(
+            f"{what} is still {scan.status.value} ({scan.progress_percent}%); "
+            "results are available once it completes"
+        )
+
+
+async def _report(request: web.Request, scan: ScanRecord, query: ReportQuery) -> web.Response:
+    """SARIF, or JSON against a baseline (see gateway.http.results)."""
+    if query.sarif and ("limit" in request.query or "cursor" in request.query):
+        raise BadRequest(
+            "query parameters 'limit' and 'cursor' page the JSON results; "
+            "a SARIF report is one document of the whole scan"
+        )
+    bounds = request.app[CONFIG].findings
+    store = request.app[STORE]
+    current = await whole_scan(store, scan.scan_id, bounds)
+    uri = information_uri(request)
+    # Reports of a scan at its bounds take a second or more of CPU: in a worker thread, so
+    # that streams and other requests go on meanwhile.
+    if query.baseline is None:
+        sarif = await asyncio.to_thread(
+            scan_sarif, scan, current.vulnerabilities, baseline=False, information_uri=uri
+        )
+        return await sarif_response(sarif)
+    base = await owned_scan(request, query.baseline)
+    has_results(base, f"baseline scan {base.scan_id!r}")
+    before = await whole_scan(store, base.scan_id, bounds)
+    compared = await asyncio.to_thread(compare, current.vulnerabilities, before.vulnerabilities)
+    if query.sarif:
+        sarif = await asyncio.to_thread(
+            scan_sarif, scan, *compared, baseline=True, information_uri=uri
+        )
+        return await sarif_response(sarif)
+    limit = parse_limit(
+        request.query.get("limit"), default=bounds.page_size, maximum=bounds.max_page_size
+    )
+    start = parse_cursor(request.query.get("cursor"))
+    page = baseline_results(
+        scan, current, base, compared, start=start, limit=limit, max_bytes=bounds.max_page_bytes
+    )
+    return ok(page)

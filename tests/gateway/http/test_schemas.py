@@ -75,7 +75,9 @@ async def test_the_answers_are_the_declared_shapes_in_their_order(client):
     ):
         body = await (await client.get(path, headers=auth())).read()
         data = json.loads(body)["data"]
-        assert list(data) == list(shape.__struct_fields__), path
+        # Every field without a default, in order (the optional ones only when asked for).
+        required = [f.name for f in msgspec.structs.fields(shape) if f.required]
+        assert list(data) == required, path
         assert data == msgspec.to_builtins(decoded(body, shape)), path
     listed = json.loads(await (await client.get("/api/v1/scans/", headers=auth())).read())
     for item in listed["data"]:
