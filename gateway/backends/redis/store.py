@@ -39,7 +39,7 @@ from gateway.backends.redis.layout import (
     queue_event,
 )
 from gateway.backends.redis.leases import Leases
-from gateway.backends.redis.transaction import OutcomeUnknown, answering, multi, transaction
+from gateway.backends.redis.transaction import answering, multi, transaction
 from gateway.domain.errors import ScanExists, ScanNotFound, StoreUnavailable
 from gateway.domain.models import (
     Event,
@@ -284,18 +284,17 @@ class RedisStore(Store):
             )
             return new.event
 
+        def unknown() -> None:
+            if attempted:  # settled on the next append to this scan
+                self._unknown[scan_id] = (draft, attempted[0])
+
         watch = [scan_key, lease_key] if leased_skips else [scan_key]
         attempted: list[Event] = []
         async with self._lock(scan_id):
             settled = await self._settle(scan_id, draft)
             if settled is not None:
                 return settled
-            try:
-                event = await transaction(self._redis, watch, write)
-            except OutcomeUnknown:
-                if attempted:  # settled on the next append to this scan
-                    self._unknown[scan_id] = (draft, attempted[0])
-                raise
+            event = await transaction(self._redis, watch, write, if_unknown=unknown)
             if event is not None:
                 if event.terminal:
                     self._leases.drop(scan_id)

@@ -2,7 +2,8 @@
 
 A transaction WATCHes its keys, reads, queues its writes after ``multi`` and EXECs; another
 process writing a watched key first makes it start over. A connection lost with EXEC sent
-leaves the outcome unknown (``OutcomeUnknown``): the caller must find out before it retries.
+leaves the outcome unknown: the caller is told (``if_unknown``), and must find out before it
+retries.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from redis.asyncio.client import Pipeline
 
 from gateway.domain.errors import StoreUnavailable
 
-__all__ = ["MAX_ATTEMPTS", "UNAVAILABLE", "OutcomeUnknown", "answering", "multi", "transaction"]
+__all__ = ["MAX_ATTEMPTS", "UNAVAILABLE", "answering", "multi", "transaction"]
 
 log = logging.getLogger(__name__)
 
@@ -35,10 +36,6 @@ UNAVAILABLE: Final = (
     redis_errors.TryAgainError,
 )
 MAX_ATTEMPTS: Final = 50  # an optimistic transaction starts over at most this often
-
-
-class OutcomeUnknown(StoreUnavailable):
-    """The connection dropped during a transaction: Redis may have applied it or not."""
 
 
 @contextmanager
@@ -67,10 +64,16 @@ def answering() -> Iterator[None]:
 
 
 async def transaction(
-    client: Redis, watch: list[str], write: Callable[[Pipeline], Coroutine[Any, Any, _T]]
+    client: Redis,
+    watch: list[str],
+    write: Callable[[Pipeline], Coroutine[Any, Any, _T]],
+    *,
+    if_unknown: Callable[[], None] | None = None,
 ) -> _T:
     """Run ``write`` (reads while ``watch`` is watched, then ``multi()`` and the writes)
-    until EXEC succeeds; a write that queues nothing returns without EXEC."""
+    until EXEC succeeds; a write that queues nothing returns without EXEC. When the connection
+    drops during the transaction, Redis may have applied it or not: ``if_unknown`` is called,
+    then ``StoreUnavailable`` raised."""
     async with client.pipeline() as pipe:
         for _ in range(MAX_ATTEMPTS):
             try:
@@ -82,16 +85,22 @@ async def transaction(
                     except UNAVAILABLE as exc:
                         # Lost with EXEC sent: Redis may have applied it or not.
                         log.debug("redis: %s", exc)
-                        raise OutcomeUnknown("the store (Redis) does not answer") from None
+                        raise _unknown(if_unknown) from None
             except redis_errors.WatchError as exc:
                 if isinstance(exc.__context__, UNAVAILABLE):
                     # The connection died mid-transaction: EXEC may have been applied,
                     # so starting over could append the event twice.
                     log.debug("redis: %s", exc.__context__)
-                    raise OutcomeUnknown("the store (Redis) does not answer") from None
+                    raise _unknown(if_unknown) from None
                 continue
             return result
     raise StoreUnavailable(f"store too busy: {MAX_ATTEMPTS} conflicting transactions")
+
+
+def _unknown(if_unknown: Callable[[], None] | None) -> StoreUnavailable:
+    if if_unknown is not None:
+        if_unknown()
+    return StoreUnavailable("the store (Redis) does not answer")
 
 
 def multi(pipe: Pipeline) -> None:
