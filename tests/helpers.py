@@ -16,6 +16,8 @@ from gateway.config import Config, config_from_dict
 from gateway.engine.hub import Bus, EndOfStream, Hub
 from gateway.http.appkeys import BUS
 from gateway.http.auth import TokenVerifier
+from gateway.http.openapi import build_openapi
+from gateway.http.routes import setup_routes
 from gateway.scanners.sse_parser import SSEParser
 from tests.keys import SECRET as SECRET
 
@@ -85,6 +87,13 @@ async def stream(
 ) -> list[tuple[int, dict[str, Any]]]:
     async with client.get(f"/api/v1/scans/{scan_id}/stream", headers=auth(sub)) as response:
         return await read_events(response)
+
+
+def openapi_for(config: Config) -> dict[str, Any]:
+    """The OpenAPI document a gateway under ``config`` serves, without starting one."""
+    app = web.Application()
+    setup_routes(app)
+    return build_openapi(config, app.router.routes())
 
 
 def error_shape(body: dict[str, Any]) -> None:

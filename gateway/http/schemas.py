@@ -40,6 +40,7 @@ __all__ = [
     "Session",
     "SeveritySummary",
     "StreamTicket",
+    "component_name",
     "components",
     "scan_detail",
     "scan_view",
@@ -317,7 +318,14 @@ COMPONENTS: Final = (
     DevToken,
 )
 # A component's name in the document where it is not the class's.
-_NAMES: Final = {ScanView: "Scan", EventPayload: "Event"}
+_NAMES: Final[dict[type, str]] = {ScanView: "Scan", EventPayload: "Event"}
+
+
+def component_name(cls: type) -> str:
+    """The name ``cls`` has under ``components.schemas``; it must be one of ``COMPONENTS``."""
+    if cls not in COMPONENTS:
+        raise ValueError(f"{cls.__name__} is not a component of the document (schemas.COMPONENTS)")
+    return _NAMES.get(cls, cls.__name__)
 
 
 def components() -> dict[str, dict[str, Any]]:

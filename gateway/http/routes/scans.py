@@ -12,16 +12,20 @@ from gateway.domain.errors import BadRequest, Conflict, ScanNotFound, ScanNotRea
 from gateway.domain.models import EventDraft, NewScan, ScanFinished, ScanRecord, Status
 from gateway.http.appkeys import CONFIG, RUNNER, STORE
 from gateway.http.auth import principal
+from gateway.http.operations import Param, enveloped, operation
 from gateway.http.responses import ok
 from gateway.http.schemas import (
     Results,
+    ScanCreate,
     ScanCreated,
+    ScanDetail,
     ScanLinks,
     SeveritySummary,
     scan_detail,
     scan_view,
 )
 from gateway.http.validation import (
+    MAX_NUMBER_DIGITS,
     parse_bool,
     parse_cursor,
     parse_limit,
@@ -30,13 +34,67 @@ from gateway.http.validation import (
     scan_request,
 )
 
-__all__ = ["API", "owned_scan", "routes"]
+__all__ = ["API", "SCAN_ID", "owned_scan", "routes"]
 
 API = "/api/v1/scans"
 LIST_DEFAULT = 50
 LIST_MAX = 500
 
 routes = web.RouteTableDef()
+
+SCAN_ID = Param(
+    "ScanId",
+    "scan_id",
+    "path",
+    "the scan's id, as `POST /api/v1/scans/` answered it",
+    {"type": "string", "minLength": 1},
+)
+USE_SSE = Param(
+    "UseSSE",
+    "use_sse",
+    "query",
+    "true: the configured scanner runs the scan (the gateway reads its stream); false: the "
+    "gateway simulates it. `true/false`, `1/0`, `yes/no`, `on/off` are accepted; anything "
+    "else is 400.",
+    {"type": "boolean", "default": False},
+)
+LIMIT = Param(
+    "Limit",
+    "limit",
+    "query",
+    f"how many scans at most; outside 1-{LIST_MAX} is 400",
+    {"type": "integer", "minimum": 1, "maximum": LIST_MAX, "default": LIST_DEFAULT},
+)
+STATUS = Param(
+    "StatusFilter",
+    "status",
+    "query",
+    "only scans with this status (case-insensitive); unknown is 400",
+    {"$ref": "#/components/schemas/Status"},
+)
+RESULTS_LIMIT = Param(
+    "ResultsLimit",
+    "limit",
+    "query",
+    "how many findings at most on this page (`findings.page_size`, "
+    "{config.findings.page_size}, when absent); outside 1-{config.findings.max_page_size} "
+    "(`findings.max_page_size`) is 400",
+    lambda config: {
+        "type": "integer",
+        "minimum": 1,
+        "maximum": config.findings.max_page_size,
+        "default": config.findings.page_size,
+    },
+)
+CURSOR = Param(
+    "Cursor",
+    "cursor",
+    "query",
+    "where the page starts: the `next_cursor` of the page before (absent or empty: the first "
+    f"page). Anything else (not {MAX_NUMBER_DIGITS} digits at most, or past the last finding) "
+    "is 400.",
+    {"type": "string", "pattern": f"^[0-9]{{0,{MAX_NUMBER_DIGITS}}}$"},
+)
 
 
 async def owned_scan(request: web.Request) -> ScanRecord:
@@ -58,6 +116,28 @@ def links(scan_id: str) -> ScanLinks:
 
 @routes.post(f"{API}/")
 @routes.post(API)
+@operation(
+    "startScan",
+    "Start a scan",
+    "scans",
+    {
+        201: enveloped(
+            ScanCreated,
+            "The scan is created and running.",
+            {"Location": "The scan's URL (`status_url`)."},
+        )
+    },
+    errors=(400, 401, 403, 408, 413, 415, 422, 429, 503),
+    description=(
+        "Starts a scan of `repository_name` with `scanner_name`. With `use_sse=true` the "
+        "gateway POSTs it to the configured scanner once and reads its progress stream; "
+        "otherwise it simulates the scan. 429 when the caller "
+        "(`limits.max_running_scans_per_subject`) or the gateway (`limits.max_running_scans`) "
+        "runs its maximum of scans."
+    ),
+    params=(USE_SSE,),
+    body=ScanCreate,
+)
 async def start_scan(request: web.Request) -> web.Response:
     use_sse = parse_bool(request.query.get("use_sse"), "use_sse", default=False)
     wanted = scan_request(await read_json(request), request.app[CONFIG].scanners)
@@ -79,6 +159,14 @@ async def start_scan(request: web.Request) -> web.Response:
 
 @routes.get(f"{API}/")
 @routes.get(API)
+@operation(
+    "listScans",
+    "List the caller's scans",
+    "scans",
+    {200: enveloped("ScanList", "The caller's scans, newest first.")},
+    errors=(400, 401, 503),
+    params=(LIMIT, STATUS),
+)
 async def list_scans(request: web.Request) -> web.Response:
     limit = parse_limit(request.query.get("limit"), default=LIST_DEFAULT, maximum=LIST_MAX)
     status = parse_status(request.query.get("status"))
@@ -89,12 +177,34 @@ async def list_scans(request: web.Request) -> web.Response:
 
 
 @routes.get(API + "/{scan_id}")
+@operation(
+    "getScan",
+    "Read a scan",
+    "scans",
+    {200: enveloped(ScanDetail, "The scan.")},
+    errors=(401, 404, 503),
+    params=(SCAN_ID,),
+)
 async def get_scan(request: web.Request) -> web.Response:
     scan = await owned_scan(request)
     return ok(scan_detail(scan, links(scan.scan_id)))
 
 
 @routes.delete(API + "/{scan_id}")
+@operation(
+    "cancelScan",
+    "Cancel a running scan",
+    "scans",
+    {
+        200: enveloped(
+            ScanDetail,
+            "Cancelled: the upstream request is closed and a `cancelled` event ends the log "
+            "and every stream.",
+        )
+    },
+    errors=(401, 403, 404, (409, "The scan already ended (`conflict`)."), 503),
+    params=(SCAN_ID,),
+)
 async def cancel_scan(request: web.Request) -> web.Response:
     scan = await owned_scan(request)
     if not scan.terminal:
@@ -107,6 +217,32 @@ async def cancel_scan(request: web.Request) -> web.Response:
 
 
 @routes.get(API + "/{scan_id}/results")
+@operation(
+    "getResults",
+    "Read a completed scan's results",
+    "scans",
+    {200: enveloped(Results, "A page of the findings, and their severity summary.")},
+    errors=(
+        400,
+        401,
+        404,
+        (
+            409,
+            "The scan has not completed (`scan_not_ready`): still running (the message gives "
+            "its status), failed (with the reason) or cancelled.",
+        ),
+        503,
+    ),
+    description=(
+        "The findings come a page at a time: follow `next_cursor` with `?cursor=` until it is "
+        "null. `summary` and `total_findings` cover every page. A scan keeps at most "
+        "`findings.max_per_scan` findings ({config.findings.max_per_scan}) of at most "
+        "`findings.max_bytes_per_scan` bytes in all ({config.findings.max_bytes_per_scan}): "
+        "the first ones; the scanner's later findings are dropped, counted in "
+        "`findings_dropped`, and `truncated` is true."
+    ),
+    params=(SCAN_ID, RESULTS_LIMIT, CURSOR),
+)
 async def get_results(request: web.Request) -> web.Response:
     scan = await owned_scan(request)
     if scan.status is Status.FAILED:

@@ -8,7 +8,6 @@ import json
 import msgspec
 
 from gateway.config import config_from_dict
-from gateway.http.routes.openapi import openapi_document
 from gateway.http.schemas import (
     COMPONENTS,
     DEFAULT_SUBJECT,
@@ -24,7 +23,7 @@ from gateway.http.schemas import (
     ScanView,
     components,
 )
-from tests.helpers import auth, start_scan, stream
+from tests.helpers import auth, openapi_for, start_scan, stream
 
 # What the document adds to a generated component because it depends on the config.
 CONFIGURED = {
@@ -34,7 +33,7 @@ CONFIGURED = {
 
 
 def test_the_documents_components_are_the_generated_ones():
-    document = openapi_document(config_from_dict({"scanners": {"s": "http://127.0.0.1:9/"}}))
+    document = openapi_for(config_from_dict({"scanners": {"s": "http://127.0.0.1:9/"}}))
     schemas = document["components"]["schemas"]
     generated = components()
     assert len(generated) == len(COMPONENTS)
