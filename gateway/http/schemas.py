@@ -99,19 +99,25 @@ class ScanCreate(_Closed):
     ] = None
 
 
-class ScanLinks(_Closed):
-    stream_url: Annotated[str, Meta(description="`GET` it for the event stream")]
-    status_url: Annotated[str, Meta(description="`GET` it for the scan")]
-    results_url: Annotated[str, Meta(description="`GET` it for the results")]
+# A scan's routes, as every body that links to them gives them.
+_StreamUrl = Annotated[str, Meta(description="`GET` it for the event stream")]
+_StatusUrl = Annotated[str, Meta(description="`GET` it for the scan")]
+_ResultsUrl = Annotated[str, Meta(description="`GET` it for the results")]
 
 
-class ScanCreated(_Closed):
+class ScanLinks(_Closed, kw_only=True):
+    """The URLs of a scan's routes. Keyword-only fields come after all others, so a Struct
+    built on this one ends with them, as its JSON does."""
+
+    stream_url: _StreamUrl
+    status_url: _StatusUrl
+    results_url: _ResultsUrl
+
+
+class ScanCreated(ScanLinks):
     scan_id: str
     status: Status
     sse_enabled: bool
-    stream_url: Annotated[str, Meta(description="`GET` it for the event stream")]
-    status_url: Annotated[str, Meta(description="`GET` it for the scan")]
-    results_url: Annotated[str, Meta(description="`GET` it for the results")]
 
 
 class ScanView(_Closed):
@@ -149,9 +155,10 @@ class ScanView(_Closed):
 class ScanDetail(ScanView):
     """A scan with the URLs of its routes."""
 
-    stream_url: Annotated[str, Meta(description="`GET` it for the event stream")]
-    status_url: Annotated[str, Meta(description="`GET` it for the scan")]
-    results_url: Annotated[str, Meta(description="`GET` it for the results")]
+    # ScanLinks' fields: msgspec takes the fields of one base only (it is ScanView here).
+    stream_url: _StreamUrl
+    status_url: _StatusUrl
+    results_url: _ResultsUrl
 
 
 class ResetEvent(ScanView):

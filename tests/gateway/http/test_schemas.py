@@ -19,6 +19,7 @@ from gateway.http.schemas import (
     Results,
     ScanCreated,
     ScanDetail,
+    ScanLinks,
     ScanView,
     components,
 )
@@ -113,3 +114,10 @@ async def test_the_dev_token_body_is_decoded_by_its_struct(gateway):
     for body, message in refusals:
         status, answer = await post(body)
         assert (status, answer["error"], answer["message"]) == (422, "validation_error", message)
+
+
+def test_every_body_that_links_to_a_scan_ends_with_the_links_as_declared_once():
+    links = msgspec.structs.fields(ScanLinks)
+    assert [f.name for f in links] == ["stream_url", "status_url", "results_url"]
+    for shape in (ScanCreated, ScanDetail):
+        assert msgspec.structs.fields(shape)[-len(links) :] == links, shape.__name__
