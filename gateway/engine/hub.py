@@ -71,9 +71,10 @@ class Batch:
 
     def __init__(self, events: Sequence[Event]) -> None:
         self.events = events
-        # The events as the subscribers' connections carry them: encoded by the first sink
-        # that writes the batch and reused by the others. The hub never reads it.
-        self.encoded: bytes | None = None
+        # The events as the subscribers' connections carry them (the wire layer's encodings,
+        # one per framing): made by the first sink that writes the batch and reused by the
+        # others. The hub never reads it.
+        self.encoded: tuple[bytes, ...] | None = None
 
 
 class Written(enum.Enum):

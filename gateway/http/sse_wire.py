@@ -31,7 +31,7 @@ __all__ = [
     "AIOHTTP_CHECKED",
     "PING",
     "EventStream",
-    "batch_chunk",
+    "batch_encodings",
     "comment",
     "event_frame",
     "events_body",
@@ -83,16 +83,20 @@ def http_chunk(data: bytes) -> bytes:
     return b"%x\r\n%b\r\n" % (len(data), data)
 
 
-_PING_CHUNK = http_chunk(PING)
+# Where each framing's bytes sit in a batch's encodings (and in _PINGS).
+_PLAIN, _CHUNKED = 0, 1
+_PINGS = (PING, http_chunk(PING))
 
 
-def batch_chunk(batch: Batch) -> bytes:
-    """The batch's events as one HTTP/1.1 chunk, encoded on its first write and kept on the
-    batch for every other subscriber it goes to."""
-    chunk = batch.encoded
-    if chunk is None:
-        chunk = batch.encoded = http_chunk(events_body(batch.events))
-    return chunk
+def batch_encodings(batch: Batch) -> tuple[bytes, ...]:
+    """The batch's events as a body carries them, plain and as one HTTP/1.1 chunk: encoded on
+    the batch's first write and kept on it for every other subscriber it goes to, whichever
+    framing their connections use."""
+    encoded = batch.encoded
+    if encoded is None:
+        body = events_body(batch.events)
+        encoded = batch.encoded = (body, http_chunk(body))
+    return encoded
 
 
 class EventStream(web.StreamResponse):
@@ -116,7 +120,7 @@ class EventStream(web.StreamResponse):
         self.transport: asyncio.Transport | None = None  # set once the headers are out
         self._writer: AbstractStreamWriter | None = None
         self._direct = 0  # bytes written straight to the transport
-        self._chunk_framed = False  # whether aiohttp frames this response's body as chunks
+        self._framing = _PLAIN  # _CHUNKED once aiohttp frames this response's body as chunks
         self._sock: socket.socket | None = None
         self._saved_user_timeout: int | None = None
 
@@ -128,7 +132,7 @@ class EventStream(web.StreamResponse):
         if request.version >= HttpVersion11:
             self.enable_chunked_encoding()  # else the body simply runs to the connection's end
         self._writer = await self.prepare(request)
-        self._chunk_framed = self.chunked
+        self._framing = _CHUNKED if self.chunked else _PLAIN
         # Through aiohttp: the headers go out with (or before) these bytes.
         await self.send(first)
         self.transport = request.transport
@@ -149,10 +153,7 @@ class EventStream(web.StreamResponse):
             return GONE
         if transport.get_write_buffer_size() >= self.high_water:
             return BEHIND
-        if self._chunk_framed:
-            data = batch.encoded or batch_chunk(batch)
-        else:
-            data = events_body(batch.events)
+        data = (batch.encoded or batch_encodings(batch))[self._framing]
         transport.write(data)
         self._direct += len(data)
         return WROTE
@@ -164,7 +165,7 @@ class EventStream(web.StreamResponse):
         if transport is None or transport.is_closing():
             return False
         if transport.get_write_buffer_size() < self.high_water:
-            data = _PING_CHUNK if self._chunk_framed else PING
+            data = _PINGS[self._framing]
             transport.write(data)
             self._direct += len(data)
         return True

@@ -10,16 +10,19 @@ from importlib.metadata import version
 from typing import Any
 
 import pytest
+from aiohttp.http import HttpVersion, HttpVersion10, HttpVersion11
 from aiohttp.http_writer import StreamWriter
+from aiohttp.test_utils import make_mocked_request
 from multidict import CIMultiDict
 
 from gateway.domain.models import Event, compact_json
-from gateway.engine.hub import Batch
+from gateway.engine.hub import Batch, Subscription
 from gateway.http.appkeys import RUNNER
 from gateway.http.sse_wire import (
     AIOHTTP_CHECKED,
     PING,
-    batch_chunk,
+    EventStream,
+    batch_encodings,
     comment,
     event_frame,
     events_body,
@@ -56,11 +59,53 @@ def test_frames():
     assert list(SSEParser().feed(events_body(events)))[2].id == "3"
 
 
-def test_a_batch_is_encoded_once_for_every_subscriber():
+class _ClientTransport:
+    """A client's socket as the fan-out sees it: keeps up, and keeps every write."""
+
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(data)
+
+    def is_closing(self) -> bool:
+        return False
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return default
+
+
+async def _open_stream(version: HttpVersion) -> tuple[EventStream, _ClientTransport]:
+    transport = _ClientTransport()
+    request = make_mocked_request("GET", "/stream", version=version, transport=transport)
+    response = EventStream(send_timeout=5, high_water=65536)
+    await response.open(request, retry_field(3000) + b"\n")  # through aiohttp's writer
+    return response, transport
+
+
+async def test_a_batch_is_encoded_once_and_written_once_to_each_subscriber():
+    """However many subscribers, and whichever framing their connections have (HTTP/1.1
+    chunks, or an HTTP/1.0 body that runs to the connection's end), a batch is encoded once per
+    framing and each subscriber's transport gets it in one write."""
+    streams = [await _open_stream(version) for version in (HttpVersion11, HttpVersion10) * 3]
     batch = Batch([event(1), event(2)])
-    first = batch_chunk(batch)
-    assert first == http_chunk(events_body(batch.events))
-    assert batch_chunk(batch) is first, "encoded on the first write, reused by the others"
+    for response, _ in streams:
+        subscription = Subscription("s", limit=10)
+        assert subscription.follow(response)
+        assert subscription.offer(batch)
+        assert subscription.last == 2
+    body = events_body(batch.events)
+    assert batch_encodings(batch) == (body, http_chunk(body))
+    for chunked, expected in ((True, http_chunk(body)), (False, body)):
+        writes = [sent.writes for response, sent in streams if response.chunked is chunked]
+        assert len(writes) == 3
+        assert all(len(written) == 1 for written in writes), "one write per subscriber"
+        first = writes[0][0]
+        assert first == expected
+        assert all(written[0] is first for written in writes), "encoded once, shared by all"
 
 
 class _Transport:
