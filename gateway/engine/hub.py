@@ -153,15 +153,15 @@ class Subscription:
         pending, self.pending = self.pending, []
         return pending
 
-    async def wait(self) -> None:
-        """Wait until there is something pending or the subscription has ended."""
+    def wait(self) -> asyncio.Future[None]:
+        """What to await until there is something pending or the subscription has ended: a
+        future rather than a coroutine, so that an idle stream keeps no frame for it."""
+        waiter = asyncio.get_running_loop().create_future()
         if self.pending or self.ended is not None:
-            return
-        self._waiter = asyncio.get_running_loop().create_future()
-        try:
-            await self._waiter
-        finally:
-            self._waiter = None
+            waiter.set_result(None)
+        else:
+            self._waiter = waiter
+        return waiter
 
     def end(self, reason: EndOfStream) -> None:
         if self.ended is None:
@@ -170,8 +170,9 @@ class Subscription:
             self._wake()
 
     def _wake(self) -> None:
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None and not waiter.done():  # done: its waiter was cancelled
+            waiter.set_result(None)
 
     @property
     def sink(self) -> Sink | None:

@@ -9,6 +9,7 @@ that already do so, ``?token=``/``?access_token=``.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -138,11 +139,12 @@ def _own_origin(request: web.Request, config: Config) -> tuple[str, str, int]:
 
 
 @web.middleware
-async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+def auth_middleware(request: web.Request, handler: Handler) -> Awaitable[web.StreamResponse]:
+    """Authenticates and hands on. Not a coroutine: each open stream would keep its frame."""
     public = request.match_info.route.name in PUBLIC_ROUTES
     if request.path.startswith(PROTECTED_PREFIX) and request.method != "OPTIONS" and not public:
         request[PRINCIPAL] = authenticate(request)
-    return await handler(request)
+    return handler(request)
 
 
 def principal(request: web.Request) -> Principal:

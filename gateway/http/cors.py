@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
@@ -22,10 +24,15 @@ def _allowed_origin(request: web.Request) -> str | None:
 
 
 @web.middleware
-async def preflight_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Answer preflights before routing and auth: a preflight carries no credentials."""
+def preflight_middleware(request: web.Request, handler: Handler) -> Awaitable[web.StreamResponse]:
+    """Answer preflights before routing and auth: a preflight carries no credentials. Not a
+    coroutine: each open stream would keep its frame."""
     if request.method != "OPTIONS" or "Access-Control-Request-Method" not in request.headers:
-        return await handler(request)
+        return handler(request)
+    return _preflight(request)
+
+
+async def _preflight(request: web.Request) -> web.Response:
     response = web.Response(status=204)
     if _allowed_origin(request) is not None:
         response.headers["Access-Control-Allow-Methods"] = ALLOWED_METHODS

@@ -8,6 +8,7 @@ import json
 import logging
 import re
 import uuid
+from collections.abc import Awaitable
 from datetime import UTC, datetime
 from urllib.parse import parse_qsl, unquote, urlencode
 
@@ -163,16 +164,17 @@ _PARSE_ERROR_CHARS = 200
 
 
 @web.middleware
-async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """A request id for every request: the caller's ``X-Request-ID`` when sane, else new."""
+def request_id_middleware(request: web.Request, handler: Handler) -> Awaitable[StreamResponse]:
+    """A request id for every request: the caller's ``X-Request-ID`` when sane, else new.
+
+    Not a coroutine (each open stream would keep its frame), so the id is not reset after the
+    handler: aiohttp runs every request in a task of its own, whose context ends with it.
+    """
     incoming = request.headers.get("X-Request-ID", "")
     request_id = incoming if _INCOMING_ID.fullmatch(incoming) else uuid.uuid4().hex
     request[REQUEST_ID] = request_id
-    token = request_id_var.set(request_id)
-    try:
-        return await handler(request)
-    finally:
-        request_id_var.reset(token)
+    request_id_var.set(request_id)
+    return handler(request)
 
 
 async def add_request_id_header(request: web.Request, response: StreamResponse) -> None:

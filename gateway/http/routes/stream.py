@@ -219,22 +219,19 @@ def _resume_point(request: web.Request) -> int | str:
     return int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 19 else raw
 
 
-async def _stream_scan(
-    sender: _Sender, store: Store, scan: ScanRecord, resume: int | str, live: Subscription
-) -> None:
+async def _catch_up(sender: _Sender, store: Store, scan: ScanRecord, resume: int | str) -> bool:
+    """Send what the log holds after ``resume``; True if that ended the stream."""
     if isinstance(resume, str) or resume > scan.last_seq:
         # An id this log never held: say so, never replay from elsewhere.
         if await _reset(sender, store, scan, f"unknown Last-Event-ID {str(resume)[:64]!r}"):
-            return
+            return True
     else:
         sender.last = resume
     if await sender.replay(store, scan.scan_id):
-        return
+        return True
     # The record counting events the log no longer holds means its retention ran out.
     expired = sender.last < scan.last_seq
-    if expired and await _reset(sender, store, scan, "the scan's event log has expired"):
-        return
-    await sender.follow(store, live)
+    return expired and await _reset(sender, store, scan, "the scan's event log has expired")
 
 
 async def _reset(sender: _Sender, store: Store, scan: ScanRecord, why: str) -> bool:
@@ -274,7 +271,9 @@ async def stream(request: web.Request) -> web.StreamResponse:
         if scan.terminal and resume == scan.last_seq:
             return web.Response(status=204)  # the end was delivered: EventSource stops for good
         async with request.app[BUS].subscribe(scan.scan_id) as live:
-            return await _serve(request, scan, resume, live)
+            serving = _serve(request, scan, resume, live)
+            del scan  # an open stream keeps nothing of the record it began from
+            return await serving
     except StoreUnavailable:
         if "text/event-stream" not in request.headers.get("Accept", ""):
             raise
@@ -297,7 +296,9 @@ async def _serve(
     retry = retry_field(config.retry_ms)
     try:
         await response.open(request, retry + b"\n")
-        await _stream_scan(sender, app[STORE], scan, resume, live)
+        if not await _catch_up(sender, app[STORE], scan, resume):
+            del scan  # not kept while the stream follows live
+            await sender.follow(app[STORE], live)
     except SlowSubscriber:
         await _last_words(sender.write(SLOW_COMMENT))
     except ShuttingDown:

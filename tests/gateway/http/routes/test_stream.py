@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from gateway.domain.models import ScanRecord
 from gateway.http.appkeys import BUS, RUNNER, STORE
 from gateway.scanners.sse_parser import SSEParser
 from tests.helpers import (
@@ -155,3 +156,40 @@ async def test_http_1_0_client_gets_unchunked_live_events(gateway):
     events = list(SSEParser().feed(body))
     assert [int(e.id) for e in events] == list(range(1, len(events) + 1))
     assert json.loads(events[-1].data)["status"] == "completed"
+
+
+def _awaited_frames(task: asyncio.Task[object]) -> list[tuple[str, dict[str, object]]]:
+    """The coroutines a task is suspended in, outermost first: ``file:function`` and locals."""
+    frames, coro = [], task.get_coro()
+    while coro is not None and hasattr(coro, "cr_code"):
+        frames.append(
+            (f"{coro.cr_code.co_filename}:{coro.cr_code.co_qualname}", coro.cr_frame.f_locals)
+        )
+        coro = coro.cr_await
+    return frames
+
+
+async def test_an_idle_stream_keeps_no_frame_of_what_only_passed_it_on(gateway):
+    """An open stream keeps every coroutine it awaits through for as long as it is open (a few
+    hundred bytes each, for each of thousands of streams): the middlewares that only pass the
+    request on (request id, preflight, authentication) and the catch-up from the log keep
+    none; the scan record it began from is not held either."""
+    client = await gateway(stream={"heartbeat_seconds": 0.05}, mock={"step_delay_seconds": 30})
+    scan_id = await start_scan(client)
+    async with client.get(f"/api/v1/scans/{scan_id}/stream", headers=auth()) as response:
+        received = b""
+        while b": ping" not in received:  # heartbeats go to streams that follow live
+            received += await response.content.readany()
+        chains = [_awaited_frames(task) for task in asyncio.all_tasks()]
+        chain = next(chain for chain in chains if any(":stream" in name for name, _ in chain))
+        ours = [name.rsplit("/gateway/", 1)[1] for name, _ in chain if "/gateway/" in name]
+        assert ours == [
+            "http/metrics.py:metrics_middleware",
+            "http/responses.py:error_middleware",
+            "http/routes/stream.py:stream",
+            "http/routes/stream.py:_serve",
+            "http/routes/stream.py:_Sender.follow",
+        ]
+        assert chain[-1][0].endswith(":_Sender.follow"), "it waits on a future, not a coroutine"
+        held = [type(value).__name__ for _, names in chain for value in names.values()]
+        assert ScanRecord.__name__ not in held
