@@ -13,12 +13,14 @@ from aiohttp import web
 from gateway.backends.factory import open_backend
 from gateway.config import Config
 from gateway.domain.models import ScanRecord, strict_json
+from gateway.engine.drain import Drain
 from gateway.engine.hub import Hub
 from gateway.engine.mock_mode import simulate
 from gateway.engine.runner import ScanRunner
 from gateway.http.appkeys import (
     BUS,
     CONFIG,
+    DRAIN,
     HTTP_CLIENT,
     METRICS,
     RUNNER,
@@ -71,7 +73,10 @@ def create_app(config: Config) -> web.Application:
     app[STREAMS] = StreamRegistry(
         max_per_subject=config.limits.max_streams_per_subject,
         retry_after=config.limits.retry_after_seconds,
+        retry_ms=config.stream.retry_ms,
+        spread_ms=config.stream.reconnect_spread_ms,
     )
+    app[DRAIN] = Drain(config.server.drain_seconds)
     app[METRICS] = app_metrics(app)
     app.on_response_prepare.extend([add_cors_headers, add_request_id_header])
     app.on_shutdown.append(_shut_down)
@@ -81,9 +86,10 @@ def create_app(config: Config) -> web.Application:
 
 
 async def _shut_down(app: web.Application) -> None:
-    # Runs before the server waits for handlers, within the grace period: each open stream
-    # sends a reconnect hint and ends, so clients resume from their last id elsewhere (or
-    # here, after a restart); then running scans end interrupted, each with its terminal event.
+    # After the drain (gateway/serving.py), before the server waits for handlers, within the
+    # grace period: each open stream sends a reconnect hint and ends, so clients resume from
+    # their last id elsewhere (or here, after a restart); then the scans still running end
+    # interrupted, each with its terminal event.
     app[STREAMS].shutdown()
     await app[RUNNER].close()
 
@@ -92,6 +98,10 @@ async def _backend_ctx(app: web.Application) -> AsyncIterator[None]:
     hub = Hub(subscriber_buffer=app[CONFIG].stream.subscriber_buffer)
     async with open_backend(app[CONFIG], hub) as (store, bus):
         app[STORE], app[BUS] = store, bus
+        if store.shared:
+            # Every other replica serves this one's streams from the shared log: a drain sends
+            # them there at once. An embedded store's streams are served here to the end.
+            app[DRAIN].on_begin(app[STREAMS].shutdown)
         yield
 
 
@@ -163,5 +173,6 @@ async def _runner_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     app[STORE].on_lost(runner.abandon)
     app[RUNNER] = runner
+    app[DRAIN].track(runner)
     yield
     await runner.close()

@@ -129,6 +129,14 @@ def links(scan_id: str) -> ScanLinks:
     )
 
 
+# Starting a scan while the store is down, or while this gateway drains before it stops.
+STARTS_NOTHING = (
+    503,
+    "The store does not answer (`store_unavailable`), or this gateway is draining before it "
+    "stops (`draining`, with `Retry-After`): another replica takes the same request.",
+)
+
+
 @routes.post(f"{API}/")
 @routes.post(API)
 @operation(
@@ -142,7 +150,7 @@ def links(scan_id: str) -> ScanLinks:
             {"Location": "The scan's URL (`status_url`)."},
         )
     },
-    errors=(400, 401, 403, 408, 413, 415, 422, 429, 503),
+    errors=(400, 401, 403, 408, 413, 415, 422, 429, STARTS_NOTHING),
     description=(
         "Starts a scan of `repository_name` with `scanner_name`. With `use_sse=true` the "
         "gateway POSTs it to the configured scanner once and reads its progress stream; "
