@@ -22,7 +22,7 @@ import gateway.http.routes
 from gateway.config import config_from_dict
 from gateway.http.auth import PROTECTED_PREFIX, PUBLIC_ROUTES
 from gateway.http.openapi import DOCS_PATH, OPENAPI_PATH, UndeclaredRoute, build_openapi
-from gateway.http.operations import Operation, declaration, enveloped, operation
+from gateway.http.operations import Operation, Permission, declaration, enveloped, operation
 from gateway.http.routes import setup_routes
 from gateway.http.routes.demo import DEFAULT_SUBJECT, MAX_SUBJECT, STATIC_DIR
 from gateway.http.routes.openapi import openapi_document
@@ -166,18 +166,44 @@ async def undeclared(request: web.Request) -> web.Response:
     return web.Response()
 
 
-@operation("health2", "Liveness again", "operations", {200: enveloped(Health, "ok")})
+@operation(
+    "health2", "Liveness again", "operations", {200: enveloped(Health, "ok")}, permission="none"
+)
 async def declared_elsewhere(request: web.Request) -> web.Response:
     return web.Response()
 
 
-@operation("getThing", "Read a thing", "scans", {200: enveloped(Health, "ok")}, params=(SCAN_ID,))
+@operation(
+    "getThing",
+    "Read a thing",
+    "scans",
+    {200: enveloped(Health, "ok")},
+    params=(SCAN_ID,),
+    permission=Permission.READ,
+)
 async def needs_scan_id(request: web.Request) -> web.Response:
     return web.Response()
 
 
-@operation("untagged", "A thing", "no-such-tag", {200: enveloped(Health, "ok")})
+@operation("untagged", "A thing", "no-such-tag", {200: enveloped(Health, "ok")}, permission="none")
 async def untagged(request: web.Request) -> web.Response:
+    return web.Response()
+
+
+@operation("unguarded", "A thing", "scans", {200: enveloped(Health, "ok")})
+async def no_permission(request: web.Request) -> web.Response:
+    return web.Response()
+
+
+@operation(
+    "overguarded",
+    "A thing",
+    "operations",
+    {200: enveloped(Health, "ok")},
+    auth="public",
+    permission="none",
+)
+async def public_with_permission(request: web.Request) -> web.Response:
     return web.Response()
 
 
@@ -207,6 +233,23 @@ def test_a_declaration_that_does_not_fit_its_path_fails_the_document():
     app = routed_app(("GET", "/api/v1/things/{scan_id}", needs_scan_id))
     item = build_openapi(config, app.router.routes())["paths"]["/api/v1/things/{scan_id}"]
     assert item["parameters"] == [{"$ref": "#/components/parameters/ScanId"}]
+
+
+def test_a_protected_route_declares_its_permission_and_only_it_does():
+    config = config_from_dict({})
+    for handler in (no_permission, public_with_permission):
+        app = routed_app(("GET", "/api/v1/things", handler))
+        with pytest.raises(UndeclaredRoute, match="GET /api/v1/things: a route that needs a cre"):
+            build_openapi(config, app.router.routes())
+    # The permission is the role every security requirement of the operation names.
+    app = routed_app(("GET", "/api/v1/things/{scan_id}", needs_scan_id))
+    operation = build_openapi(config, app.router.routes())["paths"]["/api/v1/things/{scan_id}"]
+    assert operation["get"]["security"] == [
+        {"bearerAuth": ["scans:read"]},
+        {"sessionCookie": ["scans:read"]},
+        {"queryToken": ["scans:read"]},
+        {"queryAccessToken": ["scans:read"]},
+    ]
 
 
 def declared_handlers() -> dict[str, Any]:
