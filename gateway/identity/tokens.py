@@ -210,6 +210,8 @@ class TokenVerifier:
 
     async def _key_set_key(self, keys: KeySet, kid: str | None, algorithm: str) -> VerificationKey:
         if not keys.loaded:
+            await keys.refetch()  # wait for the fetch under way, or one it is time for
+        if not keys.loaded:
             raise KeysUnavailable(
                 "the identity provider's keys are not loaded yet; try again shortly",
                 retry_after=math.ceil(self._config.jwks_min_interval_seconds),

@@ -450,3 +450,28 @@ async def test_answers_the_fuzzing_cannot_reach_match_the_document(gateway, scan
             conforms(document, method, path, response.status, response.headers, body)
             if path == "/readyz":
                 assert body["data"]["checks"]["scanner:secret_scanner"] == "HTTP 404"
+
+
+def test_the_document_describes_the_identity_providers_tokens():
+    oidc = {"algorithms": ["RS256", "ES256"], "oidc_issuer": "https://id.example/realms/x/"}
+    document = openapi_for(config_from_dict({"jwt": oidc}))
+    validate(document, cls=OpenAPIV31SpecValidator)
+    schemes = document["components"]["securitySchemes"]
+    assert schemes["openIdConnect"]["openIdConnectUrl"] == (
+        "https://id.example/realms/x/.well-known/openid-configuration"
+    )
+    assert "OpenID provider `https://id.example/realms/x/`" in schemes["bearerAuth"]["description"]
+    assert "`scans:admin`" in schemes["bearerAuth"]["description"]
+    start = document["paths"]["/api/v1/scans/"]["post"]
+    assert {"openIdConnect": ["scans:write"]} in start["security"]
+    assert {"queryToken": ["scans:write"]} not in start["security"]  # no change by URL
+    stream = document["paths"]["/api/v1/scans/{scan_id}/stream"]["get"]
+    assert {"streamTicket": ["scans:read"]} in stream["security"]
+    for style, needle in (
+        ({"jwks_url": "https://id.example/certs"}, "the identity provider's key set"),
+        ({}, "the shared secret `jwt.secret`"),
+    ):
+        jwt_config = {"algorithms": ["RS256"], **style} if style else {}
+        schemes = openapi_for(config_from_dict({"jwt": jwt_config}))["components"]
+        assert needle in schemes["securitySchemes"]["bearerAuth"]["description"]
+        assert "openIdConnect" not in schemes["securitySchemes"]
