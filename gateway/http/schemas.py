@@ -60,7 +60,8 @@ _ERROR_CODES = (
     "`not_acceptable` (406); `request_timeout` (408); `conflict`, `scan_not_ready` (409); "
     "`payload_too_large` (413); "
     "`unsupported_media_type` (415); `validation_error` (422); `limit_exceeded` (429); "
-    "`internal_error` (500); `store_unavailable` (503); `http_error` for another status "
+    "`internal_error` (500); `store_unavailable`, `keys_unavailable` (503); `http_error` for "
+    "another status "
     "from the HTTP layer"
 )
 
