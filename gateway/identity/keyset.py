@@ -84,10 +84,10 @@ class KeySet:
         # A fetch is bounded (discovery and key set: a timeout each); this is a last guard.
         try:
             async with asyncio.timeout(2 * self._config.jwks_timeout_seconds + 1), self._ended:
-                await self._ended.wait_for(lambda: self._attempts >= target)
+                await self._ended.wait_for(lambda: self._attempts >= target or not self._running)
         except TimeoutError:
             return False
-        return True
+        return self._attempts >= target
 
     async def run(self, session: aiohttp.ClientSession) -> None:
         """Fetch now, then whenever the keys go stale, a retry is due or a token asks; until
@@ -100,7 +100,9 @@ class KeySet:
                     async with asyncio.timeout(delay):
                         await self._wanted.wait()
         finally:
-            self._running = False
+            self._running = False  # the app is closing: nobody waits for a fetch any more
+            async with self._ended:
+                self._ended.notify_all()
 
     async def _attempt(self, session: aiohttp.ClientSession) -> float:
         """One fetch; the seconds until the next one is due."""
