@@ -29,6 +29,7 @@ from gateway.http.routes.openapi import openapi_document
 from gateway.http.routes.scans import LIST_DEFAULT, LIST_MAX, SCAN_ID
 from gateway.http.schemas import Health
 from tests.helpers import auth, error_shape, openapi_for, start_scan, token
+from tests.keys import public_pem
 
 HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
 DOC_URI = "urn:xployt:openapi"
@@ -469,6 +470,7 @@ def test_the_document_describes_the_identity_providers_tokens():
     assert {"streamTicket": ["scans:read"]} in stream["security"]
     for style, needle in (
         ({"jwks_url": "https://id.example/certs"}, "the identity provider's key set"),
+        ({"public_key": public_pem("rsa")}, "the key whose public half is `jwt.public_key`"),
         ({}, "the shared secret `jwt.secret`"),
     ):
         jwt_config = {"algorithms": ["RS256"], **style} if style else {}
