@@ -222,6 +222,10 @@ def _hostile_tokens(kind):
         "no-alg": forged({"typ": "JWT"}, payload, pem),
         "header-list": forged(b"[1]", payload, pem),
         "header-not-json": forged(b"{", payload, pem),
+        # Another kind of JWT signed with the same key (an OIDC logout token, say).
+        "typ-not-an-access-token": jwt.encode(
+            claims(), private_key(kind), algorithm=algorithm, headers={"typ": "logout+jwt"}
+        ),
         "crit-header": jwt.encode(
             claims(), private_key(kind), algorithm=algorithm, headers={"crit": ["exp"]}
         ),
