@@ -13,12 +13,14 @@ from aiohttp import web
 from gateway.backends.factory import open_backend
 from gateway.config import Config
 from gateway.domain.models import ScanRecord, strict_json
+from gateway.engine.drain import Drain
 from gateway.engine.hub import Hub
 from gateway.engine.mock_mode import simulate
 from gateway.engine.runner import ScanRunner
 from gateway.http.appkeys import (
     BUS,
     CONFIG,
+    DRAIN,
     HTTP_CLIENT,
     METRICS,
     RUNNER,
@@ -34,6 +36,7 @@ from gateway.http.metrics import app_metrics, metrics_middleware
 from gateway.http.responses import error_middleware
 from gateway.http.routes import setup_routes
 from gateway.http.streams import StreamRegistry
+from gateway.identity.provider import provider_session
 from gateway.scanners.client import stream_scan
 
 __all__ = ["create_app"]
@@ -58,10 +61,15 @@ def create_app(config: Config) -> web.Application:
         client_max_size=config.server.max_body_bytes,
     )
     app[CONFIG] = config
-    app[VERIFIER] = TokenVerifier(config.jwt)
+    app[VERIFIER] = TokenVerifier(config.jwt, config.auth)
     app[TICKETS] = TicketIssuer(config)
     if config.jwt.uses_dev_secret:
         log.warning("JWT secret is the development default; set XPLOYT_JWT_SECRET in production")
+    if config.jwt.key_set_source is not None and config.jwt.audience is None:
+        log.warning(
+            "jwt.audience is not set: a token the identity provider issued for any of its "
+            "clients is accepted here; set it to this gateway's audience"
+        )
     if config.dev_mode:
         log.warning(
             "dev_mode is on: anyone who can reach this gateway (listening on %s) can mint a "
@@ -71,27 +79,52 @@ def create_app(config: Config) -> web.Application:
     app[STREAMS] = StreamRegistry(
         max_per_subject=config.limits.max_streams_per_subject,
         retry_after=config.limits.retry_after_seconds,
+        retry_ms=config.stream.retry_ms,
+        spread_ms=config.stream.reconnect_spread_ms,
     )
+    app[DRAIN] = Drain(config.server.drain_seconds)
     app[METRICS] = app_metrics(app)
     app.on_response_prepare.extend([add_cors_headers, add_request_id_header])
     app.on_shutdown.append(_shut_down)
-    app.cleanup_ctx.extend([_backend_ctx, _http_client_ctx, _runner_ctx, _heartbeat_ctx])
+    app.cleanup_ctx.extend(
+        [_key_set_ctx, _backend_ctx, _http_client_ctx, _runner_ctx, _heartbeat_ctx]
+    )
     setup_routes(app)
     return app
 
 
 async def _shut_down(app: web.Application) -> None:
-    # Runs before the server waits for handlers, within the grace period: each open stream
-    # sends a reconnect hint and ends, so clients resume from their last id elsewhere (or
-    # here, after a restart); then running scans end interrupted, each with its terminal event.
+    # After the drain (gateway/serving.py), before the server waits for handlers, within the
+    # grace period: each open stream sends a reconnect hint and ends, so clients resume from
+    # their last id elsewhere (or here, after a restart); then the scans still running end
+    # interrupted, each with its terminal event.
     app[STREAMS].shutdown()
     await app[RUNNER].close()
+
+
+async def _key_set_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The identity provider's key set, fetched and refreshed in the background (requests
+    never wait for a first fetch: until it lands, /readyz is 503 and tokens are too)."""
+    key_set = app[VERIFIER].key_set
+    if key_set is None:
+        yield
+        return
+    async with provider_session(app[CONFIG].jwt) as session:
+        refresh = asyncio.create_task(key_set.run(session), name="identity provider key set")
+        yield
+        refresh.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await refresh
 
 
 async def _backend_ctx(app: web.Application) -> AsyncIterator[None]:
     hub = Hub(subscriber_buffer=app[CONFIG].stream.subscriber_buffer)
     async with open_backend(app[CONFIG], hub) as (store, bus):
         app[STORE], app[BUS] = store, bus
+        if store.shared:
+            # Every other replica serves this one's streams from the shared log: a drain sends
+            # them there at once. An embedded store's streams are served here to the end.
+            app[DRAIN].on_begin(app[STREAMS].shutdown)
         yield
 
 
@@ -163,5 +196,6 @@ async def _runner_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     app[STORE].on_lost(runner.abandon)
     app[RUNNER] = runner
+    app[DRAIN].track(runner)
     yield
     await runner.close()

@@ -70,6 +70,9 @@ class ServerConfig(Section, frozen=True):
     # arrived, is closed this long after it opened (or after its last response).
     keepalive_timeout_seconds: PositiveNumber = 75
     shutdown_grace_seconds: PositiveNumber = 10
+    # SIGTERM: running scans may end on their own for this long before they are interrupted;
+    # the default, upstream.scan_timeout_seconds' own, lets any scan that may run finish.
+    drain_seconds: NonNegativeNumber = 3600
     uvloop: bool = True  # used when installed (the "fast" extra)
     # Take the scheme from X-Forwarded-Proto (the cookie CSRF check compares origins): only
     # behind a proxy that ends TLS and sets it, never where clients reach the gateway directly.
@@ -84,6 +87,11 @@ class AuthConfig(Section, frozen=True):
     ticket_ttl_seconds: PositiveNumber | None = None  # None: the scan's remaining lifetime
     ticket_max_ttl_seconds: PositiveNumber = 3600
     ticket_secret: str | None = None  # None: derived from jwt.secret
+    # The token claims that carry permissions (scans:read, ...): a space-separated string or a
+    # list of strings each. A token with none of them has its owner's rights over its own
+    # scans (what the Xployt server's tokens get), unless permissions are required.
+    permission_claims: tuple[str, ...] = ("scope",)
+    require_permissions: bool = False
 
 
 class CorsConfig(Section, frozen=True):
@@ -140,6 +148,34 @@ class JWTConfig(Section, frozen=True):
     issuer: str | None = None
     leeway_seconds: Annotated[float, Meta(ge=0, le=MAX_LEEWAY_SECONDS)] = 0
     public_key: str | None = None  # PEM, for RS*/ES*/PS*/EdDSA algorithms
+    # Or an identity provider's key set (JWKS): its URL, or the issuer whose discovery
+    # document (/.well-known/openid-configuration) names it. Fetched in the background.
+    jwks_url: str | None = None
+    oidc_issuer: str | None = None
+    # How long a key set is used without asking again: the answer's Cache-Control max-age
+    # within these bounds, else jwks_cache_seconds.
+    jwks_cache_seconds: PositiveNumber = 300
+    jwks_max_cache_seconds: PositiveNumber = 86400
+    # The least time between two fetches, whatever asks (a token with an unknown kid, the
+    # cache running out, a retry): a flood of forged kids costs the provider this at most.
+    jwks_min_interval_seconds: PositiveNumber = 10
+    jwks_timeout_seconds: PositiveNumber = 5  # one fetch, redirects included
+    jwks_max_bytes: Positive = 256 * 1024  # one answer (discovery document or key set)
+    jwks_max_keys: Annotated[int, Meta(ge=1, le=1000, extra={"why": "keys in one set"})] = 50
+
+    @property
+    def key_set_source(self) -> str | None:
+        """The config key naming the key set tokens are checked with, if any."""
+        if self.jwks_url is not None:
+            return "jwt.jwks_url"
+        if self.oidc_issuer is not None:
+            return "jwt.oidc_issuer"
+        return None
+
+    @property
+    def expected_issuer(self) -> str | None:
+        """The ``iss`` tokens must carry: ``issuer``, else the OpenID provider's."""
+        return self.issuer if self.issuer is not None else self.oidc_issuer
 
     @property
     def uses_dev_secret(self) -> bool:
@@ -175,6 +211,11 @@ class StreamConfig(Section, frozen=True):
     # above it they queue (up to subscriber_buffer) for the stream's own task to send.
     write_high_water_bytes: Positive = 64 * 1024
     retry_ms: Positive = 3000  # the reconnection delay suggested to EventSource
+    # A stream told to reconnect elsewhere (a drain, a shutdown) gets retry_ms plus a random
+    # share of this, so that its clients do not all come back in the same instant.
+    reconnect_spread_ms: Annotated[
+        int, Meta(ge=0, le=3_600_000, extra={"why": "at most an hour"})
+    ] = 10_000
 
 
 class MockConfig(Section, frozen=True):

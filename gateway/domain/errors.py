@@ -18,13 +18,18 @@
     ├── UnsupportedMediaType          415 unsupported_media_type
     ├── ValidationError               422 validation_error
     ├── LimitExceeded                 429 limit_exceeded
-    └── StoreUnavailable              503 store_unavailable
+    ├── StoreUnavailable              503 store_unavailable
+    ├── KeysUnavailable               503 keys_unavailable (adds Retry-After)
+    └── Draining                      503 draining (adds Retry-After)
 
 The stores raise ``ScanNotFound`` and ``ScanExists`` too, whichever backend they use, so no
 backend's own exceptions cross the store interface.
 
 Upstream faults are not HTTP errors: they end a scan ``failed`` (see ``upstream``), and
 ``UpstreamFault`` names each kind for logs and metrics.
+
+``Draining`` is this process refusing new work while it stops (a drain): the same request
+succeeds on another replica, or here once it is back.
 """
 
 from __future__ import annotations
@@ -34,9 +39,11 @@ from enum import StrEnum
 __all__ = [
     "BadRequest",
     "Conflict",
+    "Draining",
     "Forbidden",
     "GatewayError",
     "InvalidJSON",
+    "KeysUnavailable",
     "LimitExceeded",
     "MethodNotAllowed",
     "NotAcceptable",
@@ -174,6 +181,28 @@ class LimitExceeded(GatewayError):
 class StoreUnavailable(GatewayError):
     status = 503
     code = "store_unavailable"
+
+
+class KeysUnavailable(GatewayError):
+    """The identity provider's key set is not loaded yet, so no token can be checked."""
+
+    status = 503
+    code = "keys_unavailable"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.headers["Retry-After"] = str(retry_after)
+
+
+class Draining(GatewayError):
+    """This process is draining before it stops: it starts nothing new."""
+
+    status = 503
+    code = "draining"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.headers["Retry-After"] = str(retry_after)
 
 
 class UpstreamFault(StrEnum):

@@ -17,7 +17,7 @@ from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from typing import Any
 
 from gateway.config import Config
-from gateway.domain.errors import LimitExceeded, StoreUnavailable, UpstreamFault
+from gateway.domain.errors import Draining, LimitExceeded, StoreUnavailable, UpstreamFault
 from gateway.domain.log_context import scan_id_var
 from gateway.domain.models import (
     TERMINAL_STATUSES,
@@ -63,6 +63,9 @@ class ScanRunner:
         self._cancel_requested: set[str] = set()
         self._abandoned: set[str] = set()  # ended elsewhere: stop without writing
         self._closing = False
+        self._draining = False
+        self._idle = asyncio.Event()  # set while no scan runs
+        self._idle.set()
         self._metrics = metrics
         self._started: dict[str, tuple[str, float]] = {}  # scan -> (scanner, start time)
         self._last_seq: dict[str, int] = {}  # scan -> its log's last sequence number
@@ -70,6 +73,14 @@ class ScanRunner:
     @property
     def running(self) -> int:
         return len(self._tasks)
+
+    def drain(self) -> None:
+        """Start no new scan from now on (``Draining``); the running ones carry on."""
+        self._draining = True
+
+    async def idle(self) -> None:
+        """Return once no scan runs."""
+        await self._idle.wait()
 
     def _admit(self, owner: str) -> None:
         """Count one more scan for ``owner``, or refuse it (429)."""
@@ -98,6 +109,12 @@ class ScanRunner:
         The task, not the request, creates the scan: a client that goes away while it is
         being stored cannot leave a scan that exists but never runs.
         """
+        if self._draining:
+            raise Draining(
+                "this gateway is draining before it stops and starts no new scan; try again "
+                "(another replica takes it, or this one once it is back)",
+                retry_after=self._config.limits.retry_after_seconds,
+            )
         self._admit(new.owner)
         created: asyncio.Future[ScanRecord] = asyncio.get_running_loop().create_future()
         self._started[new.scan_id] = (new.scanner_name, time.monotonic())
@@ -105,6 +122,7 @@ class ScanRunner:
             self._create_and_run(new, first, created), name=f"scan {new.scan_id}"
         )
         self._tasks[new.scan_id] = task
+        self._idle.clear()
         task.add_done_callback(lambda _: self._finished(new))
         return created
 
@@ -131,6 +149,8 @@ class ScanRunner:
         self._cancel_requested.discard(scan.scan_id)
         self._abandoned.discard(scan.scan_id)
         self._release(scan.owner)
+        if not self._tasks:
+            self._idle.set()
 
     async def cancel(self, scan_id: str) -> None:
         """Stop a scan (closing its upstream request) and end its log ``cancelled``."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import ClientSession, web
 
 from gateway.config import Config
+from gateway.engine.drain import Drain
 from gateway.engine.hub import Bus
 from gateway.engine.instruments import Metrics
 from gateway.engine.runner import ScanRunner
@@ -15,6 +16,7 @@ from gateway.identity.tokens import Principal, TicketIssuer, TokenVerifier
 __all__ = [
     "BUS",
     "CONFIG",
+    "DRAIN",
     "HTTP_CLIENT",
     "METRICS",
     "PRINCIPAL",
@@ -34,6 +36,7 @@ BUS = web.AppKey("bus", Bus)
 HTTP_CLIENT = web.AppKey("http_client", ClientSession)
 RUNNER = web.AppKey("runner", ScanRunner)
 STREAMS = web.AppKey("streams", StreamRegistry)
+DRAIN = web.AppKey("drain", Drain)
 METRICS = web.AppKey("metrics", Metrics)
 
 PRINCIPAL = web.RequestKey("principal", Principal)

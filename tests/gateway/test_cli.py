@@ -194,7 +194,10 @@ async def test_json_lines_have_consecutive_ids_and_end_with_the_summary(client):
 
 
 async def test_resume_across_a_disconnect_repeats_and_skips_nothing(gateway):
-    client = await gateway(mock={"step_delay_seconds": 0.1, "steps": 6}, stream={"retry_ms": 10})
+    client = await gateway(
+        mock={"step_delay_seconds": 0.1, "steps": 6},
+        stream={"retry_ms": 10, "reconnect_spread_ms": 0},  # the hint exactly, for the check below
+    )
     scan_id = await start_scan(client)
     dropped: list[int] = []
 
@@ -484,7 +487,7 @@ def test_url_and_token_defaults():
     assert cli.resolve_token(None, {"XPLOYT_TOKEN": "t2"}, load, "cli") == ("t2", False)
     minted, was_minted = cli.resolve_token(None, {}, load, "bob")
     assert was_minted
-    assert TokenVerifier(config.jwt).verify(minted).subject == "bob"
+    assert asyncio.run(TokenVerifier(config.jwt).verify(minted)).subject == "bob"
 
 
 def test_no_token_without_an_hmac_secret():

@@ -15,7 +15,7 @@ import pytest
 
 from gateway.backends.sqlite import SQLiteStore
 from gateway.config import config_from_dict
-from gateway.domain.errors import LimitExceeded, UpstreamFault
+from gateway.domain.errors import Draining, LimitExceeded, UpstreamFault
 from gateway.domain.models import EventDraft, NewScan, ScanFinished, ScanRecord, Status
 from gateway.engine.hub import Hub
 from gateway.engine.runner import ScanRunner
@@ -120,6 +120,29 @@ async def test_admission_per_subject_and_in_total_at_the_limit_and_past_it(make_
     assert runner.running == 2
     await submit(runner, "a4")  # a place is free again, for alice too
     assert terminal(await log(store, "a3")) == [] and await store.get_scan("a3") is None
+
+
+async def test_a_draining_runner_starts_nothing_new_and_says_when_nothing_runs(make_runner, store):
+    feed = Feed()
+    runner = make_runner(feed, limits={"retry_after_seconds": 7})
+    await asyncio.wait_for(runner.idle(), 5)  # nothing runs yet
+    await submit(runner, "s1")
+    await submit(runner, "s2")
+    idle = asyncio.ensure_future(runner.idle())
+    runner.drain()
+    with pytest.raises(Draining, match="draining before it stops") as refused:
+        await submit(runner, "s3")
+    assert (refused.value.status, refused.value.code) == (503, "draining")
+    assert refused.value.headers["Retry-After"] == "7"
+    assert await store.get_scan("s3") is None
+    feed.put("s1", {"status": "completed"})
+    await scans_ended("s1")
+    assert runner.running == 1 and not idle.done()  # s2 still runs: the drain waits
+    feed.put("s2", {"status": "scanning", "progress_percent": 40}, {"status": "completed"})
+    await asyncio.wait_for(idle, 5)
+    assert runner.running == 0
+    for scan_id in ("s1", "s2"):  # both ran to their end: nothing was interrupted
+        assert terminal(await log(store, scan_id)) == ["completed"]
 
 
 async def test_cancel_ends_the_scan_cancelled_once_and_closes_its_source(make_runner, store):

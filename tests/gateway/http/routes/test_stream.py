@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
 import pytest
 
@@ -160,7 +161,8 @@ async def test_http_1_0_client_gets_unchunked_live_events(gateway):
 
 def _awaited_frames(task: asyncio.Task[object]) -> list[tuple[str, dict[str, object]]]:
     """The coroutines a task is suspended in, outermost first: ``file:function`` and locals."""
-    frames, coro = [], task.get_coro()
+    frames: list[tuple[str, dict[str, object]]] = []
+    coro: Any = task.get_coro()
     while coro is not None and hasattr(coro, "cr_code"):
         frames.append(
             (f"{coro.cr_code.co_filename}:{coro.cr_code.co_qualname}", coro.cr_frame.f_locals)
@@ -172,8 +174,8 @@ def _awaited_frames(task: asyncio.Task[object]) -> list[tuple[str, dict[str, obj
 async def test_an_idle_stream_keeps_no_frame_of_what_only_passed_it_on(gateway):
     """An open stream keeps every coroutine it awaits through for as long as it is open (a few
     hundred bytes each, for each of thousands of streams): the middlewares that only pass the
-    request on (request id, preflight, authentication) and the catch-up from the log keep
-    none; the scan record it began from is not held either."""
+    request on (request id, preflight) and the catch-up from the log keep none, and the scan
+    record it began from is not held. Authentication stays a frame: it may wait for a key set."""
     client = await gateway(stream={"heartbeat_seconds": 0.05}, mock={"step_delay_seconds": 30})
     scan_id = await start_scan(client)
     async with client.get(f"/api/v1/scans/{scan_id}/stream", headers=auth()) as response:
@@ -186,6 +188,7 @@ async def test_an_idle_stream_keeps_no_frame_of_what_only_passed_it_on(gateway):
         assert ours == [
             "http/metrics.py:metrics_middleware",
             "http/responses.py:error_middleware",
+            "http/auth.py:auth_middleware",
             "http/routes/stream.py:stream",
             "http/routes/stream.py:_serve",
             "http/routes/stream.py:_Sender.follow",
