@@ -1,0 +1,1 @@
+"""One report from several scanners (placeholder until the wt-report branch provides it)."""
