@@ -5,6 +5,8 @@ from __future__ import annotations
 from aiohttp import ClientSession, web
 
 from gateway.config import Config
+from gateway.engine.collection_store import CollectionStore
+from gateway.engine.collections import CollectionManager
 from gateway.engine.hub import Bus
 from gateway.engine.instruments import Metrics
 from gateway.engine.runner import ScanRunner
@@ -14,6 +16,8 @@ from gateway.identity.tokens import Principal, TicketIssuer, TokenVerifier
 
 __all__ = [
     "BUS",
+    "COLLECTIONS",
+    "COLLECTION_RUNNER",
     "CONFIG",
     "HTTP_CLIENT",
     "METRICS",
@@ -33,6 +37,8 @@ STORE = web.AppKey("store", Store)
 BUS = web.AppKey("bus", Bus)
 HTTP_CLIENT = web.AppKey("http_client", ClientSession)
 RUNNER = web.AppKey("runner", ScanRunner)
+COLLECTIONS = web.AppKey("collections", CollectionStore)
+COLLECTION_RUNNER = web.AppKey("collection_runner", CollectionManager)
 STREAMS = web.AppKey("streams", StreamRegistry)
 METRICS = web.AppKey("metrics", Metrics)
 

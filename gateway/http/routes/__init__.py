@@ -2,7 +2,17 @@
 
 from aiohttp import web
 
-from gateway.http.routes import demo, health, openapi, ops, scans, session, stream
+from gateway.http.routes import (
+    collection_stream,
+    collections,
+    demo,
+    health,
+    openapi,
+    ops,
+    scans,
+    session,
+    stream,
+)
 
 __all__ = ["setup_routes"]
 
@@ -11,6 +21,8 @@ def setup_routes(app: web.Application) -> None:
     app.add_routes(health.routes)
     app.add_routes(scans.routes)
     app.add_routes(stream.routes)
+    app.add_routes(collections.routes)
+    app.add_routes(collection_stream.routes)
     app.add_routes(session.routes)
     app.add_routes(ops.routes)
     app.add_routes(openapi.routes)

@@ -1,0 +1,204 @@
+"""The scan collection API: start several scanners on one repository, list, read, cancel,
+and read the merged results (the stream is ``collection_stream``)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+from aiohttp import web
+
+from gateway.domain.collections import (
+    ChildState,
+    CollectionProgress,
+    CollectionRecord,
+    MergedSummary,
+    NewCollection,
+)
+from gateway.domain.errors import BadRequest, CollectionNotFound, Conflict, ScanNotReady
+from gateway.domain.models import EventDraft, NewScan, ScanRecord, Status
+from gateway.http.appkeys import COLLECTION_RUNNER, COLLECTIONS, CONFIG, STORE
+from gateway.http.auth import principal
+from gateway.http.collection_schemas import (
+    CollectionCreated,
+    CollectionLinks,
+    CollectionResults,
+    CollectionStatusView,
+    ScanOutcome,
+    ScanProgress,
+    collection_detail,
+    collection_view,
+)
+from gateway.http.responses import ok
+from gateway.http.routes.scans import LIST_DEFAULT, LIST_MAX
+from gateway.http.validation import (
+    collection_request,
+    parse_bool,
+    parse_cursor,
+    parse_limit,
+    read_json,
+)
+
+__all__ = ["COLLECTIONS_API", "owned_collection", "routes"]
+
+COLLECTIONS_API = "/api/v1/scan-collections"
+# How long DELETE waits for the collection's terminal event after cancelling its scans.
+CANCEL_WAIT_SECONDS = 10.0
+
+routes = web.RouteTableDef()
+
+
+async def owned_collection(request: web.Request) -> CollectionRecord:
+    """The collection in the path if the caller owns it; 404 alike for absent and foreign."""
+    collection_id = request.match_info["collection_id"]
+    record = await request.app[COLLECTIONS].get(collection_id)
+    if record is None or record.owner != principal(request).subject:
+        raise CollectionNotFound(collection_id)
+    return record
+
+
+def links(collection_id: str) -> CollectionLinks:
+    base = f"{COLLECTIONS_API}/{collection_id}"
+    return CollectionLinks(
+        stream_url=f"{base}/stream", status_url=base, results_url=f"{base}/results"
+    )
+
+
+@routes.post(f"{COLLECTIONS_API}/")
+@routes.post(COLLECTIONS_API)
+async def start_collection(request: web.Request) -> web.Response:
+    use_sse = parse_bool(request.query.get("use_sse"), "use_sse", default=False)
+    wanted = collection_request(await read_json(request), request.app[CONFIG].scanners)
+    owner = principal(request).subject
+    scans = [
+        NewScan(str(uuid.uuid4()), owner, wanted.repository_name, name, use_sse, configurations)
+        for name, configurations in wanted.configurations.items()
+    ]
+    new = NewCollection(
+        collection_id=str(uuid.uuid4()),
+        owner=owner,
+        repository_name=wanted.repository_name,
+        sse_enabled=use_sse,
+        children={scan.scan_id: ChildState(scan.scanner_name) for scan in scans},
+    )
+    first = EventDraft(Status.PENDING, 0, "Scan queued.")
+    record = await request.app[COLLECTION_RUNNER].submit(new, scans, first)
+    urls = links(record.collection_id)
+    data = CollectionCreated(
+        collection_id=record.collection_id,
+        scan_ids=record.scan_ids,
+        status=record.status,
+        sse_enabled=record.sse_enabled,
+        stream_url=urls.stream_url,
+        status_url=urls.status_url,
+        results_url=urls.results_url,
+    )
+    response = ok(data, status=201, message="scan collection started")
+    response.headers["Location"] = urls.status_url
+    return response
+
+
+@routes.get(f"{COLLECTIONS_API}/")
+@routes.get(COLLECTIONS_API)
+async def list_collections(request: web.Request) -> web.Response:
+    limit = parse_limit(request.query.get("limit"), default=LIST_DEFAULT, maximum=LIST_MAX)
+    records = await request.app[COLLECTIONS].list_owned(principal(request).subject, limit=limit)
+    return ok([collection_view(record) for record in records])
+
+
+@routes.get(COLLECTIONS_API + "/{collection_id}")
+async def get_collection(request: web.Request) -> web.Response:
+    record = await owned_collection(request)
+    return ok(collection_detail(record, links(record.collection_id)))
+
+
+async def _children(request: web.Request, record: CollectionRecord) -> list[ScanRecord]:
+    store = request.app[STORE]
+    found = await asyncio.gather(*(store.get_scan(scan_id) for scan_id in record.scan_ids))
+    return [scan for scan in found if scan is not None]  # a scan past its retention: left out
+
+
+@routes.get(COLLECTIONS_API + "/{collection_id}/status")
+async def collection_status(request: web.Request) -> web.Response:
+    record = await owned_collection(request)
+    scans = [
+        ScanProgress(
+            scan_id=scan.scan_id,
+            scanner_name=scan.scanner_name,
+            status=scan.status,
+            progress_percent=scan.progress_percent,
+            progress_text=scan.progress_text,
+            error=scan.error,
+        )
+        for scan in await _children(request, record)
+    ]
+    progress = CollectionProgress(status=record.status, progress_percent=record.progress_percent)
+    return ok(CollectionStatusView(collection=progress, scans=scans))
+
+
+@routes.delete(COLLECTIONS_API + "/{collection_id}")
+async def cancel_collection(request: web.Request) -> web.Response:
+    record = await owned_collection(request)
+    if record.terminal:
+        raise Conflict(
+            f"scan collection already ended {record.status.value}; "
+            "only a running collection can be cancelled"
+        )
+    await request.app[COLLECTION_RUNNER].cancel(record, wait=CANCEL_WAIT_SECONDS)
+    record = await owned_collection(request)
+    message = "scan collection cancelled" if record.terminal else "scan collection cancelling"
+    return ok(collection_detail(record, links(record.collection_id)), message=message)
+
+
+@routes.get(COLLECTIONS_API + "/{collection_id}/results")
+async def collection_results(request: web.Request) -> web.Response:
+    record = await owned_collection(request)
+    if not record.terminal or record.summary is None:
+        raise ScanNotReady(
+            f"scan collection is still {record.status.value} ({record.progress_percent}%); "
+            "results are available once every scan has ended"
+        )
+    bounds = request.app[CONFIG].findings
+    limit = parse_limit(
+        request.query.get("limit"), default=bounds.page_size, maximum=bounds.max_page_size
+    )
+    start = parse_cursor(request.query.get("cursor"))
+    page = await request.app[COLLECTIONS].findings_page(
+        record.collection_id, start=start, limit=limit, max_bytes=bounds.max_page_bytes
+    )
+    if start > page.total:
+        raise BadRequest(
+            f"query parameter 'cursor' is past the end of the results ({page.total} findings); "
+            "pass the next_cursor of the page before"
+        )
+    end = start + len(page.vulnerabilities)
+    return ok(
+        CollectionResults(
+            collection_id=record.collection_id,
+            repository_name=record.repository_name,
+            status=record.status,
+            vulnerabilities=page.vulnerabilities,
+            summary=MergedSummary(**record.summary),
+            total_findings=page.total,
+            scans=await _outcomes(request, record),
+            next_cursor=str(end) if end < page.total else None,
+        )
+    )
+
+
+async def _outcomes(request: web.Request, record: CollectionRecord) -> list[ScanOutcome]:
+    store = request.app[STORE]
+    outcomes = []
+    for scan in await _children(request, record):
+        kept = await store.findings_page(scan.scan_id, start=0, limit=1, max_bytes=1)
+        outcomes.append(
+            ScanOutcome(
+                scan_id=scan.scan_id,
+                scanner_name=scan.scanner_name,
+                status=scan.status,
+                error=scan.error,
+                findings=kept.total,
+                findings_dropped=kept.dropped,
+            )
+        )
+    return outcomes
