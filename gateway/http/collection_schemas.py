@@ -78,11 +78,14 @@ class CollectionLinks(_Closed):
     results_url: Annotated[str, Meta(description="`GET` it for the merged results")]
 
 
-class CollectionCreated(CollectionLinks):
+class CollectionCreated(_Closed):
     collection_id: str
     scan_ids: Annotated[list[str], Meta(description="one scan per scanner, in their order")]
     status: CollectionStatus
     sse_enabled: bool
+    stream_url: Annotated[str, Meta(description="`GET` it for the collection's event stream")]
+    status_url: Annotated[str, Meta(description="`GET` it for the collection's status")]
+    results_url: Annotated[str, Meta(description="`GET` it for the merged results")]
 
 
 class CollectionView(_Closed):

@@ -182,7 +182,8 @@ def collection_request(body: object, scanners: Mapping[str, str]) -> CollectionR
     named = {"repository_name": fields["repository_name"]} if "repository_name" in fields else {}
     repository = scan_request({**named, "scanner_name": "-"}, {"-": ""}).repository_name
     names = _scanner_names(fields.get("scanners"), scanners)
-    shared = fields.get("configurations") or {}
+    shared = fields.get("configurations")
+    shared = {} if shared is None else shared
     if not isinstance(shared, dict):
         raise ValidationError(f"field 'configurations' must be an object, got {_kind(shared)}")
     own = shared.get(PER_SCANNER, {})
