@@ -87,6 +87,38 @@ async def stream(
         return await read_events(response)
 
 
+COLLECTIONS_API = "/api/v1/scan-collections"
+
+
+async def start_collection(
+    client: TestClient[Any, Any],
+    *,
+    scanners: list[str] | tuple[str, ...] = SCANNERS,
+    sub: str = "alice",
+    use_sse: bool = True,
+    configurations: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Start a scan collection; its ``POST`` answer's ``data``."""
+    body: dict[str, Any] = {"repository_name": "acme/web", "scanners": list(scanners)}
+    if configurations is not None:
+        body["configurations"] = configurations
+    response = await client.post(
+        f"{COLLECTIONS_API}/?use_sse={'true' if use_sse else 'false'}", json=body, headers=auth(sub)
+    )
+    assert response.status == 201, await response.text()
+    data: dict[str, Any] = (await response.json())["data"]
+    return data
+
+
+async def collection_events(
+    client: TestClient[Any, Any], collection_id: str, sub: str = "alice"
+) -> list[tuple[int, dict[str, Any]]]:
+    """A collection's whole stream, as (id, data)."""
+    path = f"{COLLECTIONS_API}/{collection_id}/stream"
+    async with client.get(path, headers=auth(sub)) as response:
+        return await read_events(response)
+
+
 def error_shape(body: dict[str, Any]) -> None:
     """The one error envelope every failure uses."""
     assert set(body) == {"success", "data", "error", "message", "detail", "timestamp"}

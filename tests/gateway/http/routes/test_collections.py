@@ -9,37 +9,19 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from gateway.http.appkeys import STORE
-from tests.helpers import BACKENDS, SCANNERS, auth, error_shape, read_events
+from tests.helpers import (
+    BACKENDS,
+    SCANNERS,
+    auth,
+    collection_events,
+    error_shape,
+    start_collection,
+)
+from tests.helpers import (
+    COLLECTIONS_API as API,
+)
 
 pytestmark = pytest.mark.parametrize("backend", BACKENDS, indirect=True)
-
-API = "/api/v1/scan-collections"
-
-
-async def start_collection(
-    client: TestClient[Any, Any],
-    *,
-    scanners: list[str] | tuple[str, ...] = SCANNERS,
-    sub: str = "alice",
-    use_sse: bool = True,
-    configurations: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    body: dict[str, Any] = {"repository_name": "acme/web", "scanners": list(scanners)}
-    if configurations is not None:
-        body["configurations"] = configurations
-    response = await client.post(
-        f"{API}/?use_sse={'true' if use_sse else 'false'}", json=body, headers=auth(sub)
-    )
-    assert response.status == 201, await response.text()
-    data: dict[str, Any] = (await response.json())["data"]
-    return data
-
-
-async def collection_events(
-    client: TestClient[Any, Any], collection_id: str, sub: str = "alice"
-) -> list[tuple[int, dict[str, Any]]]:
-    async with client.get(f"{API}/{collection_id}/stream", headers=auth(sub)) as response:
-        return await read_events(response)
 
 
 async def test_a_collection_runs_every_scanner_and_streams_one_log(client):
