@@ -17,13 +17,15 @@ from gateway.http.appkeys import STORE
 from gateway.scanners.sse_parser import SSEParser
 from tests.helpers import (
     BACKENDS,
-    COLLECTIONS_API as API,
     SCANNERS,
     auth,
     collection_events,
     error_shape,
     start_collection,
     token,
+)
+from tests.helpers import (
+    COLLECTIONS_API as API,
 )
 
 pytestmark = pytest.mark.parametrize("backend", BACKENDS, indirect=True)
