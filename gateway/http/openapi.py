@@ -19,6 +19,12 @@ from typing import Any
 
 from gateway.config import Config
 from gateway.domain.models import SEVERITIES
+from gateway.http.openapi_collections import (
+    Helpers,
+    collection_components,
+    collection_parameters,
+    collection_paths,
+)
 from gateway.http.schemas import components
 from gateway.http.validation import MAX_NUMBER_DIGITS
 from gateway.scanners.findings import TRUNCATED
@@ -115,8 +121,9 @@ def _envelope(data: Schema) -> Schema:
 
 @functools.cache
 def _generated() -> dict[str, Schema]:
-    """The components declared once in ``gateway.http.schemas``: the same for every config."""
-    return components()
+    """The components declared once in ``gateway.http.schemas`` (and ``collection_schemas``):
+    the same for every config."""
+    return {**collection_components(), **components()}
 
 
 def _schemas(config: Config, limits: RouteLimits) -> dict[str, Schema]:
@@ -266,6 +273,10 @@ def _responses(config: Config) -> dict[str, Schema]:
             },
         ),
         "StoreUnavailable": _error("The store does not answer (`store_unavailable`)."),
+        "CollectionNotFound": _error(
+            "No such collection, or one of another subject: both answer the same "
+            "(`collection_not_found`)."
+        ),
     }
 
 
@@ -794,6 +805,19 @@ def _paths(config: Config) -> dict[str, Schema]:
     }
 
 
+def _helpers(config: Config) -> Helpers:
+    return Helpers(
+        ok=_ok,
+        use=_use,
+        error=_error,
+        operation=_operation,
+        header=_header,
+        text=_text,
+        api=_api_security(config),
+        changes=_api_security(config, query=False),
+    )
+
+
 def _version() -> str:
     try:
         return metadata.version("xployt-gateway")
@@ -827,6 +851,7 @@ def build_openapi(config: Config, limits: RouteLimits) -> dict[str, Any]:
         },
         "tags": [
             {"name": "scans", "description": "Start, list, read and cancel scans."},
+            {"name": "collections", "description": "Several scanners on one repository."},
             {"name": "stream", "description": "Watch a scan's events as they happen."},
             {"name": "auth", "description": "The session cookie, for browsers."},
             {"name": "operations", "description": "Probes and metrics (no token)."},
@@ -835,11 +860,11 @@ def build_openapi(config: Config, limits: RouteLimits) -> dict[str, Any]:
             {"name": "documentation", "description": "This document."},
         ],
         "security": _api_security(config),
-        "paths": _paths(config),
+        "paths": {**_paths(config), **collection_paths(config, _helpers(config))},
         "components": {
             "schemas": _schemas(config, limits),
             "responses": _responses(config),
-            "parameters": _parameters(config, limits),
+            "parameters": {**_parameters(config, limits), **collection_parameters()},
             "securitySchemes": _security_schemes(config),
         },
     }
