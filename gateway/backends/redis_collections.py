@@ -56,6 +56,7 @@ __all__ = ["RedisCollections"]
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 50
+SOCKET_TIMEOUT = 15.0  # seconds
 _PAGE_BATCH = 100
 # Renew a lease if it is ours; 0 means lost.
 _RENEW = """
@@ -87,7 +88,15 @@ class RedisCollections(CollectionStore):
 
     @classmethod
     async def open(cls, scans: RedisStore, settings: Any) -> RedisCollections:
-        client = Redis.from_url(settings.url, decode_responses=False, protocol=2)
+        # As the scan store's client: bounded waits, so a Redis that stops answering is
+        # StoreUnavailable rather than a hang.
+        client = Redis.from_url(
+            settings.url,
+            decode_responses=False,
+            protocol=2,
+            socket_timeout=SOCKET_TIMEOUT,
+            socket_connect_timeout=5.0,
+        )
         return cls(client, scans, settings, uuid.uuid4().hex)
 
     async def close(self) -> None:
