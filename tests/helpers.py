@@ -5,12 +5,14 @@ Fixtures live in conftest.py; this module has none."""
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient
+from rich.console import Console
 
 from gateway.config import Config, config_from_dict
 from gateway.engine.hub import Bus, EndOfStream, Hub
@@ -174,3 +176,41 @@ def ask_streams_to_reconnect(app: web.Application, scan_id: str) -> None:
     hub = app[BUS]
     assert isinstance(hub, Hub), "the in-process hub of the SQLite backend"
     hub.end_channel(scan_id, EndOfStream.SHUTDOWN)
+
+
+# --- the command-line client -------------------------------------------------------------------
+
+
+class Lines(io.StringIO):
+    """A console file that calls ``on_line`` with each complete line as it is written."""
+
+    def __init__(self, on_line: Callable[[str], None] | None = None) -> None:
+        super().__init__()
+        self.on_line = on_line
+        self._partial = ""
+
+    def write(self, text: str) -> int:
+        written = super().write(text)
+        if self.on_line is not None:
+            *complete, self._partial = (self._partial + text).split("\n")
+            for line in complete:
+                self.on_line(line)
+        return written
+
+
+def console(
+    file: io.StringIO | None = None, *, terminal: bool = False, width: int = 100
+) -> Console:
+    """A rich Console on a StringIO: a CI log (``terminal=False``) or a terminal."""
+    return Console(file=file or io.StringIO(), force_terminal=terminal, width=width)
+
+
+def console_text(target: Console) -> str:
+    file = target.file
+    assert isinstance(file, io.StringIO)
+    return file.getvalue()
+
+
+def console_json(target: Console) -> list[dict[str, Any]]:
+    """Every line the console got, each a JSON object (``--json`` output)."""
+    return [json.loads(line) for line in console_text(target).splitlines()]
