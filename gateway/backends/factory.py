@@ -14,9 +14,8 @@ import logging
 import time
 from collections.abc import AsyncIterator
 
-from gateway.backends.redis_bus import RedisBus
-from gateway.backends.redis_store import RedisStore
-from gateway.backends.sqlite_store import SQLiteStore
+from gateway.backends.redis import RedisBus, RedisStore
+from gateway.backends.sqlite import SQLiteStore
 from gateway.config import Config
 from gateway.domain.errors import StoreUnavailable
 from gateway.engine.hub import Bus, Hub

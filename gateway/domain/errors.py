@@ -10,6 +10,7 @@
     │   ├── ScanNotFound              404 scan_not_found
     │   └── CollectionNotFound        404 collection_not_found
     ├── MethodNotAllowed              405 method_not_allowed
+    ├── NotAcceptable                 406 not_acceptable
     ├── RequestTimeout                408 request_timeout (closes the connection)
     ├── Conflict                      409 conflict
     │   ├── ScanNotReady              409 scan_not_ready
@@ -40,6 +41,7 @@ __all__ = [
     "InvalidJSON",
     "LimitExceeded",
     "MethodNotAllowed",
+    "NotAcceptable",
     "NotFound",
     "PayloadTooLarge",
     "RequestTimeout",
@@ -120,6 +122,13 @@ class CollectionNotFound(NotFound):
 class MethodNotAllowed(GatewayError):
     status = 405
     code = "method_not_allowed"
+
+
+class NotAcceptable(GatewayError):
+    """The client's ``Accept`` names no media type the route can answer with."""
+
+    status = 406
+    code = "not_acceptable"
 
 
 class RequestTimeout(GatewayError):

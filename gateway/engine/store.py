@@ -1,15 +1,31 @@
-"""The store interface. Routes and the runner use only this; backends implement it."""
+"""The store interface. Routes and the runner use only this; backends implement it.
+
+Beside it, what every backend writes the same way: the event and record fields an append
+produces (``next_event``), and the results' tally (``findings_tally``).
+"""
 
 from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from gateway.domain.models import Event, EventDraft, FindingsPage, NewScan, ScanRecord, Status
+from gateway.domain.models import (
+    Event,
+    EventDraft,
+    FindingsPage,
+    NewScan,
+    ScanRecord,
+    ScanState,
+    Status,
+    apply_draft,
+    compact_json,
+    count_severities,
+)
 
-__all__ = ["AppendListeners", "Store"]
+__all__ = ["AppendListeners", "Appended", "Store", "findings_tally", "next_event"]
 
 log = logging.getLogger(__name__)
 
@@ -104,3 +120,44 @@ class Store(AppendListeners, ABC):
 
     @abstractmethod
     async def close(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Appended:
+    """What one append writes: its event, and the record's fields it sets (None: cleared)."""
+
+    event: Event
+    changes: dict[str, str | int | None]
+
+
+def next_event(
+    scan_id: str, state: ScanState, draft: EventDraft, skipped_events: int | None
+) -> Appended:
+    """The event ``draft`` makes of a scan in ``state``, and the record's changed fields
+    (``apply_draft`` keeps the log's rules; raises ``ScanFinished`` after the end)."""
+    new, payload = apply_draft(scan_id, state, draft)
+    now = payload["timestamp"]
+    changes: dict[str, str | int | None] = {
+        "status": new.status.value,
+        "progress_percent": new.progress_percent,
+        "progress_text": new.progress_text,
+        "error": new.error,
+        "updated_at": now,
+        "last_seq": new.last_seq,
+    }
+    if new.terminal:
+        changes["finished_at"] = now
+    if skipped_events is not None:
+        changes["skipped_events"] = skipped_events
+    return Appended(Event(scan_id, new.last_seq, compact_json(payload), new.terminal), changes)
+
+
+def findings_tally(
+    vulnerabilities: Sequence[Mapping[str, Any]], findings_dropped: int | None
+) -> tuple[dict[str, int], int] | None:
+    """What holds for all of a scan's results, stored with them: the severity summary and the
+    dropped count; None when the append records no results."""
+    if not vulnerabilities and findings_dropped is None:
+        return None
+    summary = count_severities(vuln.get("severity") for vuln in vulnerabilities)
+    return summary, findings_dropped or 0

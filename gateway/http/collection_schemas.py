@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Final
 
+import msgspec
 from msgspec import Meta, Struct
 
 from gateway.domain.collections import (
@@ -27,6 +28,7 @@ __all__ = [
     "CollectionStatusView",
     "ScanOutcome",
     "ScanProgress",
+    "collection_components",
     "collection_view",
 ]
 
@@ -183,6 +185,18 @@ COLLECTION_COMPONENTS: Final = (
     CollectionEventPayload,
     CollectionResetEvent,
 )
+
+
+def collection_components() -> dict[str, dict[str, Any]]:
+    """``components.schemas`` for ``COLLECTION_COMPONENTS`` (``schemas.components`` does the
+    rest; the document holds both)."""
+    _, schemas = msgspec.json.schema_components(
+        COLLECTION_COMPONENTS, ref_template="#/components/schemas/{name}"
+    )
+    for schema in schemas.values():  # docstrings, as one line each
+        if "description" in schema:
+            schema["description"] = " ".join(schema["description"].split())
+    return schemas
 
 
 def collection_view(record: CollectionRecord) -> CollectionView:

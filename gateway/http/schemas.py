@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Final, Literal
 
 import msgspec
-from msgspec import Meta, Struct
+from msgspec import UNSET, Meta, Struct, UnsetType
 
 from gateway.domain.models import EventPayload, ScanRecord, SeveritySummary, Status
 
@@ -23,6 +23,7 @@ __all__ = [
     "MAX_REPOSITORY_NAME",
     "MAX_SUBJECT",
     "AuthExpiredEvent",
+    "BaselineCounts",
     "DevToken",
     "DevTokenRequest",
     "Envelope",
@@ -40,6 +41,7 @@ __all__ = [
     "Session",
     "SeveritySummary",
     "StreamTicket",
+    "component_name",
     "components",
     "scan_detail",
     "scan_view",
@@ -55,8 +57,8 @@ _ANSWERED = "when the answer was made (ISO 8601, UTC)"
 _ERROR_CODES = (
     "`bad_request`, `invalid_json`, `unknown_scanner` (400); `unauthorized` (401); "
     "`forbidden` (403); `not_found`, `scan_not_found`, `collection_not_found` (404); "
-    "`method_not_allowed` (405); "
-    "`request_timeout` (408); `conflict`, `scan_not_ready` (409); `payload_too_large` (413); "
+    "`method_not_allowed` (405); `not_acceptable` (406); `request_timeout` (408); "
+    "`conflict`, `scan_not_ready` (409); `payload_too_large` (413); "
     "`unsupported_media_type` (415); `validation_error` (422); `limit_exceeded` (429); "
     "`internal_error` (500); `store_unavailable` (503); `http_error` for another status "
     "from the HTTP layer"
@@ -97,19 +99,25 @@ class ScanCreate(_Closed):
     ] = None
 
 
-class ScanLinks(_Closed):
-    stream_url: Annotated[str, Meta(description="`GET` it for the event stream")]
-    status_url: Annotated[str, Meta(description="`GET` it for the scan")]
-    results_url: Annotated[str, Meta(description="`GET` it for the results")]
+# A scan's routes, as every body that links to them gives them.
+_StreamUrl = Annotated[str, Meta(description="`GET` it for the event stream")]
+_StatusUrl = Annotated[str, Meta(description="`GET` it for the scan")]
+_ResultsUrl = Annotated[str, Meta(description="`GET` it for the results")]
 
 
-class ScanCreated(_Closed):
+class ScanLinks(_Closed, kw_only=True):
+    """The URLs of a scan's routes. Keyword-only fields come after all others, so a Struct
+    built on this one ends with them, as its JSON does."""
+
+    stream_url: _StreamUrl
+    status_url: _StatusUrl
+    results_url: _ResultsUrl
+
+
+class ScanCreated(ScanLinks):
     scan_id: str
     status: Status
     sse_enabled: bool
-    stream_url: Annotated[str, Meta(description="`GET` it for the event stream")]
-    status_url: Annotated[str, Meta(description="`GET` it for the scan")]
-    results_url: Annotated[str, Meta(description="`GET` it for the results")]
 
 
 class ScanView(_Closed):
@@ -147,9 +155,10 @@ class ScanView(_Closed):
 class ScanDetail(ScanView):
     """A scan with the URLs of its routes."""
 
-    stream_url: Annotated[str, Meta(description="`GET` it for the event stream")]
-    status_url: Annotated[str, Meta(description="`GET` it for the scan")]
-    results_url: Annotated[str, Meta(description="`GET` it for the results")]
+    # ScanLinks' fields: msgspec takes the fields of one base only (it is ScanView here).
+    stream_url: _StreamUrl
+    status_url: _StatusUrl
+    results_url: _ResultsUrl
 
 
 class ResetEvent(ScanView):
@@ -168,9 +177,22 @@ class AuthExpiredEvent(_Closed):
     reason: str
 
 
+class BaselineCounts(_Closed):
+    """What `?baseline=` found, over every finding of both scans (not only this page's)."""
+
+    scan_id: Annotated[str, Meta(description="the baseline scan")]
+    new: Annotated[int, Meta(ge=0, description="findings whose fingerprint it does not hold")]
+    unchanged: Annotated[int, Meta(ge=0, description="findings whose fingerprint it holds")]
+    fixed: Annotated[
+        int, Meta(ge=0, description="its findings whose fingerprint this scan does not hold")
+    ]
+
+
 class Results(_Closed):
     """A page of a completed scan's findings (`?limit=`, `?cursor=`), with what holds for all
-    of them."""
+    of them. With `?baseline=`, the pages run over the findings, each with `fingerprint` and
+    `baseline_state` (`new` or `unchanged`), then over the baseline's fixed findings (`fixed`,
+    `baseline_state: absent`)."""
 
     scan_id: str
     scanner_name: str
@@ -202,6 +224,16 @@ class Results(_Closed):
     next_cursor: Annotated[
         str | None, Meta(description="pass it as `?cursor=` for the next page; null on the last")
     ]
+    baseline: Annotated[BaselineCounts | UnsetType, Meta(description="only with `?baseline=`")] = (
+        UNSET
+    )
+    fixed: Annotated[
+        list[dict[str, Any]] | UnsetType,
+        Meta(
+            description="only with `?baseline=`: this page of the baseline's findings that "
+            "this scan no longer has"
+        ),
+    ] = UNSET
 
 
 class Envelope(_Closed):
@@ -298,6 +330,7 @@ COMPONENTS: Final = (
     ScanView,
     ScanDetail,
     SeveritySummary,
+    BaselineCounts,
     Results,
     EventPayload,
     ResetEvent,
@@ -311,7 +344,14 @@ COMPONENTS: Final = (
     DevToken,
 )
 # A component's name in the document where it is not the class's.
-_NAMES: Final = {ScanView: "Scan", EventPayload: "Event"}
+_NAMES: Final[dict[type, str]] = {ScanView: "Scan", EventPayload: "Event"}
+
+
+def component_name(cls: type) -> str:
+    """The name ``cls`` has under ``components.schemas``; it must be one of ``COMPONENTS``."""
+    if cls not in COMPONENTS:
+        raise ValueError(f"{cls.__name__} is not a component of the document (schemas.COMPONENTS)")
+    return _NAMES.get(cls, cls.__name__)
 
 
 def components() -> dict[str, dict[str, Any]]:

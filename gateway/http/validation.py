@@ -32,6 +32,7 @@ __all__ = [
     "CollectionRequest",
     "ScanRequest",
     "collection_request",
+    "excerpt",
     "parse_bool",
     "parse_cursor",
     "parse_limit",
@@ -114,7 +115,7 @@ class _NumberOutOfRange(ValueError):
 def _finite_float(literal: str) -> float:
     value = float(literal)
     if not math.isfinite(value):
-        raise _NumberOutOfRange(f"{_excerpt(literal)} is not a finite number")
+        raise _NumberOutOfRange(f"{excerpt(literal)} is not a finite number")
     return value
 
 
@@ -123,12 +124,13 @@ def _bounded_int(literal: str) -> int:
     digits = literal.lstrip("-").lstrip("0")
     if len(digits) > len(str(MAX_JSON_INTEGER)) or abs(int(literal)) > MAX_JSON_INTEGER:
         raise _NumberOutOfRange(
-            f"integer {_excerpt(literal)} does not fit in 64 bits (at most {MAX_JSON_INTEGER})"
+            f"integer {excerpt(literal)} does not fit in 64 bits (at most {MAX_JSON_INTEGER})"
         )
     return int(literal)
 
 
-def _excerpt(literal: str) -> str:
+def excerpt(literal: str) -> str:
+    """``literal`` as an error message quotes it: whole when short, else its start and length."""
     return literal if len(literal) <= 24 else f"{literal[:20]}... ({len(literal)} characters)"
 
 
@@ -281,14 +283,14 @@ def parse_bool(raw: str | None, name: str, *, default: bool) -> bool:
         return True
     if value in _FALSE:
         return False
-    raise BadRequest(f"query parameter {name!r} must be true or false, got {_excerpt(raw)!r}")
+    raise BadRequest(f"query parameter {name!r} must be true or false, got {excerpt(raw)!r}")
 
 
 def _whole_number(raw: str, name: str) -> int:
     if not (raw.isascii() and raw.isdigit()) or len(raw) > MAX_NUMBER_DIGITS:
         raise BadRequest(
             f"query parameter {name!r} must be a whole number of at most "
-            f"{MAX_NUMBER_DIGITS} digits, got {_excerpt(raw)!r}"
+            f"{MAX_NUMBER_DIGITS} digits, got {excerpt(raw)!r}"
         )
     return int(raw)
 
@@ -297,9 +299,9 @@ def parse_limit(raw: str | None, *, default: int, maximum: int) -> int:
     if raw is None or raw == "":
         return default
     if not (raw.isascii() and raw.isdigit()):
-        raise BadRequest(f"query parameter 'limit' must be a whole number, got {_excerpt(raw)!r}")
+        raise BadRequest(f"query parameter 'limit' must be a whole number, got {excerpt(raw)!r}")
     out_of_range = BadRequest(
-        f"query parameter 'limit' must be between 1 and {maximum}, got {_excerpt(raw)}"
+        f"query parameter 'limit' must be between 1 and {maximum}, got {excerpt(raw)}"
     )
     # By length first: int() refuses more than 4300 digits, and costs time well before.
     if len(raw.lstrip("0")) > len(str(maximum)):
@@ -326,5 +328,5 @@ def parse_status(raw: str | None) -> Status | None:
     except ValueError:
         known = ", ".join(s.value for s in Status)
         raise BadRequest(
-            f"query parameter 'status' must be one of {known}, got {_excerpt(raw)!r}"
+            f"query parameter 'status' must be one of {known}, got {excerpt(raw)!r}"
         ) from None

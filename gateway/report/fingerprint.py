@@ -1,5 +1,15 @@
-"""Placeholder of ``report.fingerprint`` (the agreed interface, /work/wt/notes/REPORT-API.md);
-the wt-report branch replaces it."""
+"""A finding's stable fingerprint: the same finding in the same code, the same fingerprint.
+
+It is made of what identifies a finding and nothing that changes from run to run or scanner to
+scanner: the rule (``location.rule_id``), the repository-relative path, the first line, and a
+hash of the code snippet (each line stripped, blank lines and runs of spaces dropped, so
+re-indenting does not change it) or, without one, of the description (spaces collapsed, case
+folded). Not the scanner's name, so two scanners that report a finding alike give it the same
+fingerprint; not its id, severity, confidence or metadata, which scanners word differently.
+
+The fingerprint is 32 hex digits (128 bits of SHA-256). ``VERSION`` is hashed in: a change to
+what goes in is a new version, so that fingerprints of different versions never match by chance.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +17,35 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any
 
-from gateway.domain.models import compact_json
+from gateway.report.location import file_path, lines, rule_id, text
 
-__all__ = ["fingerprint"]
+__all__ = ["VERSION", "fingerprint"]
+
+VERSION = "xployt/v1"
+_SEPARATOR = "\x1f"  # no part holds it: each is cleaned of control characters or is hex
 
 
 def fingerprint(finding: Mapping[str, Any]) -> str:
-    """A stable id from what identifies a finding, not from the scanner that reported it."""
-    text = " ".join(
-        " ".join(str(finding.get(k) or "").split()) for k in ("code_snippet", "description")
+    """The finding's fingerprint (32 lowercase hex digits)."""
+    found = lines(finding)
+    parts = (
+        VERSION,
+        rule_id(finding),
+        file_path(finding) or "",
+        str(found[0]) if found else "",
+        _content_hash(finding),
     )
-    key = [finding.get("type") or finding.get("id"), finding.get("file_path"), finding.get("line")]
-    digest = hashlib.sha256(compact_json([*key, text]).encode()).hexdigest()
-    return digest[:32]
+    joined = _SEPARATOR.join(parts).encode("utf-8", "surrogatepass")
+    return hashlib.sha256(joined).hexdigest()[:32]
+
+
+def _content_hash(finding: Mapping[str, Any]) -> str:
+    snippet = text(finding.get("code_snippet"))
+    if snippet is not None:
+        code = "\n".join(" ".join(line.split()) for line in snippet.splitlines() if line.strip())
+        content = f"code:{code}"
+    elif (description := text(finding.get("description"))) is not None:
+        content = f"text:{' '.join(description.split()).casefold()}"
+    else:
+        return ""
+    return hashlib.sha256(content.encode("utf-8", "surrogatepass")).hexdigest()

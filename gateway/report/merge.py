@@ -1,46 +1,65 @@
-"""Placeholder of ``report.merge`` (the agreed interface, /work/wt/notes/REPORT-API.md);
-the wt-report branch replaces it."""
+"""Findings of several scanners as one list: alike ones merged, each saying who reported it.
+
+``merge_findings`` gives every finding its ``fingerprint`` and ``reported_by`` (the scanners
+that reported it, sorted). Findings with the same fingerprint are one: the one kept is the most
+severe (the first of the scanners in name order, then in the order given, among equals), and
+its ``reported_by`` names every scanner that reported any of them. The list is ordered by
+severity (``critical`` first, ``unknown`` last, as ``SEVERITIES``), then path, line and
+fingerprint, so the same findings always come out in the same order.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from gateway.domain.models import SEVERITIES, count_severities
 from gateway.report.fingerprint import fingerprint
+from gateway.report.location import file_path, lines, severity
 
-__all__ = ["merge_findings", "summary"]
+__all__ = ["SEVERITY_RANK", "merge_findings", "order_key", "summary"]
 
-_RANK: dict[object, int] = {"critical": 5, "high": 4, "medium": 3, "low": 2, "info": 1}
+# Lower is more severe: the order of ``SEVERITIES``.
+SEVERITY_RANK = {name: rank for rank, name in enumerate(SEVERITIES)}
 
 
 def merge_findings(
     per_scanner: Mapping[str, Sequence[Mapping[str, Any]]],
 ) -> list[dict[str, Any]]:
-    merged: dict[str, dict[str, Any]] = {}
-    for scanner, findings in per_scanner.items():
-        for finding in findings:
-            key = fingerprint(finding)
-            kept = merged.get(key)
-            if kept is None:
-                merged[key] = {**finding, "fingerprint": key, "reported_by": [scanner]}
-                continue
-            kept["reported_by"] = sorted({*kept["reported_by"], scanner})
-            if _RANK.get(finding.get("severity"), 0) > _RANK.get(kept.get("severity"), 0):
-                merged[key] = {**finding, "fingerprint": key, "reported_by": kept["reported_by"]}
-    return sorted(
-        merged.values(),
-        key=lambda f: (
-            -_RANK.get(f.get("severity"), 0),
-            str(f.get("file_path")),
-            str(f.get("line")),
-        ),
+    """Every scanner's findings as one list (see the module docstring); the input is not
+    changed."""
+    kept: dict[str, dict[str, Any]] = {}
+    reporters: dict[str, set[str]] = {}
+    for scanner in sorted(per_scanner):
+        for finding in per_scanner[scanner]:
+            mark = fingerprint(finding)
+            reporters.setdefault(mark, set()).add(scanner)
+            held = kept.get(mark)
+            if held is None or SEVERITY_RANK[severity(finding)] < SEVERITY_RANK[severity(held)]:
+                kept[mark] = {**finding, "fingerprint": mark}
+    merged = [{**finding, "reported_by": sorted(reporters[mark])} for mark, finding in kept.items()]
+    merged.sort(key=order_key)
+    return merged
+
+
+def order_key(finding: Mapping[str, Any]) -> tuple[int, str, int, str]:
+    """Severity first, then path, line and fingerprint: the report's order."""
+    found = lines(finding)
+    mark = finding.get("fingerprint")
+    return (
+        SEVERITY_RANK[severity(finding)],
+        file_path(finding) or "",
+        found[0] if found else 0,
+        mark if isinstance(mark, str) else fingerprint(finding),
     )
 
 
 def summary(findings: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    by_severity = dict.fromkeys(_RANK, 0)
-    for finding in findings:
-        severity = finding.get("severity")
-        if severity in by_severity:
-            by_severity[severity] += 1
+    """``{"total": n, "by_severity": {severity: count}}``, every one of ``SEVERITIES`` listed
+    (``unknown`` for a severity that is none of the others)."""
+    by_severity = count_severities(_severities(findings))
     return {"total": len(findings), "by_severity": by_severity}
+
+
+def _severities(findings: Iterable[Mapping[str, Any]]) -> Iterable[str]:
+    return (severity(finding) for finding in findings)

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from gateway import create_app
-from gateway.config import DEFAULT_CONFIG_PATH, ConfigError, config_from_dict, load_config
+from gateway.config import DEFAULT_CONFIG_PATH, ConfigError, config_from_dict, load_config, merged
 from tests.keys import public_pem
 
 
@@ -64,7 +64,7 @@ def test_environment_overrides(tmp_path):
         ({"scanners": {"a": "http://u:hunter2@h/scan", "b": 3}}, "scanners: expected a mapping of"),
         ({"server": {"port": "x"}}, "server.port: expected a number"),
         ({"server": {"port": 1.5}}, "server.port: expected a whole number"),
-        ({"server": {"port": 70000}}, "not a port"),
+        ({"server": {"port": 70000}}, "server.port: must be between 0 and 65535 (a TCP port), got"),
         ({"server": []}, "server: expected a mapping"),
         ({"jwt": {"algorithms": ["none"]}}, "'none' is never accepted"),
         ({"jwt": {"algorithms": []}}, "at least one algorithm"),
@@ -226,3 +226,50 @@ def test_the_bounds_of_those_values_are_accepted():
         {"jwt": {"leeway_seconds": 300}, "upstream": {"max_number_digits": 4300}}
     )
     assert (config.jwt.leeway_seconds, config.upstream.max_number_digits) == (300, 4300)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"auth": {"cookie_samesite": "lax"}}, "auth.cookie_samesite: 'lax' is not one of Strict"),
+        (
+            {"limits": {"max_events_per_scan": 2}},
+            "limits.max_events_per_scan: must be at least 3 (pending, connecting and the terminal "
+            "event), got 2",
+        ),
+        ({"upstream": {"connect_retries": -1}}, "upstream.connect_retries: must not be negative"),
+        (
+            {"upstream": {"max_json_depth": -1.5}},
+            "upstream.max_json_depth: expected a whole number",
+        ),
+        ({"mock": {"step_delay_seconds": float("inf")}}, "expected a finite number, got inf"),
+    ],
+)
+def test_declared_bounds_are_worded_from_the_declaration(data, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        config_from_dict(data)
+
+
+def test_environment_values_meet_the_declared_bounds():
+    # The environment is decoded with the file, not laid over a built Config: a replace() would
+    # skip the bounds msgspec checks while decoding.
+    with pytest.raises(ConfigError, match=r"server\.port: must be between 0 and 65535"):
+        load_config(None, {"XPLOYT_PORT": "70000"})
+    with pytest.raises(ConfigError, match="backend: 'postgres' is not one of sqlite, redis"):
+        load_config(None, {"XPLOYT_BACKEND": "postgres"})
+
+
+def test_the_environment_never_hides_a_section_that_is_not_a_mapping(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("server: [1]\n")
+    with pytest.raises(ConfigError, match="server: expected a mapping, got list"):
+        load_config(path, {"XPLOYT_PORT": "9000"})
+
+
+def test_merged_lays_changes_over_a_config_and_checks_them_again():
+    config = config_from_dict({"stream": {"retry_ms": 100}})
+    bound = merged(config, {"server": {"port": 9100}})
+    assert (bound.server.port, bound.server.host, bound.stream.retry_ms) == (9100, "127.0.0.1", 100)
+    assert merged(config, {}) == config
+    with pytest.raises(ConfigError, match=r"server\.port: must be between 0 and 65535"):
+        merged(config, {"server": {"port": -1}})

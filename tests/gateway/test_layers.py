@@ -10,7 +10,7 @@ import pytest
 
 import gateway
 
-CORE = ("domain", "scanners", "engine", "config", "identity")
+CORE = ("domain", "scanners", "engine", "report", "config", "identity")
 SERVER_SIDE = ("aiohttp.web", "aiohttp.abc", "aiohttp.typedefs")
 
 

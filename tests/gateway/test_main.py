@@ -48,6 +48,13 @@ def test_token_with_bad_arguments_or_config_fails_clearly(tmp_path):
     assert "server.port" in done.stderr
 
 
+def test_a_port_option_out_of_range_is_refused_before_binding():
+    done = run("serve", "--port", "70000")
+    assert done.returncode == 2, done.stderr
+    assert "error: server.port: must be between 0 and 65535" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
 def refused(done: subprocess.CompletedProcess[str]) -> None:
     assert done.returncode == 2, done.stderr
     assert "dev_mode: refused on server.host" in done.stderr

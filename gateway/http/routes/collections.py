@@ -20,7 +20,9 @@ from gateway.domain.models import EventDraft, NewScan, ScanRecord, Status
 from gateway.http.appkeys import COLLECTION_RUNNER, COLLECTIONS, CONFIG, STORE
 from gateway.http.auth import principal
 from gateway.http.collection_schemas import (
+    CollectionCreate,
     CollectionCreated,
+    CollectionDetail,
     CollectionLinks,
     CollectionResults,
     CollectionStatusView,
@@ -29,8 +31,16 @@ from gateway.http.collection_schemas import (
     collection_detail,
     collection_view,
 )
+from gateway.http.operations import Param, enveloped, operation
 from gateway.http.responses import ok
-from gateway.http.routes.scans import LIST_DEFAULT, LIST_MAX
+from gateway.http.routes.scans import (
+    CURSOR,
+    LIMIT,
+    LIST_DEFAULT,
+    LIST_MAX,
+    RESULTS_LIMIT,
+    USE_SSE,
+)
 from gateway.http.validation import (
     collection_request,
     parse_bool,
@@ -39,13 +49,26 @@ from gateway.http.validation import (
     read_json,
 )
 
-__all__ = ["COLLECTIONS_API", "owned_collection", "routes"]
+__all__ = ["COLLECTIONS_API", "COLLECTION_ID", "NOT_FOUND", "owned_collection", "routes"]
 
 COLLECTIONS_API = "/api/v1/scan-collections"
 # How long DELETE waits for the collection's terminal event after cancelling its scans.
 CANCEL_WAIT_SECONDS = 10.0
 
 routes = web.RouteTableDef()
+
+COLLECTION_ID = Param(
+    "CollectionId",
+    "collection_id",
+    "path",
+    "the collection's id, as `POST /api/v1/scan-collections/` answered it",
+    {"type": "string", "minLength": 1},
+)
+# Every route on one collection answers so for an id the caller does not own.
+NOT_FOUND = (
+    404,
+    "No such collection, or one of another subject: both answer the same (`collection_not_found`).",
+)
 
 
 async def owned_collection(request: web.Request) -> CollectionRecord:
@@ -66,6 +89,26 @@ def links(collection_id: str) -> CollectionLinks:
 
 @routes.post(f"{COLLECTIONS_API}/")
 @routes.post(COLLECTIONS_API)
+@operation(
+    "startCollection",
+    "Start a scan collection: every scanner named on one repository",
+    "collections",
+    {
+        201: enveloped(
+            CollectionCreated,
+            "The collection and its scans are created and running.",
+            {"Location": "The collection's URL (`status_url`)."},
+        )
+    },
+    errors=(400, 401, 403, 408, 413, 415, 422, 429, 503),
+    description=(
+        "One scan per scanner, each counted against the running-scan limits: if they do not "
+        "all fit (`limits.max_running_scans_per_subject`, `limits.max_running_scans`), none "
+        "starts (429 saying how many could). `use_sse` works as for a scan."
+    ),
+    params=(USE_SSE,),
+    body=CollectionCreate,
+)
 async def start_collection(request: web.Request) -> web.Response:
     use_sse = parse_bool(request.query.get("use_sse"), "use_sse", default=False)
     wanted = collection_request(await read_json(request), request.app[CONFIG].scanners)
@@ -100,6 +143,19 @@ async def start_collection(request: web.Request) -> web.Response:
 
 @routes.get(f"{COLLECTIONS_API}/")
 @routes.get(COLLECTIONS_API)
+@operation(
+    "listCollections",
+    "List the caller's scan collections",
+    "collections",
+    {
+        200: enveloped(
+            {"type": "array", "items": {"$ref": "#/components/schemas/CollectionView"}},
+            "The caller's collections, newest first.",
+        )
+    },
+    errors=(400, 401, 503),
+    params=(LIMIT,),
+)
 async def list_collections(request: web.Request) -> web.Response:
     limit = parse_limit(request.query.get("limit"), default=LIST_DEFAULT, maximum=LIST_MAX)
     records = await request.app[COLLECTIONS].list_owned(principal(request).subject, limit=limit)
@@ -107,6 +163,14 @@ async def list_collections(request: web.Request) -> web.Response:
 
 
 @routes.get(COLLECTIONS_API + "/{collection_id}")
+@operation(
+    "getCollection",
+    "Read a scan collection",
+    "collections",
+    {200: enveloped(CollectionDetail, "The collection.")},
+    errors=(401, NOT_FOUND, 503),
+    params=(COLLECTION_ID,),
+)
 async def get_collection(request: web.Request) -> web.Response:
     record = await owned_collection(request)
     return ok(collection_detail(record, links(record.collection_id)))
@@ -119,6 +183,14 @@ async def _children(request: web.Request, record: CollectionRecord) -> list[Scan
 
 
 @routes.get(COLLECTIONS_API + "/{collection_id}/status")
+@operation(
+    "getCollectionStatus",
+    "Read a collection's and its scans' progress",
+    "collections",
+    {200: enveloped(CollectionStatusView, "The collection's progress and each scan's.")},
+    errors=(401, NOT_FOUND, 503),
+    params=(COLLECTION_ID,),
+)
 async def collection_status(request: web.Request) -> web.Response:
     record = await owned_collection(request)
     scans = [
@@ -137,6 +209,19 @@ async def collection_status(request: web.Request) -> web.Response:
 
 
 @routes.delete(COLLECTIONS_API + "/{collection_id}")
+@operation(
+    "cancelCollection",
+    "Cancel every running scan of a collection",
+    "collections",
+    {
+        200: enveloped(
+            CollectionDetail,
+            "Cancelled (or, when its terminal event is still to be written, cancelling).",
+        )
+    },
+    errors=(401, 403, NOT_FOUND, (409, "The collection already ended (`conflict`)."), 503),
+    params=(COLLECTION_ID,),
+)
 async def cancel_collection(request: web.Request) -> web.Response:
     record = await owned_collection(request)
     if record.terminal:
@@ -151,6 +236,18 @@ async def cancel_collection(request: web.Request) -> web.Response:
 
 
 @routes.get(COLLECTIONS_API + "/{collection_id}/results")
+@operation(
+    "getCollectionResults",
+    "Read an ended collection's merged findings",
+    "collections",
+    {200: enveloped(CollectionResults, "A page of the merged findings.")},
+    errors=(400, 401, NOT_FOUND, (409, "The collection still runs (`scan_not_ready`)."), 503),
+    description=(
+        "Served whatever way the collection ended: a failed scan never hides the others' "
+        "findings. Pages as a scan's results."
+    ),
+    params=(COLLECTION_ID, RESULTS_LIMIT, CURSOR),
+)
 async def collection_results(request: web.Request) -> web.Response:
     record = await owned_collection(request)
     if not record.terminal or record.summary is None:

@@ -23,6 +23,7 @@ from aiohttp import web
 from gateway.domain.errors import MethodNotAllowed, NotFound, ValidationError
 from gateway.http.appkeys import CONFIG, VERIFIER
 from gateway.http.auth import authenticate
+from gateway.http.operations import enveloped, operation, text, undocumented
 from gateway.http.responses import ok
 from gateway.http.schemas import DEFAULT_SUBJECT, MAX_SUBJECT, DevToken, DevTokenRequest
 from gateway.http.validation import read_body, read_json
@@ -67,11 +68,24 @@ def _file(name: str) -> web.FileResponse:
 
 
 @routes.get("/")
+@operation(
+    "demoPage",
+    "The demo page",
+    "pages",
+    {200: text("text/html", "An HTML page that starts and watches a scan.")},
+    errors=((404, "The page's files are not installed."),),
+    description=(
+        "Its script and stylesheet are served under `/static/` (not described here). In dev "
+        "mode it gets its token from `POST /api/v1/dev/token`."
+    ),
+    auth="public",
+)
 async def index(request: web.Request) -> web.FileResponse:
     return _file("index.html")
 
 
 @routes.get("/static/{name}")
+@undocumented("the page's files, a file tree served by name (info.description says so)")
 async def asset(request: web.Request) -> web.FileResponse:
     name = request.match_info["name"]
     if name not in ASSETS:
@@ -106,6 +120,34 @@ async def _subject(request: web.Request) -> str:
 
 
 @routes.post(DEV_TOKEN_PATH, name="dev-token")
+@operation(
+    "createDevToken",
+    "Get a development token (dev mode only)",
+    "development",
+    {200: enveloped(DevToken, "A bearer token for the demo page.")},
+    errors=(
+        400,
+        401,
+        (
+            404,
+            "Not in dev mode: the route answers as a missing one does (404 with a credential, "
+            "401 without).",
+        ),
+        408,
+        413,
+        415,
+        422,
+    ),
+    description=(
+        "For the demo page at `/`. Signs a token for anyone who asks, so it works only when "
+        "`dev_mode` is true (`XPLOYT_DEV_MODE=1`), never in production; without it the route "
+        "answers exactly as a missing `/api/` route does. The body is optional; without one "
+        "the subject is `demo`. Other methods are 405 in dev mode (404 otherwise)."
+    ),
+    body=DevTokenRequest,
+    body_required=False,
+    auth="public",
+)
 async def dev_token(request: web.Request) -> web.Response:
     """A token for the demo page. Public (see ``auth.PUBLIC_ROUTES``) and dev mode only."""
     if not request.app[CONFIG].dev_mode:
@@ -117,6 +159,7 @@ async def dev_token(request: web.Request) -> web.Response:
 
 
 @routes.route("*", DEV_TOKEN_PATH)
+@undocumented("the other methods of a documented path: 405, or 404 outside dev mode")
 async def dev_token_other_methods(request: web.Request) -> web.Response:
     """Other methods: 405 in dev mode, and without it what a missing route answers.
 

@@ -16,24 +16,14 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from gateway.config import Config
 from gateway.http.appkeys import CONFIG
-from gateway.http.openapi import DOCS_PATH, OPENAPI_PATH, RouteLimits, build_openapi
+from gateway.http.openapi import DOCS_PATH, OPENAPI_PATH, build_openapi
+from gateway.http.operations import operation, text, unwrapped
 from gateway.http.responses import json_response
-from gateway.http.routes.demo import DEFAULT_SUBJECT, MAX_SUBJECT
-from gateway.http.routes.scans import LIST_DEFAULT, LIST_MAX
 
-__all__ = ["ROUTE_LIMITS", "openapi_document", "routes"]
+__all__ = ["openapi_document", "routes"]
 
 routes = web.RouteTableDef()
-
-# What the document says of the routes' own bounds; here, so that http.openapi imports no route.
-ROUTE_LIMITS: Final = RouteLimits(
-    list_default=LIST_DEFAULT,
-    list_max=LIST_MAX,
-    dev_subject_default=DEFAULT_SUBJECT,
-    dev_subject_max=MAX_SUBJECT,
-)
 
 # The page's script and stylesheet, served with the demo page's files (``demo.ASSETS``). Relative
 # to the page, as its link to openapi.json is, so that it works under any path prefix.
@@ -47,9 +37,9 @@ _CSP: Final = (
 )
 
 
-def openapi_document(config: Config) -> dict[str, Any]:
-    """The document this gateway serves under ``config``."""
-    return build_openapi(config, ROUTE_LIMITS)
+def openapi_document(app: web.Application) -> dict[str, Any]:
+    """The document ``app`` serves: its config, its routes."""
+    return build_openapi(app[CONFIG], app.router.routes())
 
 
 def _embedded_json(value: Any) -> str:
@@ -75,14 +65,28 @@ def docs_page(document: dict[str, Any]) -> str:
 
 
 @routes.get(OPENAPI_PATH, name="openapi-json")
+@operation(
+    "getOpenAPI",
+    "This OpenAPI document",
+    "documentation",
+    {200: unwrapped({"type": "object"}, "The OpenAPI 3.1 document (not wrapped in an envelope).")},
+    auth="public",
+)
 async def openapi_json(request: web.Request) -> web.Response:
-    # Built per request: it is cheap, and the config it reads is the app's own.
-    return json_response(openapi_document(request.app[CONFIG]))
+    # Built per request: it is cheap, and the config and routes it reads are the app's own.
+    return json_response(openapi_document(request.app))
 
 
 @routes.get(DOCS_PATH, name="openapi-docs")
+@operation(
+    "getDocs",
+    "This API's documentation, readable",
+    "documentation",
+    {200: text("text/html", "An HTML page that renders this document.")},
+    auth="public",
+)
 async def openapi_docs(request: web.Request) -> web.Response:
-    page = docs_page(openapi_document(request.app[CONFIG]))
+    page = docs_page(openapi_document(request.app))
     return web.Response(
         text=page,
         content_type="text/html",

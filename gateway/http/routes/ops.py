@@ -15,6 +15,7 @@ from gateway.config import Config
 from gateway.domain.errors import NotFound, StoreUnavailable, Unauthorized
 from gateway.domain.models import utcnow
 from gateway.http.appkeys import CONFIG, HTTP_CLIENT, METRICS, STORE
+from gateway.http.operations import enveloped, operation, text, unwrapped
 from gateway.http.responses import json_response, ok
 from gateway.http.schemas import NotReady, Readiness
 
@@ -48,6 +49,20 @@ async def _check(session: aiohttp.ClientSession, url: str, seconds: float) -> st
 
 
 @routes.get("/readyz")
+@operation(
+    "readyz",
+    "Readiness",
+    "operations",
+    {
+        200: enveloped(Readiness, "The store and every checked scanner answer."),
+        503: unwrapped(NotReady, "Something does not answer; `data.checks` says what."),
+    },
+    description=(
+        "Checks the store and, unless `readiness.check_scanners` is false, each configured "
+        "scanner's health URL."
+    ),
+    auth="public",
+)
 async def readyz(request: web.Request) -> web.Response:
     """200 only when the store and (for SSE mode) every configured scanner answer."""
     config = request.app[CONFIG]
@@ -77,6 +92,18 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 @routes.get("/metrics")
+@operation(
+    "metrics",
+    "Prometheus metrics",
+    "operations",
+    {200: text("text/plain", "The Prometheus text exposition format.")},
+    errors=(401, (404, "Metrics are off (`metrics.enabled: false`).")),
+    description=(
+        "Needs `Authorization: Bearer <metrics.token>` when `metrics.token` is set (401 "
+        "without it); open otherwise."
+    ),
+    auth="metrics",
+)
 async def metrics(request: web.Request) -> web.Response:
     config = request.app[CONFIG].metrics
     if not config.enabled:

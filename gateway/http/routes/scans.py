@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import uuid
 
@@ -12,16 +13,32 @@ from gateway.domain.errors import BadRequest, Conflict, ScanNotFound, ScanNotRea
 from gateway.domain.models import EventDraft, NewScan, ScanFinished, ScanRecord, Status
 from gateway.http.appkeys import CONFIG, RUNNER, STORE
 from gateway.http.auth import principal
+from gateway.http.operations import Param, enveloped, operation
+from gateway.http.report_query import (
+    BASELINE,
+    FORMAT,
+    NOT_ACCEPTABLE,
+    SARIF_LOG,
+    SARIF_MEDIA_TYPE,
+    ReportQuery,
+    information_uri,
+    report_query,
+    sarif_response,
+)
 from gateway.http.responses import ok
+from gateway.http.results import baseline_results, scan_sarif, whole_scan
 from gateway.http.schemas import (
     Results,
+    ScanCreate,
     ScanCreated,
+    ScanDetail,
     ScanLinks,
     SeveritySummary,
     scan_detail,
     scan_view,
 )
 from gateway.http.validation import (
+    MAX_NUMBER_DIGITS,
     parse_bool,
     parse_cursor,
     parse_limit,
@@ -29,8 +46,19 @@ from gateway.http.validation import (
     read_json,
     scan_request,
 )
+from gateway.report.baseline import compare
 
-__all__ = ["API", "owned_scan", "routes"]
+__all__ = [
+    "API",
+    "CURSOR",
+    "LIMIT",
+    "RESULTS_LIMIT",
+    "SCAN_ID",
+    "USE_SSE",
+    "has_results",
+    "owned_scan",
+    "routes",
+]
 
 API = "/api/v1/scans"
 LIST_DEFAULT = 50
@@ -38,10 +66,65 @@ LIST_MAX = 500
 
 routes = web.RouteTableDef()
 
+SCAN_ID = Param(
+    "ScanId",
+    "scan_id",
+    "path",
+    "the scan's id, as `POST /api/v1/scans/` answered it",
+    {"type": "string", "minLength": 1},
+)
+USE_SSE = Param(
+    "UseSSE",
+    "use_sse",
+    "query",
+    "true: the configured scanner runs the scan (the gateway reads its stream); false: the "
+    "gateway simulates it. `true/false`, `1/0`, `yes/no`, `on/off` are accepted; anything "
+    "else is 400.",
+    {"type": "boolean", "default": False},
+)
+LIMIT = Param(
+    "Limit",
+    "limit",
+    "query",
+    f"how many scans at most; outside 1-{LIST_MAX} is 400",
+    {"type": "integer", "minimum": 1, "maximum": LIST_MAX, "default": LIST_DEFAULT},
+)
+STATUS = Param(
+    "StatusFilter",
+    "status",
+    "query",
+    "only scans with this status (case-insensitive); unknown is 400",
+    {"$ref": "#/components/schemas/Status"},
+)
+RESULTS_LIMIT = Param(
+    "ResultsLimit",
+    "limit",
+    "query",
+    "how many findings at most on this page (`findings.page_size`, "
+    "{config.findings.page_size}, when absent); outside 1-{config.findings.max_page_size} "
+    "(`findings.max_page_size`) is 400",
+    lambda config: {
+        "type": "integer",
+        "minimum": 1,
+        "maximum": config.findings.max_page_size,
+        "default": config.findings.page_size,
+    },
+)
+CURSOR = Param(
+    "Cursor",
+    "cursor",
+    "query",
+    "where the page starts: the `next_cursor` of the page before (absent or empty: the first "
+    f"page). Anything else (not {MAX_NUMBER_DIGITS} digits at most, or past the last finding) "
+    "is 400.",
+    {"type": "string", "pattern": f"^[0-9]{{0,{MAX_NUMBER_DIGITS}}}$"},
+)
 
-async def owned_scan(request: web.Request) -> ScanRecord:
-    """The scan named in the path, if the caller owns it; 404 alike for absent and foreign."""
-    scan_id = request.match_info["scan_id"]
+
+async def owned_scan(request: web.Request, scan_id: str | None = None) -> ScanRecord:
+    """The scan named in the path (or ``scan_id``), if the caller owns it; 404 alike for
+    absent and foreign."""
+    scan_id = request.match_info["scan_id"] if scan_id is None else scan_id
     scan = await request.app[STORE].get_scan(scan_id)
     if scan is None or scan.owner != principal(request).subject:
         raise ScanNotFound(scan_id)
@@ -58,6 +141,28 @@ def links(scan_id: str) -> ScanLinks:
 
 @routes.post(f"{API}/")
 @routes.post(API)
+@operation(
+    "startScan",
+    "Start a scan",
+    "scans",
+    {
+        201: enveloped(
+            ScanCreated,
+            "The scan is created and running.",
+            {"Location": "The scan's URL (`status_url`)."},
+        )
+    },
+    errors=(400, 401, 403, 408, 413, 415, 422, 429, 503),
+    description=(
+        "Starts a scan of `repository_name` with `scanner_name`. With `use_sse=true` the "
+        "gateway POSTs it to the configured scanner once and reads its progress stream; "
+        "otherwise it simulates the scan. 429 when the caller "
+        "(`limits.max_running_scans_per_subject`) or the gateway (`limits.max_running_scans`) "
+        "runs its maximum of scans."
+    ),
+    params=(USE_SSE,),
+    body=ScanCreate,
+)
 async def start_scan(request: web.Request) -> web.Response:
     use_sse = parse_bool(request.query.get("use_sse"), "use_sse", default=False)
     wanted = scan_request(await read_json(request), request.app[CONFIG].scanners)
@@ -79,6 +184,14 @@ async def start_scan(request: web.Request) -> web.Response:
 
 @routes.get(f"{API}/")
 @routes.get(API)
+@operation(
+    "listScans",
+    "List the caller's scans",
+    "scans",
+    {200: enveloped("ScanList", "The caller's scans, newest first.")},
+    errors=(400, 401, 503),
+    params=(LIMIT, STATUS),
+)
 async def list_scans(request: web.Request) -> web.Response:
     limit = parse_limit(request.query.get("limit"), default=LIST_DEFAULT, maximum=LIST_MAX)
     status = parse_status(request.query.get("status"))
@@ -89,12 +202,34 @@ async def list_scans(request: web.Request) -> web.Response:
 
 
 @routes.get(API + "/{scan_id}")
+@operation(
+    "getScan",
+    "Read a scan",
+    "scans",
+    {200: enveloped(ScanDetail, "The scan.")},
+    errors=(401, 404, 503),
+    params=(SCAN_ID,),
+)
 async def get_scan(request: web.Request) -> web.Response:
     scan = await owned_scan(request)
     return ok(scan_detail(scan, links(scan.scan_id)))
 
 
 @routes.delete(API + "/{scan_id}")
+@operation(
+    "cancelScan",
+    "Cancel a running scan",
+    "scans",
+    {
+        200: enveloped(
+            ScanDetail,
+            "Cancelled: the upstream request is closed and a `cancelled` event ends the log "
+            "and every stream.",
+        )
+    },
+    errors=(401, 403, 404, (409, "The scan already ended (`conflict`)."), 503),
+    params=(SCAN_ID,),
+)
 async def cancel_scan(request: web.Request) -> web.Response:
     scan = await owned_scan(request)
     if not scan.terminal:
@@ -107,17 +242,50 @@ async def cancel_scan(request: web.Request) -> web.Response:
 
 
 @routes.get(API + "/{scan_id}/results")
+@operation(
+    "getResults",
+    "Read a completed scan's results",
+    "scans",
+    {
+        200: enveloped(
+            Results,
+            "A page of the findings, and their severity summary; or, asked for SARIF, the "
+            "SARIF log of all of them.",
+            also={SARIF_MEDIA_TYPE: SARIF_LOG},
+        )
+    },
+    errors=(
+        400,
+        401,
+        404,
+        NOT_ACCEPTABLE,
+        (
+            409,
+            "The scan (or the baseline) has not completed (`scan_not_ready`): still running "
+            "(the message gives its status), failed (with the reason) or cancelled.",
+        ),
+        503,
+    ),
+    description=(
+        "The findings come a page at a time: follow `next_cursor` with `?cursor=` until it is "
+        "null. `summary` and `total_findings` cover every page. A scan keeps at most "
+        "`findings.max_per_scan` findings ({config.findings.max_per_scan}) of at most "
+        "`findings.max_bytes_per_scan` bytes in all ({config.findings.max_bytes_per_scan}): "
+        "the first ones; the scanner's later findings are dropped, counted in "
+        "`findings_dropped`, and `truncated` is true. "
+        f"`Accept: {SARIF_MEDIA_TYPE}` or `?format=sarif` answers with SARIF 2.1.0 instead, "
+        "one document of the whole scan (no `limit` or `cursor`: 400). With `?baseline=`, the "
+        "pages run over the findings (each with `fingerprint` and `baseline_state`), then over "
+        "the baseline's fixed ones (`fixed`), and `baseline` counts them all."
+    ),
+    params=(SCAN_ID, RESULTS_LIMIT, CURSOR, FORMAT, BASELINE),
+)
 async def get_results(request: web.Request) -> web.Response:
     scan = await owned_scan(request)
-    if scan.status is Status.FAILED:
-        raise ScanNotReady(f"scan failed, so it has no results: {scan.error}")
-    if scan.status is Status.CANCELLED:
-        raise ScanNotReady("scan was cancelled, so it has no results")
-    if scan.status is not Status.COMPLETED:
-        raise ScanNotReady(
-            f"scan is still {scan.status.value} ({scan.progress_percent}%); "
-            "results are available once it completes"
-        )
+    query = report_query(request)
+    has_results(scan)
+    if query.sarif or query.baseline is not None:
+        return await _report(request, scan, query)
     bounds = request.app[CONFIG].findings
     limit = parse_limit(
         request.query.get("limit"), default=bounds.page_size, maximum=bounds.max_page_size
@@ -146,3 +314,53 @@ async def get_results(request: web.Request) -> web.Response:
             next_cursor=str(end) if end < page.total else None,
         )
     )
+
+
+def has_results(scan: ScanRecord, what: str = "scan") -> None:
+    """409 unless the scan completed: a failed or cancelled one has no results."""
+    if scan.status is Status.FAILED:
+        raise ScanNotReady(f"{what} failed, so it has no results: {scan.error}")
+    if scan.status is Status.CANCELLED:
+        raise ScanNotReady(f"{what} was cancelled, so it has no results")
+    if scan.status is not Status.COMPLETED:
+        raise ScanNotReady(
+            f"{what} is still {scan.status.value} ({scan.progress_percent}%); "
+            "results are available once it completes"
+        )
+
+
+async def _report(request: web.Request, scan: ScanRecord, query: ReportQuery) -> web.Response:
+    """SARIF, or JSON against a baseline (see gateway.http.results)."""
+    if query.sarif and ("limit" in request.query or "cursor" in request.query):
+        raise BadRequest(
+            "query parameters 'limit' and 'cursor' page the JSON results; "
+            "a SARIF report is one document of the whole scan"
+        )
+    bounds = request.app[CONFIG].findings
+    store = request.app[STORE]
+    current = await whole_scan(store, scan.scan_id, bounds)
+    uri = information_uri(request)
+    # Reports of a scan at its bounds take a second or more of CPU: in a worker thread, so
+    # that streams and other requests go on meanwhile.
+    if query.baseline is None:
+        sarif = await asyncio.to_thread(
+            scan_sarif, scan, current.vulnerabilities, baseline=False, information_uri=uri
+        )
+        return await sarif_response(sarif)
+    base = await owned_scan(request, query.baseline)
+    has_results(base, f"baseline scan {base.scan_id!r}")
+    before = await whole_scan(store, base.scan_id, bounds)
+    compared = await asyncio.to_thread(compare, current.vulnerabilities, before.vulnerabilities)
+    if query.sarif:
+        sarif = await asyncio.to_thread(
+            scan_sarif, scan, *compared, baseline=True, information_uri=uri
+        )
+        return await sarif_response(sarif)
+    limit = parse_limit(
+        request.query.get("limit"), default=bounds.page_size, maximum=bounds.max_page_size
+    )
+    start = parse_cursor(request.query.get("cursor"))
+    page = baseline_results(
+        scan, current, base, compared, start=start, limit=limit, max_bytes=bounds.max_page_bytes
+    )
+    return ok(page)

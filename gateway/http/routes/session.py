@@ -9,6 +9,7 @@ from aiohttp import web
 from gateway.domain.errors import Unauthorized
 from gateway.http.appkeys import CONFIG
 from gateway.http.auth import bearer_token, principal
+from gateway.http.operations import enveloped, operation
 from gateway.http.responses import ok
 from gateway.http.schemas import Session
 
@@ -24,6 +25,24 @@ MAX_COOKIE_SECONDS = 400 * 24 * 3600
 
 
 @routes.post(SESSION_PATH)
+@operation(
+    "openSession",
+    "Set the session cookie",
+    "auth",
+    {
+        200: enveloped(
+            Session,
+            "The cookie is set: HttpOnly, path `/api/`, expiring with the token.",
+            {"Set-Cookie": "`{config.auth.cookie_name}=<the token>; HttpOnly; Path=/api/; ...`"},
+        )
+    },
+    errors=(401, 403),
+    description=(
+        "Puts the caller's bearer token in a cookie that the stream and the whole API accept. "
+        "Needs the `Authorization` header itself (a cookie alone is 401). No request body."
+    ),
+    auth="bearer",
+)
 async def open_session(request: web.Request) -> web.Response:
     """Put the caller's bearer token in an HttpOnly cookie that the API accepts too."""
     header = request.headers.get("Authorization")
@@ -48,6 +67,14 @@ async def open_session(request: web.Request) -> web.Response:
 
 
 @routes.delete(SESSION_PATH, name="session-delete")
+@operation(
+    "closeSession",
+    "Clear the session cookie",
+    "auth",
+    {200: enveloped(None, "The cookie is cleared.", {"Set-Cookie": "The cookie, expired."})},
+    description="Needs no credential.",
+    auth="public",
+)
 async def close_session(request: web.Request) -> web.Response:
     config = request.app[CONFIG].auth
     response = ok(None, message="session closed")

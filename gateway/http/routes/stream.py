@@ -33,12 +33,21 @@ from gateway.engine.hub import (
 from gateway.engine.store import Store
 from gateway.http.appkeys import BUS, CONFIG, STORE, STREAMS, TICKETS
 from gateway.http.auth import STREAM_ROUTE, TICKET_PARAM, Principal, principal
+from gateway.http.operations import Param, enveloped, no_content, operation, text
 from gateway.http.responses import ok
-from gateway.http.routes.scans import API, owned_scan
+from gateway.http.routes.scans import API, SCAN_ID, owned_scan
 from gateway.http.schemas import AuthExpiredEvent, ResetEvent, StreamTicket, scan_view
 from gateway.http.sse_wire import EventStream, comment, named_frame, retry_field
 
-__all__ = ["LogHead", "Snapshot", "issue_ticket", "routes", "serve_log"]
+__all__ = [
+    "LAST_EVENT_ID",
+    "LAST_EVENT_ID_QUERY",
+    "LogHead",
+    "Snapshot",
+    "issue_ticket",
+    "routes",
+    "serve_log",
+]
 
 REPLAY_PAGE = 500
 # Below this a ticket could expire while a finished scan's log is still being read.
@@ -48,6 +57,60 @@ SHUTDOWN_COMMENT = comment("gateway shutting down; reconnect to resume")
 UNAVAILABLE_COMMENT = comment("the event store does not answer; reconnect to resume")
 
 routes = web.RouteTableDef()
+
+LAST_EVENT_ID = Param(
+    "LastEventIdHeader",
+    "Last-Event-ID",
+    "header",
+    "The id of the last event received (EventSource sends it on reconnect): the stream "
+    "replays exactly the events after it. An id the log does not hold gets an `event: "
+    "reset`. Wins over `last_event_id`.",
+    {"type": "string"},
+)
+LAST_EVENT_ID_QUERY = Param(
+    "LastEventIdQuery",
+    "last_event_id",
+    "query",
+    "As `Last-Event-ID`, for a first connection (the header wins).",
+    {"type": "string"},
+)
+# The stream operation's description in the OpenAPI document.
+STREAM_DESCRIPTION = """\
+A `text/event-stream` (Server-Sent Events) of the scan's log: every stored event in order, \
+then the live ones; the server ends the response after the terminal event (`completed`, \
+`failed` or `cancelled`).
+
+The stream opens with a `retry: <ms>` hint. Each event is
+
+```
+id: <n>
+data: <one JSON object on one line, an Event>
+
+```
+
+where `<n>` is the scan's sequence number (1, 2, 3, ... without gaps) and the data object \
+is `components.schemas.Event`: `scan_id, status, progress_percent, progress_text, error, \
+timestamp`, plus `summary` on the `completed` event.
+
+Named events, which `EventSource.onmessage` does not see:
+
+* `event: reset` (data `components.schemas.ResetEvent`, id the scan's last): the \
+`Last-Event-ID` the client sent is not in the log (`abc`, `-1`, or beyond the last event); \
+the data is the scan's current snapshot, and the stream continues live from there.
+* `event: auth_expired` (data `components.schemas.AuthExpiredEvent`, no id): the credential \
+behind the stream expired; open a new stream with a fresh one and `?last_event_id=`.
+
+Comments (lines starting with `:`) carry no data: `: ping` every `stream.heartbeat_seconds`, \
+a final comment before the server drops a subscriber that fell too far behind, and one \
+(after a `retry:` hint) when the gateway shuts down. Resume from the last id you saw.
+
+A client that resumes with the terminal event's id gets **204 No Content**, which stops a \
+browser's `EventSource` for good.
+
+Authentication: a bearer token, a stream ticket (`?ticket=`, see `POST .../stream-ticket`), \
+the session cookie, or (unless `auth.query_tokens` is false) `?token=` / `?access_token=`.
+
+429 when the caller already has `limits.max_streams_per_subject` streams open."""
 
 
 class _Sender:
@@ -222,6 +285,22 @@ def _scan_snapshot(store: Store, scan: ScanRecord) -> Snapshot:
 
 
 @routes.get(API + "/{scan_id}/stream", name=STREAM_ROUTE)
+@operation(
+    "streamScan",
+    "Watch a scan's events (Server-Sent Events)",
+    "stream",
+    {
+        200: text("text/event-stream", "The event stream; see the operation's description."),
+        204: no_content(
+            "The client already holds the terminal event (`Last-Event-ID` is the last id of a "
+            "finished scan): nothing more will come."
+        ),
+    },
+    errors=(401, 404, 429, 503),
+    description=STREAM_DESCRIPTION,
+    params=(SCAN_ID, LAST_EVENT_ID, LAST_EVENT_ID_QUERY),
+    auth="ticket",
+)
 async def stream(request: web.Request) -> web.StreamResponse:
     async def opened() -> tuple[LogHead, Snapshot]:
         scan = await owned_scan(request)
@@ -322,6 +401,20 @@ async def _last_words(send: Coroutine[object, object, None]) -> None:
 
 
 @routes.post(API + "/{scan_id}/stream-ticket")
+@operation(
+    "createStreamTicket",
+    "Get a ticket that opens the scan's stream",
+    "stream",
+    {200: enveloped(StreamTicket, "The ticket and the stream URL with it.")},
+    errors=(401, 403, 404, 503),
+    description=(
+        "For a native `EventSource`, which cannot send an `Authorization` header. The ticket "
+        "is bound to this scan, this subject and the stream route; it lives for the scan's "
+        "remaining lifetime (at least 60 s, at most `auth.ticket_max_ttl_seconds`). No "
+        "request body."
+    ),
+    params=(SCAN_ID,),
+)
 async def stream_ticket(request: web.Request) -> web.Response:
     """A credential for ``GET .../stream?ticket=``: this scan, this subject, that route only."""
     scan = await owned_scan(request)

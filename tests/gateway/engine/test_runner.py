@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from gateway.backends.sqlite_store import SQLiteStore
+from gateway.backends.sqlite import SQLiteStore
 from gateway.config import config_from_dict
 from gateway.domain.errors import LimitExceeded, UpstreamFault
 from gateway.domain.models import EventDraft, NewScan, ScanFinished, ScanRecord, Status

@@ -1,7 +1,7 @@
 """Every store: gap-free logs, atomic appends, cancel-safe reads and writes, recovery.
 
 The behaviour tests run against each backend (``sqlite``, and ``redis`` on a real
-redis-server of their own); ``test_redis_store`` holds what only the shared store does.
+redis-server of their own); ``backends/redis/test_store`` holds what only the shared store does.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from gateway.backends.redis_store import RedisStore
-from gateway.backends.sqlite_store import SQLiteStore
+from gateway.backends.redis import RedisStore
+from gateway.backends.sqlite import SQLiteStore
 from gateway.domain.errors import ScanExists, ScanNotFound
 from gateway.domain.models import (
     SEVERITIES,
@@ -24,11 +24,12 @@ from gateway.domain.models import (
     FindingsPage,
     NewScan,
     ScanFinished,
+    ScanState,
     Status,
     compact_json,
     count_severities,
 )
-from gateway.engine.store import Store
+from gateway.engine.store import Store, findings_tally, next_event
 
 LEASE_SECONDS = 0.3  # short, so a closed Redis store's leases lapse quickly
 
@@ -359,3 +360,27 @@ async def test_a_long_page_is_whole_across_the_reads_that_fetch_it(store):
     size = sum(len(compact_json(v).encode()) for v in vulns[3:153])
     bounded = await store.findings_page("s1", start=3, limit=1000, max_bytes=size)
     assert bounded.vulnerabilities == vulns[3:153]
+
+
+def test_next_event_says_which_record_fields_an_append_sets():
+    running = ScanState(Status.SCANNING, 40, "half", None, 4)
+    progress = next_event("s1", running, EventDraft(Status.SCANNING, 30, "more"), None)
+    assert (progress.event.seq, progress.event.terminal) == (5, False)
+    assert progress.changes["progress_percent"] == 40, "progress never goes backwards"
+    assert "finished_at" not in progress.changes and "skipped_events" not in progress.changes
+    assert progress.changes["error"] is None  # cleared
+    failed = next_event("s1", running, EventDraft(Status.FAILED, error="boom"), 2)
+    payload = json.loads(failed.event.data)
+    assert failed.changes["finished_at"] == failed.changes["updated_at"] == payload["timestamp"]
+    assert (failed.changes["error"], failed.changes["skipped_events"]) == ("boom", 2)
+    with pytest.raises(ScanFinished):
+        next_event(
+            "s1", ScanState(Status.FAILED, 40, "", "boom", 5), EventDraft(Status.SCANNING), None
+        )
+
+
+def test_findings_tally_only_when_results_are_recorded():
+    assert findings_tally([], None) is None
+    assert findings_tally([], 0) == (count_severities([]), 0)
+    summary, dropped = findings_tally([{"severity": "high"}, {"severity": "odd"}], None) or ({}, -1)
+    assert (summary["high"], summary["unknown"], dropped) == (1, 1, 0)

@@ -1,26 +1,34 @@
-"""The OpenAPI document: valid 3.1, in step with the routes, and honest about errors."""
+"""The OpenAPI document: valid 3.1, built from the routes' declarations, and honest about
+errors."""
 
 from __future__ import annotations
 
+import importlib
 import json
+import pkgutil
 import re
 from pathlib import PurePosixPath
 from typing import Any
 
 import jsonschema  # type: ignore[import-untyped]  # no types-jsonschema in the venv
+import pytest
 from aiohttp import web
 from openapi_spec_validator import OpenAPIV31SpecValidator, validate
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 from yarl import URL
 
+import gateway.http.routes
 from gateway.config import config_from_dict
-from gateway.http.appkeys import CONFIG
-from gateway.http.openapi import DOCS_PATH, OPENAPI_PATH, RouteLimits, build_openapi
-from gateway.http.routes.demo import MAX_SUBJECT, STATIC_DIR
+from gateway.http.auth import PROTECTED_PREFIX, PUBLIC_ROUTES
+from gateway.http.openapi import DOCS_PATH, OPENAPI_PATH, UndeclaredRoute, build_openapi
+from gateway.http.operations import Operation, declaration, enveloped, operation
+from gateway.http.routes import setup_routes
+from gateway.http.routes.demo import DEFAULT_SUBJECT, MAX_SUBJECT, STATIC_DIR
 from gateway.http.routes.openapi import openapi_document
-from gateway.http.routes.scans import LIST_MAX
-from tests.helpers import auth, error_shape, start_scan, token
+from gateway.http.routes.scans import LIST_DEFAULT, LIST_MAX, SCAN_ID
+from gateway.http.schemas import Health
+from tests.helpers import auth, error_shape, openapi_for, start_scan, token
 
 HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
 DOC_URI = "urn:xployt:openapi"
@@ -79,7 +87,7 @@ async def test_the_served_document_is_valid_openapi_3_1(client):
     assert document["openapi"].startswith("3.1.")
     validate(document, cls=OpenAPIV31SpecValidator)
     # The same document the code builds: nothing is added or lost on the way out.
-    assert document == json.loads(json.dumps(openapi_document(client.app[CONFIG])))
+    assert document == json.loads(json.dumps(openapi_document(client.app)))
 
 
 async def test_every_route_is_documented_and_every_documented_operation_is_routed(client):
@@ -103,7 +111,7 @@ def test_the_document_follows_the_config():
             "auth": {"cookie_name": "sid", "query_tokens": False},
         }
     )
-    document = openapi_document(config)
+    document = openapi_for(config)
     validate(document, cls=OpenAPIV31SpecValidator)
     scanner = document["components"]["schemas"]["ScanCreate"]["properties"]["scanner_name"]
     assert scanner["enum"] == ["alpha", "zeta"]
@@ -112,7 +120,7 @@ def test_the_document_follows_the_config():
     assert "queryToken" not in schemes and "queryAccessToken" not in schemes
     assert {"queryToken": []} not in document["security"]
 
-    default = openapi_document(config_from_dict({}))
+    default = openapi_for(config_from_dict({}))
     names = {
         scheme["name"]
         for scheme in default["components"]["securitySchemes"].values()
@@ -122,18 +130,116 @@ def test_the_document_follows_the_config():
 
 
 async def test_the_document_states_the_bounds_of_the_routes(client):
-    served_document = await served(client)
-    limit = served_document["components"]["parameters"]["Limit"]["schema"]
-    subject = served_document["components"]["schemas"]["DevTokenRequest"]["properties"]["subject"]
-    assert (limit["maximum"], subject["maxLength"]) == (LIST_MAX, MAX_SUBJECT)
-    # The ones it is given: the builder has no bounds of its own.
-    document = build_openapi(config_from_dict({}), RouteLimits(7, 9, "someone", 11))
-    validate(document, cls=OpenAPIV31SpecValidator)
+    document = await served(client)
     limit = document["components"]["parameters"]["Limit"]
-    assert (limit["schema"]["maximum"], limit["schema"]["default"]) == (9, 7)
-    assert "outside 1-9 is 400" in limit["description"]
+    assert (limit["schema"]["maximum"], limit["schema"]["default"]) == (LIST_MAX, LIST_DEFAULT)
+    assert f"outside 1-{LIST_MAX} is 400" in limit["description"]
     subject = document["components"]["schemas"]["DevTokenRequest"]["properties"]["subject"]
-    assert (subject["maxLength"], subject["default"]) == (11, "someone")
+    assert (subject["maxLength"], subject["default"]) == (MAX_SUBJECT, DEFAULT_SUBJECT)
+
+
+def test_declared_texts_and_parameters_follow_the_config():
+    config = config_from_dict(
+        {"findings": {"page_size": 7, "max_page_size": 70, "max_per_scan": 1234}}
+    )
+    document = openapi_for(config)
+    validate(document, cls=OpenAPIV31SpecValidator)
+    page = document["components"]["parameters"]["ResultsLimit"]
+    assert (page["schema"]["maximum"], page["schema"]["default"]) == (70, 7)
+    assert "(`findings.page_size`, 7, when absent); outside 1-70 " in page["description"]
+    results = document["paths"]["/api/v1/scans/{scan_id}/results"]["get"]
+    assert "`findings.max_per_scan` findings (1234)" in results["description"]
+    cookie = document["paths"]["/api/v1/auth/session"]["post"]["responses"]["200"]["headers"]
+    assert cookie["Set-Cookie"]["description"].startswith("`xployt_session=<the token>;")
+
+
+def routed_app(*extra: tuple[str, str, Any]) -> web.Application:
+    """An app with the gateway's routes and ``extra`` ones (method, path, handler)."""
+    app = web.Application()
+    setup_routes(app)
+    for method, path, handler in extra:
+        app.router.add_route(method, path, handler)
+    return app
+
+
+async def undeclared(request: web.Request) -> web.Response:
+    return web.Response()
+
+
+@operation("health2", "Liveness again", "operations", {200: enveloped(Health, "ok")})
+async def declared_elsewhere(request: web.Request) -> web.Response:
+    return web.Response()
+
+
+@operation("getThing", "Read a thing", "scans", {200: enveloped(Health, "ok")}, params=(SCAN_ID,))
+async def needs_scan_id(request: web.Request) -> web.Response:
+    return web.Response()
+
+
+@operation("untagged", "A thing", "no-such-tag", {200: enveloped(Health, "ok")})
+async def untagged(request: web.Request) -> web.Response:
+    return web.Response()
+
+
+def test_a_route_without_a_declaration_fails_the_document():
+    config = config_from_dict({})
+    for method in ("GET", "POST", "*"):
+        app = routed_app((method, "/api/v1/undeclared", undeclared))
+        expected = re.escape(f"{method} /api/v1/undeclared: undeclared declares no operation")
+        with pytest.raises(UndeclaredRoute, match=expected):
+            build_openapi(config, app.router.routes())
+    # A declared one is written, under the router's method and path.
+    app = routed_app(("GET", "/api/v1/health2", declared_elsewhere))
+    document = build_openapi(config, app.router.routes())
+    assert document["paths"]["/api/v1/health2"]["get"]["operationId"] == "health2"
+
+
+def test_a_declaration_that_does_not_fit_its_path_fails_the_document():
+    config = config_from_dict({})
+    for path in ("/api/v1/things", "/api/v1/things/{thing_id}"):
+        app = routed_app(("GET", path, needs_scan_id))
+        expected = re.escape(f"GET {path}: its declared path parameters do not match")
+        with pytest.raises(UndeclaredRoute, match=expected):
+            build_openapi(config, app.router.routes())
+    app = routed_app(("GET", "/api/v1/things", untagged))
+    with pytest.raises(UndeclaredRoute, match="GET /api/v1/things: no tag 'no-such-tag'"):
+        build_openapi(config, app.router.routes())
+    app = routed_app(("GET", "/api/v1/things/{scan_id}", needs_scan_id))
+    item = build_openapi(config, app.router.routes())["paths"]["/api/v1/things/{scan_id}"]
+    assert item["parameters"] == [{"$ref": "#/components/parameters/ScanId"}]
+
+
+def declared_handlers() -> dict[str, Any]:
+    """Every handler in the route modules that declares an operation, by qualified name."""
+    handlers = {}
+    for module_info in pkgutil.iter_modules(gateway.http.routes.__path__):
+        module = importlib.import_module(f"gateway.http.routes.{module_info.name}")
+        for name, value in vars(module).items():
+            if callable(value) and isinstance(declaration(value), Operation):
+                handlers[f"{module.__name__}.{name}"] = value
+    return handlers
+
+
+def test_every_declared_operation_is_on_the_router():
+    handlers = declared_handlers()
+    assert len(handlers) >= 16  # the walk finds them
+    routed = {route.handler for route in routed_app().router.routes()}
+    unrouted = {name for name, handler in handlers.items() if handler not in routed}
+    assert unrouted == set(), "operations declared for handlers that no route serves"
+    ids = [declaration(handler).id for handler in handlers.values()]  # type: ignore[union-attr]
+    assert len(ids) == len(set(ids)), "two declarations share an operation id"
+
+
+def test_public_operations_are_the_routes_the_auth_middleware_lets_through():
+    for route in routed_app().router.routes():
+        declared = declaration(route.handler)
+        resource = route.resource
+        assert resource is not None
+        if not isinstance(declared, Operation) or not resource.canonical.startswith(
+            PROTECTED_PREFIX
+        ):
+            continue
+        assert (declared.auth == "public") == (route.name in PUBLIC_ROUTES), resource.canonical
 
 
 async def test_public_and_protected_operations_are_marked(client):

@@ -14,7 +14,8 @@ from collections.abc import Awaitable, Callable
 import pytest
 from redis.asyncio import Redis
 
-from gateway.backends.redis_store import MAX_BLOCK_MS, RedisStore
+from gateway.backends.redis import RedisStore
+from gateway.backends.redis.store import MAX_BLOCK_MS
 from gateway.domain.errors import StoreUnavailable
 from gateway.domain.models import EventDraft, NewScan, Status
 from tests.processes import free_port
@@ -211,7 +212,7 @@ async def blocked_clients(raw: Redis, count: int) -> bool:
 async def test_store_unavailable_while_redis_is_down_then_back_with_its_data(
     replica, raw, redis_server, caplog
 ):
-    caplog.set_level(logging.DEBUG, logger="gateway.backends.redis_store")
+    caplog.set_level(logging.DEBUG, logger="gateway.backends.redis")
     store = await replica()
     await store.create_scan(new_scan(), EventDraft(Status.PENDING))
     await store.append_event("s1", EventDraft(Status.SCANNING, 10))

@@ -7,8 +7,7 @@ import json
 
 import redis.asyncio as aioredis
 
-from gateway.backends.redis_bus import RedisBus
-from gateway.backends.redis_store import RedisStore
+from gateway.backends.redis import RedisBus, RedisStore
 from gateway.domain.models import EventDraft, NewScan, Status
 from gateway.engine.hub import EndOfStream, Hub, Written
 from gateway.http.appkeys import BUS

@@ -1,6 +1,6 @@
 """The shared collection store: collection records in Redis, leases on running collections.
 
-The keys, under ``key_prefix`` beside the scans' (``redis_layout``):
+The keys, under ``key_prefix`` beside the scans' (``layout``):
 
     collection:{id}        hash    the record: owner, repository_name, sse_enabled, children
                                    (compact JSON: scan id -> ChildState, the cursors), status,
@@ -14,9 +14,11 @@ The keys, under ``key_prefix`` beside the scans' (``redis_layout``):
     collections:running    set     collection ids whose log has no terminal event yet
     lease:collection:{id}  string  the id of the replica aggregating it, expiring (PX)
 
-An append is an optimistic transaction (WATCH the record and the lease), made only by the
-lease's holder and only after the event it expects to follow; a terminal one drops the lease
-and sets the expiries scans have. A replica that dies stops renewing its leases, and any
+An append is an optimistic transaction (``transaction``: WATCH the record and the lease),
+made only by the lease's holder and only after the event it expects to follow; a terminal one
+drops the lease and sets the expiries scans have. An append whose outcome was unknown (the
+connection lost with EXEC sent) is ``StoreUnavailable``; the aggregator retries it, and the
+retry finds the event stored if it was. A replica that dies stops renewing its leases, and any
 replica's ``claim_unfinished`` takes its collections over.
 """
 
@@ -27,17 +29,22 @@ import json
 import logging
 import uuid
 from collections.abc import Mapping
-from typing import Any, cast
+from typing import Final, cast
 
 import msgspec
-from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.retry import Retry
 from redis.typing import EncodableT
 
-from gateway.backends.redis_layout import Entry, Keys, as_text
-from gateway.backends.redis_store import RedisStore
+from gateway.backends.redis.layout import Entry, Keys, as_text
+from gateway.backends.redis.pages import read_findings
+from gateway.backends.redis.store import SOCKET_TIMEOUT
+from gateway.backends.redis.transaction import answering, multi, transaction
+from gateway.config import RedisConfig
 from gateway.domain.collections import (
+    LOG_PREFIX,
     ChildState,
     CollectionFinished,
     CollectionLost,
@@ -47,32 +54,27 @@ from gateway.domain.collections import (
     NewCollection,
     log_id,
 )
-from gateway.domain.errors import StoreUnavailable
 from gateway.domain.models import Event, FindingsPage, compact_json, count_severities, utcnow
 from gateway.engine.collection_store import CollectionStore
+from gateway.engine.store import findings_tally
 
 __all__ = ["RedisCollections"]
 
 log = logging.getLogger(__name__)
 
-MAX_ATTEMPTS = 50
-SOCKET_TIMEOUT = 15.0  # seconds
-_PAGE_BATCH = 100
 # Renew a lease if it is ours; 0 means lost.
-_RENEW = """
+_RENEW: Final = """
 local holder = redis.call('GET', KEYS[1])
 if holder ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1
 """
-_UNAVAILABLE = (redis_errors.ConnectionError, redis_errors.TimeoutError)
 
 
 class RedisCollections(CollectionStore):
-    def __init__(self, client: Redis, scans: RedisStore, settings: Any, replica_id: str) -> None:
+    def __init__(self, client: Redis, settings: RedisConfig, replica_id: str) -> None:
         super().__init__()
         self._redis = client
-        self._scans = scans
         self._keys = Keys(settings.key_prefix)
         self._prefix = settings.key_prefix
         self._log_ms = round(settings.retention_seconds * 1000)
@@ -87,17 +89,18 @@ class RedisCollections(CollectionStore):
         )
 
     @classmethod
-    async def open(cls, scans: RedisStore, settings: Any) -> RedisCollections:
+    async def open(cls, settings: RedisConfig) -> RedisCollections:
         # As the scan store's client: bounded waits, so a Redis that stops answering is
-        # StoreUnavailable rather than a hang.
+        # StoreUnavailable rather than a hang, and one quick retry over a closed connection.
         client = Redis.from_url(
             settings.url,
             decode_responses=False,
             protocol=2,
             socket_timeout=SOCKET_TIMEOUT,
             socket_connect_timeout=5.0,
+            retry=Retry(ExponentialWithJitterBackoff(base=0.01, cap=0.1), retries=1),
         )
-        return cls(client, scans, settings, uuid.uuid4().hex)
+        return cls(client, settings, uuid.uuid4().hex)
 
     async def close(self) -> None:
         self._renewer.cancel()
@@ -133,7 +136,7 @@ class RedisCollections(CollectionStore):
             last_seq=0,
         )
         cid = new.collection_id
-        with _answering():
+        with answering():
             order = await self._redis.incr(f"{self._prefix}collections:created")
             async with self._redis.pipeline(transaction=True) as pipe:
                 pipe.hset(self._record_key(cid), mapping={**_encode(record), "order": order})
@@ -145,26 +148,18 @@ class RedisCollections(CollectionStore):
         return record
 
     async def append(self, collection_id: str, update: CollectionUpdate, *, after: int) -> Event:
-        name = log_id(collection_id)
         key, lease = self._record_key(collection_id), self._lease_key(collection_id)
-        seq = after + 1
         payload = msgspec.to_builtins(update.payload)
-        event = Event(name, seq, compact_json(payload), update.terminal)
-        with _answering():
-            async with self._redis.pipeline() as pipe:
-                for _ in range(MAX_ATTEMPTS):
-                    try:
-                        await pipe.watch(key, lease)
-                        if await self._stored_already(pipe, key, lease, event, after):
-                            return event
-                        _multi(pipe)
-                        self._queue(pipe, collection_id, update, event, payload["timestamp"])
-                        await pipe.execute()
-                    except redis_errors.WatchError:
-                        continue
-                    break
-                else:
-                    raise StoreUnavailable("store too busy: conflicting transactions")
+        event = Event(log_id(collection_id), after + 1, compact_json(payload), update.terminal)
+
+        async def write(pipe: Pipeline) -> None:
+            if await self._stored_already(pipe, key, lease, event, after):
+                return  # nothing queued: no EXEC
+            multi(pipe)
+            self._queue(pipe, collection_id, update, event, payload["timestamp"])
+
+        with answering():
+            await transaction(self._redis, [key, lease], write)
         if event.terminal:
             self._held.discard(collection_id)
         self._notify((event,))
@@ -188,7 +183,7 @@ class RedisCollections(CollectionStore):
         if finished is not None:
             raise CollectionFinished(f"{event.scan_id} already ended")
         if await pipe.get(lease) != self._me.encode() or int(last) != after:
-            self._held.discard(event.scan_id.removeprefix("collection:"))
+            self._held.discard(event.scan_id.removeprefix(LOG_PREFIX))
             raise CollectionLost(f"{event.scan_id} is held by another replica")
         return False
 
@@ -208,14 +203,15 @@ class RedisCollections(CollectionStore):
             {"d": event.data, "t": b"1" if event.terminal else b"0"},
             id=f"{event.seq}-0",
         )
-        if update.terminal:
-            counts = count_severities(finding.get("severity") for finding in update.merged)
+        tally = findings_tally(update.merged, 0) if update.terminal else None
+        if tally is not None:
             changes.update(
                 finished_at=now,
                 summary=compact_json(update.summary),
-                findings_summary=compact_json(counts),
+                findings_summary=compact_json(tally[0]),
             )
             findings = self._keys.findings(name)
+            pipe.delete(findings)  # a retried transaction starts it afresh
             if update.merged:
                 pipe.rpush(findings, *[compact_json(finding) for finding in update.merged])
             pipe.srem(self._running, collection_id)
@@ -226,12 +222,12 @@ class RedisCollections(CollectionStore):
         pipe.hset(key, mapping=changes)
 
     async def get(self, collection_id: str) -> CollectionRecord | None:
-        with _answering():
+        with answering():
             return _decode(await self._redis.hgetall(self._record_key(collection_id)))
 
     async def list_owned(self, owner: str, *, limit: int) -> list[CollectionRecord]:
         key = f"{self._prefix}collections:{owner}"
-        with _answering():
+        with answering():
             ids = cast("list[bytes]", await self._redis.zrevrange(key, 0, limit * 2 - 1))
             async with self._redis.pipeline(transaction=False) as pipe:
                 for cid in ids:
@@ -244,37 +240,23 @@ class RedisCollections(CollectionStore):
 
     async def request_cancel(self, collection_id: str) -> None:
         key = self._record_key(collection_id)
-        with _answering():
+        with answering():
             if await self._redis.exists(key):
                 await self._redis.hset(key, "cancel_requested", 1)
 
     async def findings_page(
         self, collection_id: str, *, start: int, limit: int, max_bytes: int | None = None
     ) -> FindingsPage:
-        name = log_id(collection_id)
-        page: list[dict[str, Any]] = []
-        size = 0
-        with _answering():
+        with answering():
             counts = await self._redis.hget(self._record_key(collection_id), "findings_summary")
-            while len(page) < limit:
-                first = start + len(page)
-                batch = await self._redis.lrange(
-                    self._keys.findings(name),
-                    first,
-                    first + min(_PAGE_BATCH, limit - len(page)) - 1,
-                )
-                for item in batch:
-                    if page and max_bytes is not None and size + len(item) > max_bytes:
-                        return FindingsPage(page, _counts(counts))
-                    page.append(json.loads(item))
-                    size += len(item)
-                if len(batch) < _PAGE_BATCH:
-                    break
+            page = await read_findings(
+                self._redis, self._keys, log_id(collection_id), start, limit, max_bytes
+            )
         return FindingsPage(page, _counts(counts))
 
     async def claim_unfinished(self) -> list[CollectionRecord]:
         claimed: list[CollectionRecord] = []
-        with _answering():
+        with answering():
             members = await self._redis.smembers(self._running)
             for cid in sorted(as_text(member) for member in members):
                 if cid in self._held:
@@ -294,8 +276,8 @@ class RedisCollections(CollectionStore):
 
     async def position(self, name: str) -> tuple[int, bool]:
         """A collection log's last sequence number and whether it has ended (for the bus)."""
-        collection_id = name.removeprefix("collection:")
-        with _answering():
+        collection_id = name.removeprefix(LOG_PREFIX)
+        with answering():
             seq, finished = await self._redis.hmget(
                 self._record_key(collection_id), ["last_seq", "finished_at"]
             )
@@ -307,27 +289,15 @@ class RedisCollections(CollectionStore):
             for cid in sorted(self._held):
                 try:
                     keys = [self._lease_key(cid)]
-                    if not await self._renew_script(keys=keys, args=[self._me, self._lease_ms]):
+                    with answering():
+                        renewed = await self._renew_script(
+                            keys=keys, args=[self._me, self._lease_ms]
+                        )
+                    if not renewed:
                         self._held.discard(cid)  # its next append raises CollectionLost
-                except Exception as exc:  # Redis down: tried again next tick
+                except Exception as exc:  # Redis down (or a bug): tried again next tick
                     log.debug("collection lease renewal failed: %s", exc)
                     break
-
-
-class _Answering:
-    """Redis not answering is ``StoreUnavailable``, as in the scan store."""
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> None:
-        if isinstance(exc, _UNAVAILABLE):
-            log.debug("redis: %s", exc)
-            raise StoreUnavailable("the store (Redis) does not answer") from None
-
-
-def _answering() -> _Answering:
-    return _Answering()
 
 
 def _counts(raw: bytes | str | None) -> dict[str, int]:
@@ -374,7 +344,3 @@ def _decode(fields: Mapping[bytes | str, bytes | str]) -> CollectionRecord | Non
         cancel_requested=text.get("cancel_requested") == "1",
         summary=json.loads(text["summary"]) if "summary" in text else None,
     )
-
-
-def _multi(pipe: Pipeline) -> None:
-    pipe.multi()  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated

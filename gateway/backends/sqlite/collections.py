@@ -4,10 +4,11 @@ A collection's log goes in ``scan_events`` and its merged findings in ``vulnerab
 ``scan_findings``, under its log id (``collection:<id>``), so the scan store reads them as it
 reads a scan's (``events_after``, ``findings_page``). Records are a table of their own.
 
-Its own connection, used on one thread of its own: each operation is one function run there,
-a write one transaction (``BEGIN IMMEDIATE``; SQLite's busy timeout orders it with the scan
-store's writer). A caller cancelled meanwhile does not cut a transaction short, and the
-listeners hear of what was committed all the same.
+Its own connection and ``writer.Writer`` (the scan store's kind: one thread, writes queued
+meanwhile committed together, each in a savepoint), reads included, so a read sees every
+write before it. SQLite's busy timeout orders its transactions with the scan store's writer.
+A caller cancelled meanwhile does not cut a transaction short, and the listeners hear of what
+was committed all the same.
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, TypeVar
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Final
 
 import msgspec
 
+from gateway.backends.sqlite.writer import Writer, open_connection
 from gateway.domain.collections import (
     ChildState,
     CollectionFinished,
@@ -31,16 +33,13 @@ from gateway.domain.collections import (
     NewCollection,
     log_id,
 )
-from gateway.domain.errors import StoreUnavailable
-from gateway.domain.models import Event, FindingsPage, compact_json, count_severities, utcnow
+from gateway.domain.models import Event, FindingsPage, compact_json, utcnow
 from gateway.engine.collection_store import CollectionStore
-from gateway.engine.store import Store
+from gateway.engine.store import Store, findings_tally
 
 __all__ = ["SQLiteCollections"]
 
-_T = TypeVar("_T")
-
-SCHEMA = """
+SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS collections (
     collection_id TEXT PRIMARY KEY,
     owner TEXT NOT NULL,
@@ -62,12 +61,10 @@ CREATE INDEX IF NOT EXISTS collections_unfinished ON collections (finished_at)
     WHERE finished_at IS NULL;
 """
 
-_COLUMNS = (
+_COLUMNS: Final = (
     "collection_id, owner, repository_name, sse_enabled, children, status, progress_percent, "
     "created_at, updated_at, finished_at, last_seq, cancel_requested, summary"
 )
-# A write, run on the store's thread in a transaction: its result and the events it appended.
-_Write = Callable[[sqlite3.Connection], tuple[Any, list[Event]]]
 
 
 def _record(row: sqlite3.Row) -> CollectionRecord:
@@ -96,49 +93,30 @@ def _children_json(children: dict[str, ChildState]) -> str:
 class SQLiteCollections(CollectionStore):
     def __init__(self, db: sqlite3.Connection, thread: ThreadPoolExecutor, scans: Store) -> None:
         super().__init__()
-        self._db = db
-        self._thread = thread
+        self._writer = Writer(db, thread, self._notify)
         self._scans = scans
-        self._loop = asyncio.get_running_loop()
-        self._closed = False
 
     @classmethod
     async def open(cls, path: str, scans: Store) -> SQLiteCollections:
-        """On the file the scan store opened (its tables exist already)."""
-        thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-collections")
+        """On the file the scan store opened (its tables exist already), with its own."""
+        db, thread = await open_connection(path)
         try:
-            db = await asyncio.get_running_loop().run_in_executor(thread, _connect, path)
+            await asyncio.get_running_loop().run_in_executor(thread, db.executescript, SCHEMA)
         except BaseException:
+            await asyncio.get_running_loop().run_in_executor(thread, db.close)
             thread.shutdown(wait=False)
             raise
+        db.row_factory = sqlite3.Row
         return cls(db, thread, scans)
 
     async def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        await asyncio.wrap_future(self._thread.submit(self._db.close))
-        self._thread.shutdown(wait=True)
-
-    async def _run(self, write: _Write) -> Any:
-        if self._closed:
-            raise StoreUnavailable("the store is closed")
-        done = self._thread.submit(_transaction, self._db, write)
-        done.add_done_callback(self._committed)
-        result, _ = await asyncio.wrap_future(done)
-        return result
-
-    def _committed(self, done: Future[tuple[Any, list[Event]]]) -> None:
-        """On the store's thread: hand what was committed to the listeners, in order."""
-        if not done.cancelled() and done.exception() is None:
-            self._loop.call_soon_threadsafe(self._notify, done.result()[1])
+        await self._writer.close()
 
     async def _read(self, sql: str, args: Sequence[Any]) -> list[sqlite3.Row]:
-        def read(db: sqlite3.Connection) -> tuple[list[sqlite3.Row], list[Event]]:
-            return db.execute(sql, args).fetchall(), []
+        def read(db: sqlite3.Connection, appended: list[Event]) -> list[sqlite3.Row]:
+            return db.execute(sql, args).fetchall()
 
-        rows: list[sqlite3.Row] = await self._run(read)
-        return rows
+        return await self._writer.write(read)
 
     async def create(self, new: NewCollection) -> CollectionRecord:
         now = utcnow()
@@ -156,7 +134,7 @@ class SQLiteCollections(CollectionStore):
             last_seq=0,
         )
 
-        def write(db: sqlite3.Connection) -> tuple[None, list[Event]]:
+        def write(db: sqlite3.Connection, appended: list[Event]) -> None:
             db.execute(
                 "INSERT INTO collections (collection_id, owner, repository_name, sse_enabled, "
                 "children, status, progress_percent, created_at, updated_at, last_seq, "
@@ -173,18 +151,17 @@ class SQLiteCollections(CollectionStore):
                     now,
                 ),
             )
-            return None, []
 
-        await self._run(write)
+        await self._writer.write(write)
         return record
 
     async def append(self, collection_id: str, update: CollectionUpdate, *, after: int) -> Event:
-        def write(db: sqlite3.Connection) -> tuple[Event, list[Event]]:
+        def write(db: sqlite3.Connection, appended: list[Event]) -> Event:
             event = _append(db, collection_id, update, after)
-            return event, [event]
+            appended.append(event)
+            return event
 
-        event: Event = await self._run(write)
-        return event
+        return await self._writer.write(write)
 
     async def get(self, collection_id: str) -> CollectionRecord | None:
         rows = await self._read(
@@ -201,14 +178,13 @@ class SQLiteCollections(CollectionStore):
         return [_record(row) for row in rows]
 
     async def request_cancel(self, collection_id: str) -> None:
-        def write(db: sqlite3.Connection) -> tuple[None, list[Event]]:
+        def write(db: sqlite3.Connection, appended: list[Event]) -> None:
             db.execute(
                 "UPDATE collections SET cancel_requested = 1 WHERE collection_id = ?",
                 (collection_id,),
             )
-            return None, []
 
-        await self._run(write)
+        await self._writer.write(write)
 
     async def findings_page(
         self, collection_id: str, *, start: int, limit: int, max_bytes: int | None = None
@@ -224,30 +200,6 @@ class SQLiteCollections(CollectionStore):
             (),
         )
         return [_record(row) for row in rows]
-
-
-def _connect(path: str) -> sqlite3.Connection:
-    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    try:
-        db.row_factory = sqlite3.Row
-        db.execute("PRAGMA busy_timeout=5000")
-        db.executescript(SCHEMA)
-    except BaseException:
-        db.close()
-        raise
-    return db
-
-
-def _transaction(db: sqlite3.Connection, write: _Write) -> tuple[Any, list[Event]]:
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        result = write(db)
-        db.execute("COMMIT")
-    except BaseException:
-        if db.in_transaction:
-            db.execute("ROLLBACK")
-        raise
-    return result
 
 
 def _append(
@@ -285,11 +237,11 @@ def _append(
         "INSERT INTO scan_events (scan_id, seq, terminal, data) VALUES (?, ?, ?, ?)",
         (name, seq, int(event.terminal), event.data),
     )
-    if update.terminal:
-        counts = count_severities(finding.get("severity") for finding in update.merged)
+    tally = findings_tally(update.merged, 0) if update.terminal else None
+    if tally is not None:
         db.execute(
-            "INSERT INTO scan_findings (scan_id, summary, dropped) VALUES (?, ?, 0)",
-            (name, compact_json(counts)),
+            "INSERT INTO scan_findings (scan_id, summary, dropped) VALUES (?, ?, ?)",
+            (name, compact_json(tally[0]), tally[1]),
         )
         db.executemany(
             "INSERT INTO vulnerabilities (scan_id, idx, severity, data) VALUES (?, ?, ?, ?)",

@@ -1,4 +1,5 @@
-"""How the shared store lays scans out in Redis, and the encoding to and from it.
+"""How the shared store lays scans out in Redis, the encoding to and from it, and the writes
+one event makes (``queue_event``).
 
 The keys, under ``key_prefix`` (``xployt:`` by default):
 
@@ -23,10 +24,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from typing import Any
 
+from redis.asyncio.client import Pipeline
 from redis.typing import EncodableT
 
 from gateway.domain.models import Event, ScanRecord, ScanState, Status, compact_json
+from gateway.engine.store import findings_tally
 
 __all__ = [
     "STATE",
@@ -37,6 +41,7 @@ __all__ = [
     "decode_record",
     "decode_state",
     "encode_record",
+    "queue_event",
 ]
 
 STATE = ("status", "progress_percent", "progress_text", "error", "last_seq")
@@ -131,3 +136,38 @@ def decode_event(scan_id: str, entry: Entry) -> Event:
 
 def as_text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
+
+
+def queue_event(
+    pipe: Pipeline,
+    keys: Keys,
+    event: Event,
+    vulnerabilities: Sequence[Mapping[str, Any]] = (),
+    findings_dropped: int | None = None,
+    *,
+    log_ms: int,
+    record_ms: int,
+) -> None:
+    """Queue the writes every event makes, and on the terminal one the end of the scan: no
+    longer running, its lease gone, its keys expiring (the log after ``log_ms``, the record and
+    results after ``record_ms``)."""
+    scan_id = event.scan_id
+    fields: dict[EncodableT, EncodableT] = {"d": event.data, "t": b"1" if event.terminal else b"0"}
+    pipe.xadd(keys.log(scan_id), fields, id=f"{event.seq}-0")
+    if vulnerabilities:
+        pipe.delete(keys.findings(scan_id))  # a retried transaction starts it afresh
+        pipe.rpush(keys.findings(scan_id), *(compact_json(v) for v in vulnerabilities))
+    tally = findings_tally(vulnerabilities, findings_dropped)
+    if tally is not None:
+        summary, dropped = tally
+        results: dict[EncodableT, EncodableT] = {
+            "findings_summary": compact_json(summary),
+            "findings_dropped": dropped,
+        }
+        pipe.hset(keys.scan(scan_id), mapping=results)
+    if event.terminal:
+        pipe.srem(keys.running, scan_id)
+        pipe.delete(keys.lease(scan_id))
+        pipe.pexpire(keys.log(scan_id), log_ms)
+        pipe.pexpire(keys.scan(scan_id), record_ms)
+        pipe.pexpire(keys.findings(scan_id), record_ms)

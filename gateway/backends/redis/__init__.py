@@ -1,0 +1,8 @@
+"""The shared backend: Redis holds the scans (``store``, laid out as ``layout`` says, with
+``leases`` on running scans and ``pages`` for paged reads, through ``transaction``), and
+``bus`` feeds each replica's hub from the logs."""
+
+from gateway.backends.redis.bus import RedisBus
+from gateway.backends.redis.store import RedisStore
+
+__all__ = ["RedisBus", "RedisStore"]
