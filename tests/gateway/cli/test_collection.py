@@ -363,9 +363,14 @@ async def python_m_gateway(client: Any, *args: str) -> tuple[int, str, str]:
 
 async def test_python_m_gateway_scan_scanners_watch(client):
     code, stdout, stderr = await python_m_gateway(
-        client, "scan", "--scanners", "secret_scanner, dast_scanner", "--repo", "acme/web",
+        client,
+        "scan",
+        "--scanners",
+        "secret_scanner, dast_scanner",
+        "--repo",
+        "acme/web",
         "--watch",
-    )  # fmt: skip
+    )
     assert code == 0, stderr
     collection_id = stdout.splitlines()[0]
     events = await collection_events(client, collection_id)
