@@ -62,8 +62,12 @@ async def test_bars_live_findings_merged_table_and_sarif(
     assert await page.is_visible(f"{card} .live-findings table tbody tr")
     sast = f'{card} .scanner-row[data-scanner="sast_scanner"]'
     assert await page.get_attribute(sast, "data-status") != "completed"
-    assert await page.get_attribute(f'{card} .scanner-row[data-scanner="secret_scanner"]',
-                                    "data-status") == "completed"  # fmt: skip
+    assert (
+        await page.get_attribute(
+            f'{card} .scanner-row[data-scanner="secret_scanner"]', "data-status"
+        )
+        == "completed"
+    )
 
     await demo.wait_collection(collection_id, "completed")
     await page.wait_for_selector(f"{card} .results table.vulns tbody tr")
