@@ -13,7 +13,7 @@ import aiohttp
 
 from gateway.domain.collections import log_id
 from tests.browser.demo import Demo, OpenDemo
-from tests.helpers import ask_streams_to_reconnect, auth, read_events
+from tests.helpers import ask_streams_to_reconnect, assert_valid_sarif, auth, read_events
 
 COLLECTIONS = "/api/v1/scan-collections"
 
@@ -104,8 +104,9 @@ async def test_bars_live_findings_merged_table_and_sarif(
     await download.save_as(saved)
     assert download.suggested_filename == f"xployt-collection-{collection_id}.sarif"
     sarif = json.loads(saved.read_text())
-    assert sarif["version"] == "2.1.0"
-    assert [run["tool"]["driver"]["name"] for run in sarif["runs"]] != []
+    assert_valid_sarif(sarif)
+    drivers = sorted(run["tool"]["driver"]["name"] for run in sarif["runs"])
+    assert drivers == ["sast_scanner", "secret_scanner"]
     assert (await demo.collection_record(collection_id))["sarif_downloads"] == 1
     assert await demo.errors() == []
 

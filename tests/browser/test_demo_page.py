@@ -360,7 +360,7 @@ async def test_a_pasted_token_without_dev_mode(open_demo: OpenDemo) -> None:
     assert (await demo.record(scan_id))["ids"] == ids_to(stored.last_seq)
 
 
-async def test_screenshot_of_completed_scans(open_demo: OpenDemo, tmp_path: Path) -> None:
+async def test_screenshot_of_scans_and_a_collection(open_demo: OpenDemo, tmp_path: Path) -> None:
     demo = await open_demo()
     await demo.get_token()
     failing = await demo.start(
@@ -370,6 +370,14 @@ async def test_screenshot_of_completed_scans(open_demo: OpenDemo, tmp_path: Path
         "sast_scanner", "acme/payments-api", sse=True, configurations={"step_delay": 0.05}
     )
     secret = await demo.start("secret_scanner", "acme/web")
+    collection = await demo.start_collection(
+        ("secret_scanner", "sast_scanner", "dast_scanner"),
+        "acme/payments-api",
+        sse=True,
+        configurations={"step_delay": 0.05, "per_scanner": {"dast_scanner": {"fail_at": 60}}},
+    )
+    await demo.wait_collection(collection, "failed")
+    await demo.page.wait_for_selector(f"{demo.collection_card(collection)} .results tbody tr")
     await demo.wait_status(failing, "failed")
     await demo.page.wait_for_selector(f"{demo.card(failing)} .error-text:not([hidden])")
     for scan_id in (secret, sast):
