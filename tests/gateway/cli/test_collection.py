@@ -15,9 +15,11 @@ import json
 import os
 import re
 import sys
+from dataclasses import replace
 from typing import Any
 
 import pytest
+from aiohttp import web
 
 from gateway import cli
 from gateway.cli.findings import table_row
@@ -396,3 +398,64 @@ async def test_bad_usage_exits_4(client, args, message):
     assert stdout == ""  # nothing started
     response = await client.get(COLLECTIONS, headers=auth())
     assert (await response.json())["data"] == []
+
+
+async def test_control_characters_from_the_gateway_never_reach_the_terminal(aiohttp_server):
+    """Scanner names, texts, errors and findings are the scanners' words: none of their escape
+    sequences reaches the terminal, in lines, bars, tables or JSON."""
+    nasty = "Cloning\x1b]52;c;cm0gLXJmIC8=\x07 repo\x1b[2J\u009b31m"
+    finding = {"title": nasty, "severity": "high", "file_path": nasty, "type": nasty}
+
+    async def collection(_request: web.Request) -> web.Response:
+        data = {"id": "c", "repository_name": nasty, "scanners": [nasty]}
+        return web.json_response({"success": True, "data": data})
+
+    async def events(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        for seq, status in ((1, "running"), (2, "failed")):
+            scan = {
+                "scanner_name": nasty,
+                "status": "failed",
+                "progress_text": nasty,
+                "error": nasty,
+            }
+            data = {
+                "collection": {"status": status, "progress_percent": 50},
+                "scan": scan,
+                "findings": [finding],
+            }
+            await response.write(f"id: {seq}\ndata: {json.dumps(data)}\n\n".encode())
+        return response
+
+    async def results(_request: web.Request) -> web.Response:
+        outcome = {"scanner_name": nasty, "status": "failed", "error": nasty, "findings": 1}
+        page = {
+            "collection_id": nasty,
+            "status": "failed",
+            "vulnerabilities": [{**finding, "reported_by": [nasty]}],
+            "summary": {"total": 1, "by_severity": {"high": 1}},
+            "total_findings": 1,
+            "scans": [outcome],
+            "next_cursor": None,
+        }
+        return web.json_response({"success": True, "data": page})
+
+    app = web.Application()
+    app.router.add_get(f"{COLLECTIONS}/c", collection)
+    app.router.add_get(f"{COLLECTIONS}/c/stream", events)
+    app.router.add_get(f"{COLLECTIONS}/c/results", results)
+    server = await aiohttp_server(app)
+    settings = cli.Options(url=str(server.make_url("")), token="t")
+    for terminal, json_mode in ((False, False), (True, False), (False, True)):
+        out = console(terminal=terminal, width=200)
+        async with cli.open_session() as session:
+            code = await cli.watch_collection(
+                session, out, replace(settings, json=json_mode), "c", errors=out
+            )
+        assert code == cli.EXIT_FAILED
+        output = console_text(out)
+        assert "Cloning" in output
+        # (rich's own styling uses ESC; the scanners' sequences are neutralised or escaped)
+        for sequence in ("\x1b]52;", "\x07", "\x9b", "\u009b", "\x1b[2J"):
+            assert sequence not in output, (terminal, json_mode)
