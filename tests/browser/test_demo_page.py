@@ -248,7 +248,15 @@ async def test_page_and_assets_are_served(gateway: Gateway) -> None:
     )
     # Nothing from elsewhere: every linked file is one of ours, and no asset reaches out.
     assert all(link.startswith("/static/") for link in re.findall(r'(?:src|href)="([^"]*)"', html))
-    for asset in ("/static/app.js", "/static/style.css"):
+    # app.js imports the other modules: each is served as JavaScript (a module needs it).
+    imported = re.findall(
+        r'from "\./([a-z]+\.js)"', await (await client.get("/static/app.js")).text()
+    )
+    assert sorted(imported) == ["collections.js", "page.js"]
+    for name in imported:
+        response = await client.get(f"/static/{name}")
+        assert response.status == 200 and "javascript" in response.content_type, name
+    for asset in ("/static/app.js", *(f"/static/{name}" for name in imported), "/static/style.css"):
         text = await (await client.get(asset)).text()
         assert not re.search(r"https?://|@import|url\(", text), asset
     for missing in ("/static/index.html", "/static/nope.js", "/static/..%2fdemo.py"):
