@@ -25,6 +25,7 @@ from gateway.http.appkeys import (
     CONFIG,
     HTTP_CLIENT,
     METRICS,
+    REPORT_BUILDS,
     RUNNER,
     STORE,
     STREAMS,
@@ -76,6 +77,7 @@ def create_app(config: Config) -> web.Application:
         max_per_subject=config.limits.max_streams_per_subject,
         retry_after=config.limits.retry_after_seconds,
     )
+    app[REPORT_BUILDS] = asyncio.Semaphore(config.limits.max_report_builds)
     app[METRICS] = app_metrics(app)
     app.on_response_prepare.extend([add_cors_headers, add_request_id_header])
     app.on_shutdown.append(_shut_down)

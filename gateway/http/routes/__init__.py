@@ -3,6 +3,7 @@
 from aiohttp import web
 
 from gateway.http.routes import (
+    collection_results,
     collection_stream,
     collections,
     demo,
@@ -22,6 +23,7 @@ def setup_routes(app: web.Application) -> None:
     app.add_routes(scans.routes)
     app.add_routes(stream.routes)
     app.add_routes(collections.routes)
+    app.add_routes(collection_results.routes)
     app.add_routes(collection_stream.routes)
     app.add_routes(session.routes)
     app.add_routes(ops.routes)
