@@ -119,7 +119,9 @@ async def _collections_ctx(app: web.Application) -> AsyncIterator[None]:
 async def _collection_runner_ctx(app: web.Application) -> AsyncIterator[None]:
     # Cleaned up before the runner: on_shutdown has ended the scans by then, and the
     # aggregators get a moment to write what that leaves them.
-    manager = CollectionManager(app[RUNNER], app[STORE], app[BUS], app[COLLECTIONS], app[CONFIG])
+    manager = CollectionManager(
+        app[RUNNER], app[STORE], app[BUS], app[COLLECTIONS], app[CONFIG], app[METRICS]
+    )
     app[COLLECTION_RUNNER] = manager
     await manager.start()
     yield

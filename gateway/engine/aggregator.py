@@ -65,6 +65,8 @@ class Aggregator:
         self._collections = collections
         self._findings = findings
         self._lock = asyncio.Lock()  # one append at a time, whichever child caused it
+        # How the collection ended, once this aggregator stored its terminal event.
+        self.outcome: CollectionStatus | None = None
 
     async def run(self) -> None:
         """Follow the children until the collection's terminal event is stored."""
@@ -180,6 +182,8 @@ class Aggregator:
         event = await self._store_update(update)
         self._children = children
         self._last_seq = event.seq
+        if update.terminal:
+            self.outcome = update.status
 
     async def _store_update(self, update: CollectionUpdate) -> Event:
         """Append, waiting while the store does not answer (the children wait likewise)."""
