@@ -19,7 +19,9 @@ Routes
     scan's open stream as ``{"status": "scanning", "progress_percent": 1, ...its fields...}``.
     ``204`` when queued; ``404 {"error": "not_found", ...}`` when no bench stream of that scan
     is open; ``400`` when the body is not a JSON object; ``503`` when the stream is too far
-    behind (``BENCH_QUEUE_MAX`` frames waiting).
+    behind (``BENCH_QUEUE_MAX`` frames waiting). Several scan ids, comma-separated (at most
+    ``MAX_SPREAD``), spread one publisher over their streams: a payload goes to the one at its
+    ``seq`` modulo their count (``400`` without an integer ``seq``), as a collection's scans.
 ``POST /bench/{scan_id}/finish``
     Bench mode: the stream sends a ``completed`` event (no findings) and ends. ``204``, or
     ``404`` as above.

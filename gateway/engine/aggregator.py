@@ -18,6 +18,7 @@ from dataclasses import replace
 from typing import Any
 
 import msgspec
+from msgspec import UNSET
 
 from gateway.config import FindingsConfig
 from gateway.domain.collections import (
@@ -104,6 +105,7 @@ class Aggregator:
                 progress_percent=child.progress_percent,
                 progress_text=payload["progress_text"],
                 error=payload["error"],
+                extra=payload.get("extra", UNSET),
             )
             if child.status is Status.COMPLETED:
                 self._children[scan_id] = child
@@ -149,6 +151,7 @@ class Aggregator:
             progress_percent=int(payload["progress_percent"]),
             progress_text=payload["progress_text"],
             error=payload["error"],
+            extra=payload.get("extra", UNSET),
         )
 
     async def _append(
