@@ -25,6 +25,7 @@ from gateway.http.appkeys import (
     CONFIG,
     HTTP_CLIENT,
     METRICS,
+    REPORT_BUILDS,
     RUNNER,
     STORE,
     STREAMS,
@@ -76,6 +77,7 @@ def create_app(config: Config) -> web.Application:
         max_per_subject=config.limits.max_streams_per_subject,
         retry_after=config.limits.retry_after_seconds,
     )
+    app[REPORT_BUILDS] = asyncio.Semaphore(config.limits.max_report_builds)
     app[METRICS] = app_metrics(app)
     app.on_response_prepare.extend([add_cors_headers, add_request_id_header])
     app.on_shutdown.append(_shut_down)
@@ -117,7 +119,9 @@ async def _collections_ctx(app: web.Application) -> AsyncIterator[None]:
 async def _collection_runner_ctx(app: web.Application) -> AsyncIterator[None]:
     # Cleaned up before the runner: on_shutdown has ended the scans by then, and the
     # aggregators get a moment to write what that leaves them.
-    manager = CollectionManager(app[RUNNER], app[STORE], app[BUS], app[COLLECTIONS], app[CONFIG])
+    manager = CollectionManager(
+        app[RUNNER], app[STORE], app[BUS], app[COLLECTIONS], app[CONFIG], app[METRICS]
+    )
     app[COLLECTION_RUNNER] = manager
     await manager.start()
     yield

@@ -181,6 +181,17 @@ class ChildEvent(msgspec.Struct, forbid_unknown_fields=True):
     progress_percent: Percent
     progress_text: str
     error: str | None
+    extra: (
+        Annotated[
+            dict[str, str | int | float | bool | None],
+            msgspec.Meta(
+                max_length=16,
+                description="the scan event's `extra`, when it has one (the scanner message's "
+                "other scalar fields)",
+            ),
+        ]
+        | UnsetType
+    ) = UNSET
 
 
 class MergedSummary(msgspec.Struct, forbid_unknown_fields=True):

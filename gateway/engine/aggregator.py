@@ -18,6 +18,7 @@ from dataclasses import replace
 from typing import Any
 
 import msgspec
+from msgspec import UNSET
 
 from gateway.config import FindingsConfig
 from gateway.domain.collections import (
@@ -65,6 +66,8 @@ class Aggregator:
         self._collections = collections
         self._findings = findings
         self._lock = asyncio.Lock()  # one append at a time, whichever child caused it
+        # How the collection ended, once this aggregator stored its terminal event.
+        self.outcome: CollectionStatus | None = None
 
     async def run(self) -> None:
         """Follow the children until the collection's terminal event is stored."""
@@ -102,6 +105,7 @@ class Aggregator:
                 progress_percent=child.progress_percent,
                 progress_text=payload["progress_text"],
                 error=payload["error"],
+                extra=payload.get("extra", UNSET),
             )
             if child.status is Status.COMPLETED:
                 self._children[scan_id] = child
@@ -147,6 +151,7 @@ class Aggregator:
             progress_percent=int(payload["progress_percent"]),
             progress_text=payload["progress_text"],
             error=payload["error"],
+            extra=payload.get("extra", UNSET),
         )
 
     async def _append(
@@ -180,6 +185,8 @@ class Aggregator:
         event = await self._store_update(update)
         self._children = children
         self._last_seq = event.seq
+        if update.terminal:
+            self.outcome = update.status
 
     async def _store_update(self, update: CollectionUpdate) -> Event:
         """Append, waiting while the store does not answer (the children wait likewise)."""

@@ -28,6 +28,7 @@ from gateway.engine.aggregator import Aggregator
 from gateway.engine.collection_store import CollectionStore
 from gateway.engine.follow import follow_log
 from gateway.engine.hub import Bus
+from gateway.engine.instruments import Metrics
 from gateway.engine.runner import ScanRunner
 from gateway.engine.store import Store
 
@@ -47,12 +48,14 @@ class CollectionManager:
         bus: Bus,
         collections: CollectionStore,
         config: Config,
+        metrics: Metrics,
     ) -> None:
         self._runner = runner
         self._store = store
         self._bus = bus
         self._collections = collections
         self._config = config
+        self._metrics = metrics
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._sweeper: asyncio.Task[None] | None = None
 
@@ -95,12 +98,15 @@ class CollectionManager:
         await self._aggregate(record)
 
     async def _aggregate(self, record: CollectionRecord) -> None:
+        aggregator = Aggregator(
+            record, self._store, self._bus, self._collections, self._config.findings
+        )
         try:
-            await Aggregator(
-                record, self._store, self._bus, self._collections, self._config.findings
-            ).run()
+            await aggregator.run()
         except* (CollectionFinished, CollectionLost):
             pass  # ended, or held by another process now: nothing more to write here
+        if aggregator.outcome is not None:
+            self._metrics.collections.labels(aggregator.outcome.value).inc()
 
     def _track(self, collection_id: str, task: asyncio.Task[None]) -> None:
         self._tasks[collection_id] = task

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import ClientSession, web
 
 from gateway.config import Config
@@ -22,6 +24,7 @@ __all__ = [
     "HTTP_CLIENT",
     "METRICS",
     "PRINCIPAL",
+    "REPORT_BUILDS",
     "REQUEST_ID",
     "RUNNER",
     "STORE",
@@ -41,6 +44,8 @@ COLLECTIONS = web.AppKey("collections", CollectionStore)
 COLLECTION_RUNNER = web.AppKey("collection_runner", CollectionManager)
 STREAMS = web.AppKey("streams", StreamRegistry)
 METRICS = web.AppKey("metrics", Metrics)
+# Reports (SARIF, against a baseline) being built: at most ``limits.max_report_builds``.
+REPORT_BUILDS = web.AppKey("report_builds", asyncio.Semaphore)
 
 PRINCIPAL = web.RequestKey("principal", Principal)
 REQUEST_ID = web.RequestKey("request_id", str)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, Literal
 
 import msgspec
-from msgspec import Meta, Struct
+from msgspec import UNSET, Meta, Struct, UnsetType
 
 from gateway.domain.collections import (
     CollectionEventPayload,
@@ -20,6 +20,7 @@ from gateway.http.schemas import MAX_REPOSITORY_NAME
 __all__ = [
     "COLLECTION_COMPONENTS",
     "PER_SCANNER",
+    "CollectionBaseline",
     "CollectionCreate",
     "CollectionCreated",
     "CollectionDetail",
@@ -145,9 +146,23 @@ class ScanOutcome(_Closed):
     findings_dropped: Count
 
 
+class CollectionBaseline(_Closed):
+    """What `?baseline=` found, over every merged finding of both (not only this page's)."""
+
+    id: Annotated[str, Meta(description="the baseline: a collection's id or a scan's")]
+    kind: Literal["collection", "scan"]
+    new: Annotated[int, Meta(ge=0, description="findings whose fingerprint it does not hold")]
+    unchanged: Annotated[int, Meta(ge=0, description="findings whose fingerprint it holds")]
+    fixed: Annotated[
+        int, Meta(ge=0, description="its findings whose fingerprint this collection does not hold")
+    ]
+
+
 class CollectionResults(_Closed):
     """A page of the merged findings of an ended collection (whatever its status: a failed
-    scan never hides the others' findings), with each scanner's outcome."""
+    scan never hides the others' findings), with each scanner's outcome. With `?baseline=`,
+    the pages run over the findings, each with `baseline_state` (`new` or `unchanged`), then
+    over the baseline's fixed findings (`fixed`, `baseline_state: absent`)."""
 
     collection_id: str
     repository_name: str
@@ -165,6 +180,16 @@ class CollectionResults(_Closed):
     next_cursor: Annotated[
         str | None, Meta(description="pass it as `?cursor=` for the next page; null on the last")
     ]
+    baseline: Annotated[
+        CollectionBaseline | UnsetType, Meta(description="only with `?baseline=`")
+    ] = UNSET
+    fixed: Annotated[
+        list[dict[str, Any]] | UnsetType,
+        Meta(
+            description="only with `?baseline=`: this page of the baseline's findings that "
+            "this collection no longer has, each with the `reported_by` of the baseline"
+        ),
+    ] = UNSET
 
 
 class CollectionResetEvent(CollectionView):

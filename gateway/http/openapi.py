@@ -63,6 +63,9 @@ def _schemas(config: Config) -> dict[str, Schema]:
     scanners = sorted(config.scanners)
     if scanners:
         schemas["ScanCreate"]["properties"]["scanner_name"]["enum"] = scanners
+        listed = schemas["CollectionCreate"]["properties"]["scanners"]
+        listed["items"]["enum"] = scanners
+        listed.update(maxItems=len(scanners), uniqueItems=True)
     for name in ("Results", "CollectionResults"):
         schemas[name]["properties"]["vulnerabilities"]["maxItems"] = config.findings.max_page_size
     schemas["Results"]["properties"]["vulnerabilities"]["items"] = shared.ref("Vulnerability")

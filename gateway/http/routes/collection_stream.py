@@ -22,9 +22,9 @@ from gateway.http.routes.stream import (
     LAST_EVENT_ID_QUERY,
     LogHead,
     Snapshot,
-    issue_ticket,
     serve_log,
 )
+from gateway.http.routes.stream_tickets import issue_ticket
 from gateway.http.schemas import StreamTicket
 
 __all__ = ["routes"]

@@ -1,5 +1,5 @@
-"""The scan collection API: start several scanners on one repository, list, read, cancel,
-and read the merged results (the stream is ``collection_stream``)."""
+"""The scan collection API: start several scanners on one repository, list, read, cancel
+(the merged results are ``collection_results``, the stream ``collection_stream``)."""
 
 from __future__ import annotations
 
@@ -12,10 +12,9 @@ from gateway.domain.collections import (
     ChildState,
     CollectionProgress,
     CollectionRecord,
-    MergedSummary,
     NewCollection,
 )
-from gateway.domain.errors import BadRequest, CollectionNotFound, Conflict, ScanNotReady
+from gateway.domain.errors import CollectionNotFound, Conflict
 from gateway.domain.models import EventDraft, NewScan, ScanRecord, Status
 from gateway.http.appkeys import COLLECTION_RUNNER, COLLECTIONS, CONFIG, STORE
 from gateway.http.auth import principal
@@ -24,9 +23,7 @@ from gateway.http.collection_schemas import (
     CollectionCreated,
     CollectionDetail,
     CollectionLinks,
-    CollectionResults,
     CollectionStatusView,
-    ScanOutcome,
     ScanProgress,
     collection_detail,
     collection_view,
@@ -34,22 +31,26 @@ from gateway.http.collection_schemas import (
 from gateway.http.operations import Param, enveloped, operation
 from gateway.http.responses import ok
 from gateway.http.routes.scans import (
-    CURSOR,
     LIMIT,
     LIST_DEFAULT,
     LIST_MAX,
-    RESULTS_LIMIT,
     USE_SSE,
 )
 from gateway.http.validation import (
     collection_request,
     parse_bool,
-    parse_cursor,
     parse_limit,
     read_json,
 )
 
-__all__ = ["COLLECTIONS_API", "COLLECTION_ID", "NOT_FOUND", "owned_collection", "routes"]
+__all__ = [
+    "COLLECTIONS_API",
+    "COLLECTION_ID",
+    "NOT_FOUND",
+    "children",
+    "owned_collection",
+    "routes",
+]
 
 COLLECTIONS_API = "/api/v1/scan-collections"
 # How long DELETE waits for the collection's terminal event after cancelling its scans.
@@ -176,7 +177,8 @@ async def get_collection(request: web.Request) -> web.Response:
     return ok(collection_detail(record, links(record.collection_id)))
 
 
-async def _children(request: web.Request, record: CollectionRecord) -> list[ScanRecord]:
+async def children(request: web.Request, record: CollectionRecord) -> list[ScanRecord]:
+    """The collection's scans, in its order."""
     store = request.app[STORE]
     found = await asyncio.gather(*(store.get_scan(scan_id) for scan_id in record.scan_ids))
     return [scan for scan in found if scan is not None]  # a scan past its retention: left out
@@ -202,7 +204,7 @@ async def collection_status(request: web.Request) -> web.Response:
             progress_text=scan.progress_text,
             error=scan.error,
         )
-        for scan in await _children(request, record)
+        for scan in await children(request, record)
     ]
     progress = CollectionProgress(status=record.status, progress_percent=record.progress_percent)
     return ok(CollectionStatusView(collection=progress, scans=scans))
@@ -233,69 +235,3 @@ async def cancel_collection(request: web.Request) -> web.Response:
     record = await owned_collection(request)
     message = "scan collection cancelled" if record.terminal else "scan collection cancelling"
     return ok(collection_detail(record, links(record.collection_id)), message=message)
-
-
-@routes.get(COLLECTIONS_API + "/{collection_id}/results")
-@operation(
-    "getCollectionResults",
-    "Read an ended collection's merged findings",
-    "collections",
-    {200: enveloped(CollectionResults, "A page of the merged findings.")},
-    errors=(400, 401, NOT_FOUND, (409, "The collection still runs (`scan_not_ready`)."), 503),
-    description=(
-        "Served whatever way the collection ended: a failed scan never hides the others' "
-        "findings. Pages as a scan's results."
-    ),
-    params=(COLLECTION_ID, RESULTS_LIMIT, CURSOR),
-)
-async def collection_results(request: web.Request) -> web.Response:
-    record = await owned_collection(request)
-    if not record.terminal or record.summary is None:
-        raise ScanNotReady(
-            f"scan collection is still {record.status.value} ({record.progress_percent}%); "
-            "results are available once every scan has ended"
-        )
-    bounds = request.app[CONFIG].findings
-    limit = parse_limit(
-        request.query.get("limit"), default=bounds.page_size, maximum=bounds.max_page_size
-    )
-    start = parse_cursor(request.query.get("cursor"))
-    page = await request.app[COLLECTIONS].findings_page(
-        record.collection_id, start=start, limit=limit, max_bytes=bounds.max_page_bytes
-    )
-    if start > page.total:
-        raise BadRequest(
-            f"query parameter 'cursor' is past the end of the results ({page.total} findings); "
-            "pass the next_cursor of the page before"
-        )
-    end = start + len(page.vulnerabilities)
-    return ok(
-        CollectionResults(
-            collection_id=record.collection_id,
-            repository_name=record.repository_name,
-            status=record.status,
-            vulnerabilities=page.vulnerabilities,
-            summary=MergedSummary(**record.summary),
-            total_findings=page.total,
-            scans=await _outcomes(request, record),
-            next_cursor=str(end) if end < page.total else None,
-        )
-    )
-
-
-async def _outcomes(request: web.Request, record: CollectionRecord) -> list[ScanOutcome]:
-    store = request.app[STORE]
-    outcomes = []
-    for scan in await _children(request, record):
-        kept = await store.findings_page(scan.scan_id, start=0, limit=1, max_bytes=1)
-        outcomes.append(
-            ScanOutcome(
-                scan_id=scan.scan_id,
-                scanner_name=scan.scanner_name,
-                status=scan.status,
-                error=scan.error,
-                findings=kept.total,
-                findings_dropped=kept.dropped,
-            )
-        )
-    return outcomes

@@ -1,4 +1,5 @@
-"""The scan's event stream, and the tickets that let a native EventSource open it.
+"""The scan's event stream; ``serve_log`` serves any log so (a collection's too). The tickets
+that let a native EventSource open it are ``stream_tickets``.
 
 The subscription is opened before the log is read, so every event is either in what the log
 returned or arrives live; sequence numbers drop the overlap. Nothing is lost and nothing is
@@ -15,7 +16,6 @@ import contextlib
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from datetime import datetime
 
 import msgspec
 from aiohttp import web
@@ -31,12 +31,11 @@ from gateway.engine.hub import (
     Subscription,
 )
 from gateway.engine.store import Store
-from gateway.http.appkeys import BUS, CONFIG, STORE, STREAMS, TICKETS
-from gateway.http.auth import STREAM_ROUTE, TICKET_PARAM, Principal, principal
-from gateway.http.operations import Param, enveloped, no_content, operation, text
-from gateway.http.responses import ok
+from gateway.http.appkeys import BUS, CONFIG, STORE, STREAMS
+from gateway.http.auth import STREAM_ROUTE, Principal, principal
+from gateway.http.operations import Param, no_content, operation, text
 from gateway.http.routes.scans import API, SCAN_ID, owned_scan
-from gateway.http.schemas import AuthExpiredEvent, ResetEvent, StreamTicket, scan_view
+from gateway.http.schemas import AuthExpiredEvent, ResetEvent, scan_view
 from gateway.http.sse_wire import EventStream, comment, named_frame, retry_field
 
 __all__ = [
@@ -44,14 +43,11 @@ __all__ = [
     "LAST_EVENT_ID_QUERY",
     "LogHead",
     "Snapshot",
-    "issue_ticket",
     "routes",
     "serve_log",
 ]
 
 REPLAY_PAGE = 500
-# Below this a ticket could expire while a finished scan's log is still being read.
-MIN_TICKET_SECONDS = 60
 SLOW_COMMENT = comment("you fell too far behind; reconnect with Last-Event-ID to resume")
 SHUTDOWN_COMMENT = comment("gateway shutting down; reconnect to resume")
 UNAVAILABLE_COMMENT = comment("the event store does not answer; reconnect to resume")
@@ -398,39 +394,3 @@ async def _last_words(send: Coroutine[object, object, None]) -> None:
     """A final notice: if the client cannot take it, the stream ends all the same."""
     with contextlib.suppress(ConnectionResetError, TimeoutError):
         await send
-
-
-@routes.post(API + "/{scan_id}/stream-ticket")
-@operation(
-    "createStreamTicket",
-    "Get a ticket that opens the scan's stream",
-    "stream",
-    {200: enveloped(StreamTicket, "The ticket and the stream URL with it.")},
-    errors=(401, 403, 404, 503),
-    description=(
-        "For a native `EventSource`, which cannot send an `Authorization` header. The ticket "
-        "is bound to this scan, this subject and the stream route; it lives for the scan's "
-        "remaining lifetime (at least 60 s, at most `auth.ticket_max_ttl_seconds`). No "
-        "request body."
-    ),
-    params=(SCAN_ID,),
-)
-async def stream_ticket(request: web.Request) -> web.Response:
-    """A credential for ``GET .../stream?ticket=``: this scan, this subject, that route only."""
-    scan = await owned_scan(request)
-    return issue_ticket(request, scan.scan_id, scan.created_at, f"{API}/{scan.scan_id}/stream")
-
-
-def issue_ticket(request: web.Request, bound_to: str, created_at: str, path: str) -> web.Response:
-    """A ticket bound to one log (``bound_to``) and the caller, for the stream at ``path``."""
-    config = request.app[CONFIG]
-    ttl = config.auth.ticket_ttl_seconds
-    if ttl is None:  # the scan's remaining lifetime, so reconnects keep working to its end
-        started = datetime.fromisoformat(created_at).timestamp()
-        remaining = started + config.upstream.scan_timeout_seconds - time.time()
-        ttl = max(MIN_TICKET_SECONDS, remaining)
-    ttl = int(min(config.auth.ticket_max_ttl_seconds, ttl))
-    ticket = request.app[TICKETS].issue(principal(request).subject, bound_to, ttl)
-    return ok(
-        StreamTicket(ticket=ticket, expires_in=ttl, stream_url=f"{path}?{TICKET_PARAM}={ticket}")
-    )
