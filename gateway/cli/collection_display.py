@@ -180,6 +180,7 @@ class CollectionBars(CollectionLines):
             console=console,
         )
         self.tasks: dict[str, TaskID] = {}
+        self.statuses: dict[str, str] = {}  # each bar's status
 
     @property
     def out(self) -> Console:
@@ -188,6 +189,7 @@ class CollectionBars(CollectionLines):
     def _task(self, name: str) -> TaskID:
         if name not in self.tasks:
             self.tasks[name] = self.progress.add_task(name, total=100, status="waiting", text="")
+            self.statuses[name] = "waiting"
         return self.tasks[name]
 
     def _move(self, name: str, data: Mapping[str, Any]) -> None:
@@ -201,6 +203,7 @@ class CollectionBars(CollectionLines):
         if status == "completed":
             fields["completed"] = 100
         task = self._task(name)
+        self.statuses[name] = status
         self.progress.update(task, **fields)
         if status in TERMINAL_STATUS_VALUES:
             self.progress.stop_task(task)
@@ -220,8 +223,15 @@ class CollectionBars(CollectionLines):
                 self._move(clean(scan.get("scanner_name", "?")), scan)
             whole = data.get("collection")
             self._move(OVERALL, whole if isinstance(whole, dict) else data)
+            self.progress.update(self._task(OVERALL), text=self._ended())
             self.progress.refresh()
         super().event(event_id, name, data)
+
+    def _ended(self) -> str:
+        """``2 of 4 scanners ended``: the whole's text."""
+        scanners = [status for name, status in self.statuses.items() if name != OVERALL]
+        done = sum(1 for status in scanners if status in TERMINAL_STATUS_VALUES)
+        return f"{done} of {len(scanners)} scanners ended"
 
     def stop(self) -> None:
         self.progress.stop()

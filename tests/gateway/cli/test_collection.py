@@ -168,6 +168,7 @@ async def test_on_a_terminal_a_bar_per_scanner_and_one_for_the_whole(client):
     # the live display's last frame: both scanners and the whole, each done at 100%
     for name in ("llm_scanner", "dast_scanner", "all"):
         assert re.search(rf"✓ {name}\s+completed\s.*100%", output), output
+    assert re.search(r"✓ all\s+completed\s.*100%.*2 of 2 scanners ended", output), output
 
 
 # --- --json --------------------------------------------------------------------------------------
