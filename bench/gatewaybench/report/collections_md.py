@@ -16,7 +16,9 @@ _INTRO = (
     "carries it in `scan.extra`. Latency, over every delivery: scanner emit -> the scan's "
     "reader, normaliser, SQLite log and hub -> the collection's aggregator -> its log and "
     "hub -> subscriber. `ended` counts how the collections ended once their scans were "
-    "finished."
+    "finished. `holes` are the deliveries missing before a later complete event (lost on the "
+    "way); the rest of the loss is the tail that had not arrived when the loadgens stopped "
+    "(5 s after the last publish)."
 )
 
 
@@ -30,9 +32,9 @@ def collections_markdown(report: Report) -> list[str]:
         _INTRO,
         "",
         "| server | collections × scanners | subs | R×s | delivered / expected | loss % | "
-        "p50 ms | p90 ms | p99 ms | max ms | ended | srv CPU % | mock CPU % | box CPU % | "
+        "p50 ms | p90 ms | p99 ms | max ms | ended | holes | srv CPU % | mock CPU % | box CPU % | "
         "RSS idle/peak MiB | lg CPU % |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         if r.get("status") == "error":
@@ -45,6 +47,7 @@ def collections_markdown(report: Report) -> list[str]:
             f"{r['rate_per_collection']:g}×{r['seconds']:g} | {r['delivered']} / "
             f"{r['expected']} | {fmt(r['loss_pct'], 2)} | {fmt(lat['p50'], 2)} | "
             f"{fmt(lat['p90'], 2)} | {fmt(lat['p99'], 2)} | {fmt(lat['max'], 1)} | {ended} | "
+            f"{r['missing_in_middle']} | "
             f"{fmt(r.get('server_cpu_pct'))} | {fmt(r.get('mock_cpu_pct'))} | "
             f"{fmt(r.get('box_cpu_pct'))} | {fmt(r.get('server_rss_idle_mib'))}/"
             f"{fmt(r.get('server_rss_peak_mib'))} | {fmt(r['lg_cpu_pct'])} |"

@@ -9,7 +9,8 @@ collection event carries it in ``scan.extra``. Latency is then the collection's 
 scanner emit -> the scan's reader, normaliser, SQLite log and hub -> the collection's
 aggregator -> the collection's log and hub -> subscriber. Subscribers alternate 2, 1, 2, ...
 per collection, as the pipeline's. Once the loadgens are done every scan is finished and each
-collection must end ``completed``: the row says how many did.
+collection must end ``completed``: the row says how many did. A delivery the loadgens missed
+is either lost in the middle (``missing_in_middle``) or late: not there yet when they stopped.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from ..harness import Harness
 from ..loadgen import LoadSpec, run_loadgens
 from ..meters import Meters
 from ..stack import Stack, scanning
+from ..stats import raw_holes
 from .pipeline import Load, Target, pipeline_row
 
 SERVER = "xployt-gateway (collections)"
@@ -101,5 +103,8 @@ def collections(
         rate_per_collection=rate,
         rate_per_scanner=rate / scanners,
         ended=dict(ended),
+        # Of the deliveries the loadgens missed, those before a later complete event (lost in
+        # the middle); the rest had not arrived when they stopped (``drain`` after the end).
+        missing_in_middle=sum(raw_holes(load.raw(i)) for i in range(count)),
     )
     return row
