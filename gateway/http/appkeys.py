@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import ClientSession, web
 
 from gateway.config import Config
+from gateway.engine.collection_store import CollectionStore
+from gateway.engine.collections import CollectionManager
 from gateway.engine.hub import Bus
 from gateway.engine.instruments import Metrics
 from gateway.engine.runner import ScanRunner
@@ -14,10 +18,13 @@ from gateway.identity.tokens import Principal, TicketIssuer, TokenVerifier
 
 __all__ = [
     "BUS",
+    "COLLECTIONS",
+    "COLLECTION_RUNNER",
     "CONFIG",
     "HTTP_CLIENT",
     "METRICS",
     "PRINCIPAL",
+    "REPORT_BUILDS",
     "REQUEST_ID",
     "RUNNER",
     "STORE",
@@ -33,8 +40,12 @@ STORE = web.AppKey("store", Store)
 BUS = web.AppKey("bus", Bus)
 HTTP_CLIENT = web.AppKey("http_client", ClientSession)
 RUNNER = web.AppKey("runner", ScanRunner)
+COLLECTIONS = web.AppKey("collections", CollectionStore)
+COLLECTION_RUNNER = web.AppKey("collection_runner", CollectionManager)
 STREAMS = web.AppKey("streams", StreamRegistry)
 METRICS = web.AppKey("metrics", Metrics)
+# Reports (SARIF, against a baseline) being built: at most ``limits.max_report_builds``.
+REPORT_BUILDS = web.AppKey("report_builds", asyncio.Semaphore)
 
 PRINCIPAL = web.RequestKey("principal", Principal)
 REQUEST_ID = web.RequestKey("request_id", str)

@@ -22,7 +22,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from gateway.engine.instruments import Metrics
-from gateway.http.appkeys import BUS, METRICS, RUNNER, STREAMS
+from gateway.http.appkeys import BUS, COLLECTION_RUNNER, METRICS, RUNNER, STREAMS
 
 __all__ = ["app_metrics", "metrics_middleware"]
 
@@ -37,7 +37,7 @@ def app_metrics(app: web.Application) -> Metrics:
 
 
 class _LiveCollector(Collector):
-    """Reads the hub, the stream registry and the runner when Prometheus scrapes."""
+    """Reads the hub, the stream registry and the runners when Prometheus scrapes."""
 
     def __init__(self, app: web.Application) -> None:
         self._app = app
@@ -48,6 +48,12 @@ class _LiveCollector(Collector):
         yield GaugeMetricFamily("xployt_open_streams", "Open event streams", value=len(streams))
         yield GaugeMetricFamily(
             "xployt_running_scans", "Scans running", value=runner.running if runner else 0
+        )
+        manager = self._app.get(COLLECTION_RUNNER)
+        yield GaugeMetricFamily(
+            "xployt_running_collections",
+            "Scan collections this replica aggregates",
+            value=manager.running if manager else 0,
         )
         yield CounterMetricFamily(
             "xployt_events_in", "Events appended to scan logs", value=bus.stats.published

@@ -12,7 +12,7 @@ from aiohttp import web
 from gateway.domain.errors import BadRequest, Conflict, ScanNotReady
 from gateway.domain.models import EventDraft, NewScan, ScanFinished, ScanRecord, Status
 from gateway.http.access import MAX_SUBJECT, SUBJECT_PARAM, listed_subject, require, visible_scan
-from gateway.http.appkeys import CONFIG, RUNNER, STORE
+from gateway.http.appkeys import CONFIG, REPORT_BUILDS, RUNNER, STORE
 from gateway.http.audit import audit
 from gateway.http.operations import Param, Permission, enveloped, operation
 from gateway.http.report_query import (
@@ -27,7 +27,13 @@ from gateway.http.report_query import (
     sarif_response,
 )
 from gateway.http.responses import ok
-from gateway.http.results import baseline_results, scan_sarif, whole_scan
+from gateway.http.results import (
+    baseline_results,
+    report_build,
+    scan_sarif,
+    unpaged,
+    whole_results,
+)
 from gateway.http.schemas import (
     Results,
     ScanCreate,
@@ -49,7 +55,17 @@ from gateway.http.validation import (
 )
 from gateway.report.baseline import compare
 
-__all__ = ["API", "SCAN_ID", "has_results", "links", "routes"]
+__all__ = [
+    "API",
+    "CURSOR",
+    "LIMIT",
+    "RESULTS_LIMIT",
+    "SCAN_ID",
+    "USE_SSE",
+    "has_results",
+    "links",
+    "routes",
+]
 
 API = "/api/v1/scans"
 LIST_DEFAULT = 50
@@ -269,6 +285,7 @@ async def cancel_scan(request: web.Request) -> web.Response:
             "The scan (or the baseline) has not completed (`scan_not_ready`): still running "
             "(the message gives its status), failed (with the reason) or cancelled.",
         ),
+        429,
         503,
     ),
     description=(
@@ -281,7 +298,9 @@ async def cancel_scan(request: web.Request) -> web.Response:
         f"`Accept: {SARIF_MEDIA_TYPE}` or `?format=sarif` answers with SARIF 2.1.0 instead, "
         "one document of the whole scan (no `limit` or `cursor`: 400). With `?baseline=`, the "
         "pages run over the findings (each with `fingerprint` and `baseline_state`), then over "
-        "the baseline's fixed ones (`fixed`), and `baseline` counts them all."
+        "the baseline's fixed ones (`fixed`), and `baseline` counts them all. The gateway "
+        "builds at most `limits.max_report_builds` ({config.limits.max_report_builds}) SARIF "
+        "or baseline reports at once; past it, 429 with `Retry-After`."
     ),
     params=(SCAN_ID, RESULTS_LIMIT, CURSOR, FORMAT, BASELINE),
     permission=Permission.READ,
@@ -337,14 +356,17 @@ def has_results(scan: ScanRecord, what: str = "scan") -> None:
 
 async def _report(request: web.Request, scan: ScanRecord, query: ReportQuery) -> web.Response:
     """SARIF, or JSON against a baseline (see gateway.http.results)."""
-    if query.sarif and ("limit" in request.query or "cursor" in request.query):
-        raise BadRequest(
-            "query parameters 'limit' and 'cursor' page the JSON results; "
-            "a SARIF report is one document of the whole scan"
-        )
+    if query.sarif:
+        unpaged(request.query, "scan")
+    app = request.app
+    async with report_build(app[REPORT_BUILDS], app[CONFIG].limits):
+        return await _build_report(request, scan, query)
+
+
+async def _build_report(request: web.Request, scan: ScanRecord, query: ReportQuery) -> web.Response:
     bounds = request.app[CONFIG].findings
     store = request.app[STORE]
-    current = await whole_scan(store, scan.scan_id, bounds)
+    current = await whole_results(store, scan.scan_id, bounds)
     uri = information_uri(request)
     # Reports of a scan at its bounds take a second or more of CPU: in a worker thread, so
     # that streams and other requests go on meanwhile.
@@ -355,7 +377,7 @@ async def _report(request: web.Request, scan: ScanRecord, query: ReportQuery) ->
         return await sarif_response(sarif)
     base = await visible_scan(request, Permission.READ, "reading a baseline", query.baseline)
     has_results(base, f"baseline scan {base.scan_id!r}")
-    before = await whole_scan(store, base.scan_id, bounds)
+    before = await whole_results(store, base.scan_id, bounds)
     compared = await asyncio.to_thread(compare, current.vulnerabilities, before.vulnerabilities)
     if query.sarif:
         sarif = await asyncio.to_thread(
