@@ -73,7 +73,6 @@ return 1
 
 class RedisCollections(CollectionStore):
     def __init__(self, client: Redis, settings: RedisConfig, replica_id: str) -> None:
-        super().__init__()
         self._redis = client
         self._keys = Keys(settings.key_prefix)
         self._prefix = settings.key_prefix
@@ -162,7 +161,6 @@ class RedisCollections(CollectionStore):
             await transaction(self._redis, [key, lease], write)
         if event.terminal:
             self._held.discard(collection_id)
-        self._notify((event,))
         return event
 
     async def _stored_already(
