@@ -16,9 +16,10 @@ _INTRO = (
     "carries it in `scan.extra`. Latency, over every delivery: scanner emit -> the scan's "
     "reader, normaliser, SQLite log and hub -> the collection's aggregator -> its log and "
     "hub -> subscriber. `ended` counts how the collections ended once their scans were "
-    "finished. `holes` are the deliveries missing before a later complete event (lost on the "
-    "way); the rest of the loss is the tail that had not arrived when the loadgens stopped "
-    "(5 s after the last publish)."
+    "finished. `published`: the events the publishers got into the mock (one they could not "
+    "is loss too). `holes` are the deliveries missing before a later complete event (lost on "
+    "the way, or never published); the rest of the loss is the tail that had not arrived "
+    "when the loadgens stopped (5 s after the last publish)."
 )
 
 
@@ -31,10 +32,10 @@ def collections_markdown(report: Report) -> list[str]:
         "",
         _INTRO,
         "",
-        "| server | collections × scanners | subs | R×s | delivered / expected | loss % | "
-        "p50 ms | p90 ms | p99 ms | max ms | ended | holes | srv CPU % | mock CPU % | box CPU % | "
-        "RSS idle/peak MiB | lg CPU % |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| server | collections × scanners | subs | R×s | published | delivered / expected | "
+        "loss % | p50 ms | p90 ms | p99 ms | max ms | ended | holes | srv CPU % | mock CPU % | "
+        "box CPU % | RSS idle/peak MiB | lg CPU % |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         if r.get("status") == "error":
@@ -44,7 +45,9 @@ def collections_markdown(report: Report) -> list[str]:
         ended = ", ".join(f"{n} {status}" for status, n in sorted(r["ended"].items()))
         lines.append(
             f"| {r['server']} | {r['collections']} × {r['scanners']} | {r['subscribers']} | "
-            f"{r['rate_per_collection']:g}×{r['seconds']:g} | {r['delivered']} / "
+            f"{r['rate_per_collection']:g}×{r['seconds']:g} | {r['published']} / "
+            f"{round(r['collections'] * r['rate_per_collection'] * r['seconds'])} | "
+            f"{r['delivered']} / "
             f"{r['expected']} | {fmt(r['loss_pct'], 2)} | {fmt(lat['p50'], 2)} | "
             f"{fmt(lat['p90'], 2)} | {fmt(lat['p99'], 2)} | {fmt(lat['max'], 1)} | {ended} | "
             f"{r['missing_in_middle']} | "
