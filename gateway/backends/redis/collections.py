@@ -121,19 +121,7 @@ class RedisCollections(CollectionStore):
 
     async def create(self, new: NewCollection) -> CollectionRecord:
         now = utcnow()
-        record = CollectionRecord(
-            collection_id=new.collection_id,
-            owner=new.owner,
-            repository_name=new.repository_name,
-            sse_enabled=new.sse_enabled,
-            children=new.children,
-            status=CollectionStatus.PENDING,
-            progress_percent=0,
-            created_at=now,
-            updated_at=now,
-            finished_at=None,
-            last_seq=0,
-        )
+        record = new.record(now)
         cid = new.collection_id
         with answering():
             order = await self._redis.incr(f"{self._prefix}collections:created")

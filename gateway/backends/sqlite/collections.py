@@ -126,19 +126,7 @@ class SQLiteCollections(CollectionStore):
 
     async def create(self, new: NewCollection) -> CollectionRecord:
         now = utcnow()
-        record = CollectionRecord(
-            collection_id=new.collection_id,
-            owner=new.owner,
-            repository_name=new.repository_name,
-            sse_enabled=new.sse_enabled,
-            children=new.children,
-            status=CollectionStatus.PENDING,
-            progress_percent=0,
-            created_at=now,
-            updated_at=now,
-            finished_at=None,
-            last_seq=0,
-        )
+        record = new.record(now)
 
         def write(db: sqlite3.Connection, appended: list[Event]) -> None:
             db.execute(
