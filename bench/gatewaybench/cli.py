@@ -69,7 +69,9 @@ def parser(description: str | None) -> argparse.ArgumentParser:
     p.add_argument("--anchors-prefix", help="find $SSEBENCH_WORK/results/<prefix>-*.json")
     p.add_argument("--anchors-since", type=float, help="...written after this epoch time")
     p.add_argument(
-        "--profile", default="", help="comma list: fanout:N, memory:N, pipeline:K, first, replay"
+        "--profile",
+        default="",
+        help="comma list: fanout:N, memory:N, pipeline:K, collections:C, first, replay",
     )
     p.add_argument("--out", default=str(RESULTS))
     return p

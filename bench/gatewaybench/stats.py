@@ -44,15 +44,6 @@ def raw_events(path: Path) -> list[tuple[int, int, int]]:
     return out
 
 
-def raw_holes(path: Path) -> int:
-    """Deliveries missing from a loadgen --raw-out file before its last complete event: events
-    lost on the way, not events that had not arrived yet when the loadgen stopped (a tail)."""
-    counts = [count for count, _, _ in raw_events(path)]
-    full = max(counts, default=0)
-    last_full = max((i for i, count in enumerate(counts) if count == full), default=-1)
-    return sum(full - count for count in counts[:last_full])
-
-
 def raw_latencies(path: Path) -> list[float]:
     """Every delivery's latency (ms) from a loadgen --raw-out file with at most 2 subscribers:
     per event it holds the count and the min and max latency, i.e. each sample."""

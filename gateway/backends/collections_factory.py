@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 
 from gateway.backends.redis import RedisBus, RedisStore
 from gateway.backends.redis.collections import RedisCollections
+from gateway.backends.sqlite import SQLiteStore
 from gateway.backends.sqlite.collections import SQLiteCollections
 from gateway.config import Config
 from gateway.domain.collections import LOG_PREFIX
@@ -35,8 +36,9 @@ async def open_collections(
         if isinstance(bus, RedisBus):
             bus.attach(_Logs(store, shared))
     else:
-        collections = await SQLiteCollections.open(config.database.path, store)
-        collections.on_append(bus.publish)
+        assert isinstance(store, SQLiteStore), "one of the two backends"
+        # Through the scan store's writer: its events reach the hub as scans' do.
+        collections = await SQLiteCollections.open(store)
     try:
         yield collections
     finally:

@@ -118,6 +118,22 @@ class NewCollection:
     sse_enabled: bool
     children: dict[str, ChildState]  # scan id -> state, in the order the scanners were asked
 
+    def record(self, now: str) -> CollectionRecord:
+        """The collection as stored when created at ``now``: pending, its log empty."""
+        return CollectionRecord(
+            collection_id=self.collection_id,
+            owner=self.owner,
+            repository_name=self.repository_name,
+            sse_enabled=self.sse_enabled,
+            children=self.children,
+            status=CollectionStatus.PENDING,
+            progress_percent=0,
+            created_at=now,
+            updated_at=now,
+            finished_at=None,
+            last_seq=0,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class CollectionRecord:

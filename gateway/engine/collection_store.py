@@ -1,9 +1,10 @@
 """The collection store interface: collection records, their logs and merged findings.
 
 A backend keeps a collection's log where it keeps scans' logs, under the collection's
-``log_id``: ``Store.events_after`` reads it and the bus carries it like any scan's, so the
-stream route serves it with the same code. The records, the cursors into the children's logs
-and the merged findings are this interface's.
+``log_id``: ``Store.events_after`` reads it and the bus carries it like any scan's (the
+embedded backend's appends reach the scan store's listeners, through the file's one writer;
+replicas read every log from Redis), so the stream route serves it with the same code. The
+records, the cursors into the children's logs and the merged findings are this interface's.
 """
 
 from __future__ import annotations
@@ -12,12 +13,11 @@ from abc import ABC, abstractmethod
 
 from gateway.domain.collections import CollectionRecord, CollectionUpdate, NewCollection
 from gateway.domain.models import Event, FindingsPage
-from gateway.engine.store import AppendListeners
 
 __all__ = ["CollectionStore"]
 
 
-class CollectionStore(AppendListeners, ABC):
+class CollectionStore(ABC):
     """``append`` is atomic: the event, the record's new state (the children's cursors
     included) and, on the terminal event, the merged findings are written together, and
     sequence numbers have no gaps. Whoever resumes a collection resumes from its record.
@@ -63,7 +63,7 @@ class CollectionStore(AppendListeners, ABC):
     async def claim_unfinished(self) -> list[CollectionRecord]:
         """The unfinished collections no process holds, now held by this one."""
 
-    def release(self, collection_id: str) -> None:
+    def release(self, collection_id: str) -> None:  # noqa: B027 (optional hook)
         """Stop holding a collection (another process may then take it over)."""
 
     @abstractmethod

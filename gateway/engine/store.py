@@ -25,13 +25,23 @@ from gateway.domain.models import (
     count_severities,
 )
 
-__all__ = ["AppendListeners", "Appended", "Store", "findings_tally", "next_event"]
+__all__ = ["Appended", "Store", "findings_tally", "next_event"]
 
 log = logging.getLogger(__name__)
 
 
-class AppendListeners:
-    """Who hears of events once they are durably appended (the bus, on one process)."""
+class Store(ABC):
+    """Scan records, each scan's append-only event log, and its vulnerabilities.
+
+    ``append_event`` is atomic: the event, the record's new state and (on completion) the
+    results are written together, and sequence numbers have no gaps. The results are the
+    ``vulnerabilities`` given with the completed event, and the ``findings_dropped`` its draft
+    counts; they are read a page at a time.
+    """
+
+    # How long a write that found the store unavailable waits for it to come back before the
+    # writer gives up (a shared store can return; an embedded one fails for good, so 0).
+    retry_seconds: float = 0
 
     def __init__(self) -> None:
         self._listeners: list[Callable[[Event], None]] = []
@@ -48,27 +58,13 @@ class AppendListeners:
                 try:
                     listener(event)
                 except Exception:  # one listener's bug must not stop the others or the store
-                    log.exception("append listener failed for log %s", event.scan_id)
+                    log.exception("append listener failed for scan %s", event.scan_id)
 
-
-class Store(AppendListeners, ABC):
-    """Scan records, each scan's append-only event log, and its vulnerabilities.
-
-    ``append_event`` is atomic: the event, the record's new state and (on completion) the
-    results are written together, and sequence numbers have no gaps. The results are the
-    ``vulnerabilities`` given with the completed event, and the ``findings_dropped`` its draft
-    counts; they are read a page at a time.
-    """
-
-    # How long a write that found the store unavailable waits for it to come back before the
-    # writer gives up (a shared store can return; an embedded one fails for good, so 0).
-    retry_seconds: float = 0
-
-    def on_lost(self, callback: Callable[[str], None]) -> None:
+    def on_lost(self, callback: Callable[[str], None]) -> None:  # noqa: B027 (optional hook)
         """Call ``callback`` with the id of a scan this process runs once another process has
         ended it (a shared store only; the embedded one has no other process)."""
 
-    def release(self, scan_id: str) -> None:
+    def release(self, scan_id: str) -> None:  # noqa: B027 (optional hook)
         """This process gives up a scan it could not end (a shared store only: another
         process then ends it, as it would if this one had died)."""
 

@@ -37,6 +37,7 @@ from gateway.domain.collections import CollectionRecord
 from gateway.domain.errors import BadRequest, LimitExceeded
 from gateway.domain.models import FindingsPage, ScanRecord
 from gateway.http.schemas import BaselineCounts, Results, SeveritySummary
+from gateway.http.validation import parse_cursor, parse_limit
 from gateway.report.sarif import SarifRun, to_sarif
 from gateway.scanners.findings import encoded_size
 
@@ -47,7 +48,9 @@ __all__ = [
     "baseline_results",
     "collection_sarif",
     "page_length",
+    "page_request",
     "report_build",
+    "results_page",
     "scan_sarif",
     "unpaged",
     "whole_results",
@@ -78,6 +81,30 @@ async def whole_results(
         found += page.vulnerabilities
         if not page.vulnerabilities or len(found) >= page.total:
             return FindingsPage(found, page.summary, page.dropped)
+
+
+def page_request(query: Mapping[str, str], bounds: FindingsConfig) -> tuple[int, int]:
+    """(start, limit) of the page ``?cursor=`` and ``?limit=`` ask for (400 past the bounds)."""
+    limit = parse_limit(query.get("limit"), default=bounds.page_size, maximum=bounds.max_page_size)
+    return parse_cursor(query.get("cursor")), limit
+
+
+async def results_page(
+    source: FindingsPages, results_id: str, query: Mapping[str, str], bounds: FindingsConfig
+) -> tuple[FindingsPage, str | None]:
+    """The page of findings ``query`` asks for, and the cursor of the next (None: the last);
+    a cursor past the end is 400."""
+    start, limit = page_request(query, bounds)
+    page = await source.findings_page(
+        results_id, start=start, limit=limit, max_bytes=bounds.max_page_bytes
+    )
+    if start > page.total:
+        raise BadRequest(
+            f"query parameter 'cursor' is past the end of the results ({page.total} findings); "
+            "pass the next_cursor of the page before"
+        )
+    end = start + len(page.vulnerabilities)
+    return page, str(end) if end < page.total else None
 
 
 def unpaged(query: Mapping[str, str], what: str) -> None:

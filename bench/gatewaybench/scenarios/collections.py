@@ -9,8 +9,8 @@ collection event carries it in ``scan.extra``. Latency is then the collection's 
 scanner emit -> the scan's reader, normaliser, SQLite log and hub -> the collection's
 aggregator -> the collection's log and hub -> subscriber. Subscribers alternate 2, 1, 2, ...
 per collection, as the pipeline's. Once the loadgens are done every scan is finished and each
-collection must end ``completed``: the row says how many did. A delivery the loadgens missed
-is either lost in the middle (``missing_in_middle``) or late: not there yet when they stopped.
+collection must end ``completed``: the row says how many did, and how many events the
+collections' logs and their scans' logs hold (as many, or the collections lost some).
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from ..common import SCANNERS
 from ..harness import Harness
 from ..loadgen import LoadSpec, run_loadgens
 from ..meters import Meters
+from ..profiles.pyspy import finish_pyspy, start_pyspy
 from ..stack import Stack, scanning
-from ..stats import raw_holes
 from .pipeline import Load, Target, pipeline_row
 
 SERVER = "xployt-gateway (collections)"
@@ -78,10 +78,31 @@ def _gateway(logdir: Path, load: Load, scanners: int) -> Iterator[tuple[Target, 
         stack.stop()
 
 
+def _logged(stack: Stack, collection_ids: list[str]) -> dict[str, int]:
+    """Events in the collections' logs and in their scans' logs, which must be as many: one
+    collection event per scan event (a delivery the loadgens missed was then late, not lost:
+    the scans' events reach a collection's stream in the order its scans sent them, not in
+    ``seq`` order, so which ``seq`` is late says nothing)."""
+    collection_events = scan_events = 0
+    for cid in collection_ids:
+        collection = stack.collection(cid)
+        collection_events += collection["last_event_id"]
+        scan_events += sum(stack.scan(sid)["last_event_id"] for sid in collection["scan_ids"])
+    return {"collection_events": collection_events, "scan_events": scan_events}
+
+
 def collections(
-    harness: Harness, logdir: Path, count: int, scanners: int, rate: float, seconds: float
+    harness: Harness,
+    logdir: Path,
+    count: int,
+    scanners: int,
+    rate: float,
+    seconds: float,
+    *,
+    profile: Path | None = None,
 ) -> dict[str, Any]:
-    """C collections × S scanners, R ev/s per collection for ``seconds`` (see the module)."""
+    """C collections × S scanners, R ev/s per collection for ``seconds`` (see the module);
+    with ``profile``, py-spy records the gateway for the first 10 s after GO."""
     if not 1 <= scanners <= len(SCANNERS):
         raise ValueError(f"scanners must be 1-{len(SCANNERS)}, got {scanners}")
     rawdir = logdir / f"collections-{count}x{scanners}"
@@ -89,10 +110,17 @@ def collections(
     rawdir.mkdir(parents=True)
     load = Load(count, rate, seconds, rawdir)
     with _gateway(logdir, load, scanners) as (target, stack, collection_ids):
+        spy: list[Any] = []
+
+        def at_go() -> None:
+            if profile:
+                spy.append(start_pyspy(target.pids["server"], min(seconds, 10), profile))
+
         with Meters(harness, target.pids) as meters:
-            run = run_loadgens(harness.loadgen, target.specs, on_ready=meters.at_ready)
+            run = run_loadgens(harness.loadgen, target.specs, on_ready=meters.at_ready, on_go=at_go)
         target.finish()
         ended = Counter(stack.collection(cid)["status"] for cid in collection_ids)
+        logged = _logged(stack, collection_ids)
         row = pipeline_row(load, run, meters, baseline=False)
     for key in ("scans", "rate_per_scan"):  # the pipeline's words for them, said below
         del row[key]
@@ -103,8 +131,8 @@ def collections(
         rate_per_collection=rate,
         rate_per_scanner=rate / scanners,
         ended=dict(ended),
-        # Of the deliveries the loadgens missed, those before a later complete event (lost in
-        # the middle); the rest had not arrived when they stopped (``drain`` after the end).
-        missing_in_middle=sum(raw_holes(load.raw(i)) for i in range(count)),
+        **logged,
     )
+    if spy and profile:
+        row["profile"] = finish_pyspy(spy[0], profile)
     return row

@@ -73,7 +73,6 @@ return 1
 
 class RedisCollections(CollectionStore):
     def __init__(self, client: Redis, settings: RedisConfig, replica_id: str) -> None:
-        super().__init__()
         self._redis = client
         self._keys = Keys(settings.key_prefix)
         self._prefix = settings.key_prefix
@@ -122,19 +121,7 @@ class RedisCollections(CollectionStore):
 
     async def create(self, new: NewCollection) -> CollectionRecord:
         now = utcnow()
-        record = CollectionRecord(
-            collection_id=new.collection_id,
-            owner=new.owner,
-            repository_name=new.repository_name,
-            sse_enabled=new.sse_enabled,
-            children=new.children,
-            status=CollectionStatus.PENDING,
-            progress_percent=0,
-            created_at=now,
-            updated_at=now,
-            finished_at=None,
-            last_seq=0,
-        )
+        record = new.record(now)
         cid = new.collection_id
         with answering():
             order = await self._redis.incr(f"{self._prefix}collections:created")
@@ -162,7 +149,6 @@ class RedisCollections(CollectionStore):
             await transaction(self._redis, [key, lease], write)
         if event.terminal:
             self._held.discard(collection_id)
-        self._notify((event,))
         return event
 
     async def _stored_already(

@@ -11,7 +11,7 @@ import msgspec
 from aiohttp import web
 
 from gateway.domain.collections import CollectionRecord, MergedSummary
-from gateway.domain.errors import BadRequest, NotFound, ScanNotReady
+from gateway.domain.errors import NotFound, ScanNotReady
 from gateway.http.appkeys import COLLECTIONS, CONFIG, REPORT_BUILDS, STORE
 from gateway.http.auth import principal
 from gateway.http.collection_schemas import CollectionBaseline, CollectionResults, ScanOutcome
@@ -31,7 +31,9 @@ from gateway.http.responses import ok
 from gateway.http.results import (
     baseline_page,
     collection_sarif,
+    page_request,
     report_build,
+    results_page,
     unpaged,
     whole_results,
 )
@@ -42,7 +44,6 @@ from gateway.http.routes.collections import (
     owned_collection,
 )
 from gateway.http.routes.scans import CURSOR, RESULTS_LIMIT, has_results
-from gateway.http.validation import parse_cursor, parse_limit
 from gateway.report.baseline import compare
 
 __all__ = ["routes"]
@@ -105,27 +106,12 @@ async def collection_results(request: web.Request) -> web.Response:
             unpaged(request.query, "collection")
         async with report_build(request.app[REPORT_BUILDS], request.app[CONFIG].limits):
             return await _report(request, record, query)
-    bounds = request.app[CONFIG].findings
-    limit = parse_limit(
-        request.query.get("limit"), default=bounds.page_size, maximum=bounds.max_page_size
+    page, next_cursor = await results_page(
+        request.app[COLLECTIONS], record.collection_id, request.query, request.app[CONFIG].findings
     )
-    start = parse_cursor(request.query.get("cursor"))
-    page = await request.app[COLLECTIONS].findings_page(
-        record.collection_id, start=start, limit=limit, max_bytes=bounds.max_page_bytes
-    )
-    if start > page.total:
-        raise BadRequest(
-            f"query parameter 'cursor' is past the end of the results ({page.total} findings); "
-            "pass the next_cursor of the page before"
-        )
-    end = start + len(page.vulnerabilities)
     return ok(
         await _results(
-            request,
-            record,
-            page.vulnerabilities,
-            total=page.total,
-            next_cursor=str(end) if end < page.total else None,
+            request, record, page.vulnerabilities, total=page.total, next_cursor=next_cursor
         )
     )
 
@@ -201,10 +187,7 @@ async def _report(
             collection_sarif, record, *compared, baseline=True, information_uri=uri
         )
         return await sarif_response(sarif)
-    limit = parse_limit(
-        request.query.get("limit"), default=bounds.page_size, maximum=bounds.max_page_size
-    )
-    start = parse_cursor(request.query.get("cursor"))
+    start, limit = page_request(request.query, bounds)
     page = baseline_page(compared, start=start, limit=limit, max_bytes=bounds.max_page_bytes)
     counts = CollectionBaseline(
         id=query.baseline, kind=kind, new=page.new, unchanged=page.unchanged, fixed=page.fixed_total

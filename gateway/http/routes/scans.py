@@ -9,7 +9,7 @@ import uuid
 import msgspec
 from aiohttp import web
 
-from gateway.domain.errors import BadRequest, Conflict, ScanNotReady
+from gateway.domain.errors import Conflict, ScanNotReady
 from gateway.domain.models import EventDraft, NewScan, ScanFinished, ScanRecord, Status
 from gateway.http.access import MAX_SUBJECT, SUBJECT_PARAM, listed_subject, require, visible_scan
 from gateway.http.appkeys import CONFIG, REPORT_BUILDS, RUNNER, STORE
@@ -29,7 +29,9 @@ from gateway.http.report_query import (
 from gateway.http.responses import ok
 from gateway.http.results import (
     baseline_results,
+    page_request,
     report_build,
+    results_page,
     scan_sarif,
     unpaged,
     whole_results,
@@ -47,7 +49,6 @@ from gateway.http.schemas import (
 from gateway.http.validation import (
     MAX_NUMBER_DIGITS,
     parse_bool,
-    parse_cursor,
     parse_limit,
     parse_status,
     read_json,
@@ -311,20 +312,9 @@ async def get_results(request: web.Request) -> web.Response:
     has_results(scan)
     if query.sarif or query.baseline is not None:
         return await _report(request, scan, query)
-    bounds = request.app[CONFIG].findings
-    limit = parse_limit(
-        request.query.get("limit"), default=bounds.page_size, maximum=bounds.max_page_size
+    page, next_cursor = await results_page(
+        request.app[STORE], scan.scan_id, request.query, request.app[CONFIG].findings
     )
-    start = parse_cursor(request.query.get("cursor"))
-    page = await request.app[STORE].findings_page(
-        scan.scan_id, start=start, limit=limit, max_bytes=bounds.max_page_bytes
-    )
-    if start > page.total:
-        raise BadRequest(
-            f"query parameter 'cursor' is past the end of the results ({page.total} findings); "
-            "pass the next_cursor of the page before"
-        )
-    end = start + len(page.vulnerabilities)
     return ok(
         Results(
             scan_id=scan.scan_id,
@@ -336,7 +326,7 @@ async def get_results(request: web.Request) -> web.Response:
             total_findings=page.total,
             findings_dropped=page.dropped,
             truncated=page.dropped > 0,
-            next_cursor=str(end) if end < page.total else None,
+            next_cursor=next_cursor,
         )
     )
 
@@ -384,10 +374,7 @@ async def _build_report(request: web.Request, scan: ScanRecord, query: ReportQue
             scan_sarif, scan, *compared, baseline=True, information_uri=uri
         )
         return await sarif_response(sarif)
-    limit = parse_limit(
-        request.query.get("limit"), default=bounds.page_size, maximum=bounds.max_page_size
-    )
-    start = parse_cursor(request.query.get("cursor"))
+    start, limit = page_request(request.query, bounds)
     page = baseline_results(
         scan, current, base, compared, start=start, limit=limit, max_bytes=bounds.max_page_bytes
     )
