@@ -1,5 +1,5 @@
 """An ended collection's results: its merged findings a page at a time, as SARIF (one run per
-scanner), or against a baseline (an earlier collection or scan of the caller's), read as a
+scanner), or against a baseline (an earlier collection or scan the caller can see), read as a
 scan's are (``report_query``, ``results``)."""
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ import msgspec
 from aiohttp import web
 
 from gateway.domain.collections import CollectionRecord, MergedSummary
-from gateway.domain.errors import NotFound, ScanNotReady
+from gateway.domain.errors import CollectionNotFound, NotFound, ScanNotFound, ScanNotReady
+from gateway.http.access import visible_collection, visible_scan
 from gateway.http.appkeys import COLLECTIONS, CONFIG, REPORT_BUILDS, STORE
-from gateway.http.auth import principal
 from gateway.http.collection_schemas import CollectionBaseline, CollectionResults, ScanOutcome
-from gateway.http.operations import enveloped, operation
+from gateway.http.operations import Permission, enveloped, operation
 from gateway.http.report_query import (
     BASELINE,
     FORMAT,
@@ -41,7 +41,6 @@ from gateway.http.routes.collections import (
     COLLECTION_ID,
     COLLECTIONS_API,
     children,
-    owned_collection,
 )
 from gateway.http.routes.scans import CURSOR, RESULTS_LIMIT, has_results
 from gateway.report.baseline import compare
@@ -69,10 +68,12 @@ Findings = list[dict[str, Any]]
     errors=(
         400,
         401,
+        403,
         (
             404,
-            "No such collection, or one of another subject (`collection_not_found`); or a "
-            "`baseline` that is no collection or scan of the caller's (`not_found`).",
+            "No such collection, or one of another subject without `scans:admin` "
+            "(`collection_not_found`); or a `baseline` that is no collection or scan the "
+            "caller can see (`not_found`).",
         ),
         NOT_ACCEPTABLE,
         (
@@ -96,9 +97,10 @@ Findings = list[dict[str, Any]]
         "reports are built at once; past it, 429 with `Retry-After`."
     ),
     params=(COLLECTION_ID, RESULTS_LIMIT, CURSOR, FORMAT, BASELINE),
+    permission=Permission.READ,
 )
 async def collection_results(request: web.Request) -> web.Response:
-    record = await owned_collection(request)
+    record = await visible_collection(request, Permission.READ, "reading results")
     query = report_query(request)
     _ended(record, "scan collection")
     if query.sarif or query.baseline is not None:
@@ -207,18 +209,23 @@ async def _report(
 async def _baseline(
     request: web.Request, baseline_id: str
 ) -> tuple[Literal["collection", "scan"], Findings]:
-    """The findings of the caller's collection or scan ``baseline_id``: a collection's merged
-    ones, or a scan's, each ``reported_by`` its scanner. 404 alike for absent and foreign."""
-    subject = principal(request).subject
+    """The findings of the collection or scan ``baseline_id`` the caller can see: a
+    collection's merged ones, or a scan's, each ``reported_by`` its scanner. 404 alike for
+    absent and unseen."""
     bounds = request.app[CONFIG].findings
-    other = await request.app[COLLECTIONS].get(baseline_id)
-    if other is not None and other.owner == subject:
+    what = "reading a baseline"
+    try:
+        other = await visible_collection(request, Permission.READ, what, baseline_id)
+    except CollectionNotFound:
+        pass
+    else:
         _ended(other, f"baseline collection {baseline_id!r}")
         found = await whole_results(request.app[COLLECTIONS], baseline_id, bounds)
         return "collection", found.vulnerabilities
-    scan = await request.app[STORE].get_scan(baseline_id)
-    if scan is None or scan.owner != subject:
-        raise NotFound(f"baseline {baseline_id!r} is no scan collection or scan of yours")
+    try:
+        scan = await visible_scan(request, Permission.READ, what, baseline_id)
+    except ScanNotFound:
+        raise NotFound(f"baseline {baseline_id!r} is no scan collection or scan of yours") from None
     has_results(scan, f"baseline scan {baseline_id!r}")
     found = await whole_results(request.app[STORE], baseline_id, bounds)
     return "scan", [{**f, "reported_by": [scan.scanner_name]} for f in found.vulnerabilities]

@@ -7,15 +7,15 @@ import msgspec
 from aiohttp import web
 
 from gateway.domain.models import utcnow
+from gateway.http.access import visible_collection
 from gateway.http.appkeys import COLLECTIONS
 from gateway.http.auth import COLLECTION_STREAM_ROUTE
 from gateway.http.collection_schemas import CollectionResetEvent, collection_view
-from gateway.http.operations import enveloped, no_content, operation, text
+from gateway.http.operations import Permission, enveloped, no_content, operation, text
 from gateway.http.routes.collections import (
     COLLECTION_ID,
     COLLECTIONS_API,
     NOT_FOUND,
-    owned_collection,
 )
 from gateway.http.routes.stream import (
     LAST_EVENT_ID,
@@ -45,7 +45,7 @@ routes = web.RouteTableDef()
         ),
         204: no_content("The client already holds the terminal event: nothing more will come."),
     },
-    errors=(401, NOT_FOUND, 429, 503),
+    errors=(401, 403, NOT_FOUND, 429, 503),
     description=(
         "As a scan's stream (ids from 1 without gaps, `Last-Event-ID`, `event: reset` with a "
         "`CollectionResetEvent`, `retry:`, heartbeats, 204 after the end, the same "
@@ -55,10 +55,11 @@ routes = web.RouteTableDef()
     ),
     params=(COLLECTION_ID, LAST_EVENT_ID, LAST_EVENT_ID_QUERY),
     auth="ticket",
+    permission=Permission.READ,
 )
 async def collection_stream(request: web.Request) -> web.StreamResponse:
     async def opened() -> tuple[LogHead, Snapshot]:
-        record = await owned_collection(request)
+        record = await visible_collection(request, Permission.READ, "watching a collection")
 
         async def snapshot(reason: str) -> tuple[int, bool, dict[str, object]]:
             current = await request.app[COLLECTIONS].get(record.collection_id) or record
@@ -81,12 +82,21 @@ async def collection_stream(request: web.Request) -> web.StreamResponse:
     errors=(401, 403, NOT_FOUND, 503),
     description=(
         "As a scan's stream ticket, bound to this collection's stream (a scan's ticket does "
-        "not open it, nor this one a scan's). No request body."
+        "not open it, nor this one a scan's), and carrying `scans:read` on this collection "
+        "only. No request body."
     ),
     params=(COLLECTION_ID,),
+    permission=Permission.READ,
 )
 async def collection_stream_ticket(request: web.Request) -> web.Response:
     """A credential for ``GET .../stream?ticket=``: this collection, this subject, that route."""
-    record = await owned_collection(request)
+    record = await visible_collection(request, Permission.READ, "a collection stream ticket")
     path = f"{COLLECTIONS_API}/{record.collection_id}/stream"
-    return issue_ticket(request, record.log_id, record.created_at, path)
+    return issue_ticket(
+        request,
+        record.log_id,
+        record.created_at,
+        path,
+        collection_id=record.collection_id,
+        owner=record.owner,
+    )

@@ -14,10 +14,11 @@ from gateway.domain.collections import (
     CollectionRecord,
     NewCollection,
 )
-from gateway.domain.errors import CollectionNotFound, Conflict
+from gateway.domain.errors import Conflict
 from gateway.domain.models import EventDraft, NewScan, ScanRecord, Status
+from gateway.http.access import listed_subject, require, visible_collection
 from gateway.http.appkeys import COLLECTION_RUNNER, COLLECTIONS, CONFIG, STORE
-from gateway.http.auth import principal
+from gateway.http.audit import audit
 from gateway.http.collection_schemas import (
     CollectionCreate,
     CollectionCreated,
@@ -28,12 +29,13 @@ from gateway.http.collection_schemas import (
     collection_detail,
     collection_view,
 )
-from gateway.http.operations import Param, enveloped, operation
+from gateway.http.operations import Param, Permission, enveloped, operation
 from gateway.http.responses import ok
 from gateway.http.routes.scans import (
     LIMIT,
     LIST_DEFAULT,
     LIST_MAX,
+    SUBJECT,
     USE_SSE,
 )
 from gateway.http.validation import (
@@ -48,7 +50,6 @@ __all__ = [
     "COLLECTION_ID",
     "NOT_FOUND",
     "children",
-    "owned_collection",
     "routes",
 ]
 
@@ -65,20 +66,12 @@ COLLECTION_ID = Param(
     "the collection's id, as `POST /api/v1/scan-collections/` answered it",
     {"type": "string", "minLength": 1},
 )
-# Every route on one collection answers so for an id the caller does not own.
+# Every route on one collection answers so for an id the caller cannot see.
 NOT_FOUND = (
     404,
-    "No such collection, or one of another subject: both answer the same (`collection_not_found`).",
+    "No such collection, or one of another subject (without `scans:admin`): both answer the "
+    "same (`collection_not_found`).",
 )
-
-
-async def owned_collection(request: web.Request) -> CollectionRecord:
-    """The collection in the path if the caller owns it; 404 alike for absent and foreign."""
-    collection_id = request.match_info["collection_id"]
-    record = await request.app[COLLECTIONS].get(collection_id)
-    if record is None or record.owner != principal(request).subject:
-        raise CollectionNotFound(collection_id)
-    return record
 
 
 def links(collection_id: str) -> CollectionLinks:
@@ -109,11 +102,12 @@ def links(collection_id: str) -> CollectionLinks:
     ),
     params=(USE_SSE,),
     body=CollectionCreate,
+    permission=Permission.WRITE,
 )
 async def start_collection(request: web.Request) -> web.Response:
+    owner = require(request, Permission.WRITE, "starting a scan collection").subject
     use_sse = parse_bool(request.query.get("use_sse"), "use_sse", default=False)
     wanted = collection_request(await read_json(request), request.app[CONFIG].scanners)
-    owner = principal(request).subject
     scans = [
         NewScan(str(uuid.uuid4()), owner, wanted.repository_name, name, use_sse, configurations)
         for name, configurations in wanted.configurations.items()
@@ -127,6 +121,15 @@ async def start_collection(request: web.Request) -> web.Response:
     )
     first = EventDraft(Status.PENDING, 0, "Scan queued.")
     record = await request.app[COLLECTION_RUNNER].submit(new, scans, first)
+    audit(
+        request,
+        "collection.started",
+        collection_id=record.collection_id,
+        scan_ids=",".join(record.scan_ids),
+        scanners=",".join(scan.scanner_name for scan in scans),
+        repository=record.repository_name,
+        use_sse=use_sse,
+    )
     urls = links(record.collection_id)
     data = CollectionCreated(
         collection_id=record.collection_id,
@@ -151,15 +154,17 @@ async def start_collection(request: web.Request) -> web.Response:
     {
         200: enveloped(
             {"type": "array", "items": {"$ref": "#/components/schemas/CollectionView"}},
-            "The caller's collections, newest first.",
+            "The caller's collections (or `?subject=`'s), newest first.",
         )
     },
-    errors=(400, 401, 503),
-    params=(LIMIT,),
+    errors=(400, 401, 403, 503),
+    params=(LIMIT, SUBJECT),
+    permission=Permission.READ,
 )
 async def list_collections(request: web.Request) -> web.Response:
+    subject = listed_subject(request, "scan collections")
     limit = parse_limit(request.query.get("limit"), default=LIST_DEFAULT, maximum=LIST_MAX)
-    records = await request.app[COLLECTIONS].list_owned(principal(request).subject, limit=limit)
+    records = await request.app[COLLECTIONS].list_owned(subject, limit=limit)
     return ok([collection_view(record) for record in records])
 
 
@@ -169,11 +174,12 @@ async def list_collections(request: web.Request) -> web.Response:
     "Read a scan collection",
     "collections",
     {200: enveloped(CollectionDetail, "The collection.")},
-    errors=(401, NOT_FOUND, 503),
+    errors=(401, 403, NOT_FOUND, 503),
     params=(COLLECTION_ID,),
+    permission=Permission.READ,
 )
 async def get_collection(request: web.Request) -> web.Response:
-    record = await owned_collection(request)
+    record = await visible_collection(request, Permission.READ, "reading a scan collection")
     return ok(collection_detail(record, links(record.collection_id)))
 
 
@@ -190,11 +196,12 @@ async def children(request: web.Request, record: CollectionRecord) -> list[ScanR
     "Read a collection's and its scans' progress",
     "collections",
     {200: enveloped(CollectionStatusView, "The collection's progress and each scan's.")},
-    errors=(401, NOT_FOUND, 503),
+    errors=(401, 403, NOT_FOUND, 503),
     params=(COLLECTION_ID,),
+    permission=Permission.READ,
 )
 async def collection_status(request: web.Request) -> web.Response:
-    record = await owned_collection(request)
+    record = await visible_collection(request, Permission.READ, "reading a scan collection")
     scans = [
         ScanProgress(
             scan_id=scan.scan_id,
@@ -223,15 +230,18 @@ async def collection_status(request: web.Request) -> web.Response:
     },
     errors=(401, 403, NOT_FOUND, (409, "The collection already ended (`conflict`)."), 503),
     params=(COLLECTION_ID,),
+    permission=Permission.CANCEL,
 )
 async def cancel_collection(request: web.Request) -> web.Response:
-    record = await owned_collection(request)
+    what = "cancelling a scan collection"
+    record = await visible_collection(request, Permission.CANCEL, what)
     if record.terminal:
         raise Conflict(
             f"scan collection already ended {record.status.value}; "
             "only a running collection can be cancelled"
         )
     await request.app[COLLECTION_RUNNER].cancel(record, wait=CANCEL_WAIT_SECONDS)
-    record = await owned_collection(request)
+    record = await visible_collection(request, Permission.CANCEL, what)
+    audit(request, "collection.cancelled", collection_id=record.collection_id, owner=record.owner)
     message = "scan collection cancelled" if record.terminal else "scan collection cancelling"
     return ok(collection_detail(record, links(record.collection_id)), message=message)
