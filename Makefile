@@ -56,8 +56,8 @@ format: $(STAMP)
 	$(BIN)/ruff format gateway mock_scanner tests bench scripts
 	$(BIN)/ruff check --fix gateway mock_scanner tests bench scripts
 
-# SSE fan-out and pipeline benchmarks beside the shared harness's anchors, in one session
-# (about 14 minutes on 2 cores; see docs/BENCHMARKS.md). BENCH_ANCHORS=0 skips the anchors;
+# SSE fan-out, pipeline and collection benchmarks beside the shared harness's anchors, in one
+# session (about 15 minutes on 2 cores; see docs/BENCHMARKS.md). BENCH_ANCHORS=0 skips the anchors;
 # BENCH_ARGS passes more options to bench/run.py (e.g. --profile fanout:5000).
 SHARED_BENCH ?= ../shared/bench
 SSEBENCH_WORK ?= /tmp/ssebench-work

@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
-"""Benchmarks of the Xployt gateway: SSE fan-out, first event, replay, the scan pipeline and
-two replicas on Redis.
+"""Benchmarks of the Xployt gateway: SSE fan-out, first event, replay, the scan pipeline, scan
+collections through it, and two replicas on Redis.
 
 Run from the project root with the project's venv (``make bench`` does, after the anchors):
 
     .venv/bin/python bench/run.py [--shared ../shared/bench]
-        [--parts fanout,first,replay,pipeline,replicas]
+        [--parts fanout,first,replay,pipeline,collections,replicas]
         [--fanout 100x20x10,1000x20x10,5000x20x10,10000x20x10,1000x500x5] [--replicas 5000x20x10]
+        [--collections 100 --collection-scanners 4 --collection-rate 10 --collection-seconds 10]
         [--anchors-prefix anchors-xployt --anchors-since EPOCH | --anchors-json FILE]
         [--profile fanout:5000,fanout:1000,memory:10000,pipeline:100,first,replay]
 
@@ -24,6 +25,12 @@ WARNING) on free 127.0.0.1 ports, and stops both afterwards, also on failure.
   scan; latency from the scanner's emit (the mock stamps ``t`` as it writes upstream,
   ``stamp_emit``) to receipt, over every delivery. The same load on the harness's aiohttp-sse
   anchor server (from the publisher's stamp) gives the scale of one plain publish->SSE hop.
+* collections: C collections of S bench scans (100 × 4 by default), one loadgen per collection
+  publishing R ev/s (10) through the mock's spread route (event ``seq`` to scan ``seq % S``)
+  and 1-2 subscribers (alternating) on the collection's stream; latency from the scanner's emit
+  (``stamp_emit``; the collection event carries ``t`` in ``scan.extra``) to receipt on the
+  collection's stream, over every delivery; then every scan is finished and the row counts how
+  the collections ended.
 * replicas: two gateways with ``backend: redis`` sharing a ``redis-server`` the scenario starts
   (free port, no persistence; skipped when redis-server is not installed). One bench scan POSTed
   on replica A, N/2 subscribers on A's stream and N/2 on B's, one loadgen per replica, GO to

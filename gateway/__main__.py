@@ -1,5 +1,5 @@
 """Command line: ``python -m gateway [serve]`` runs the gateway; ``token`` prints a JWT;
-``scan`` starts a scan and ``watch`` follows one to its end."""
+``scan`` starts a scan or a scan collection and ``watch`` follows one to its end."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import functools
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from importlib import metadata
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from gateway import cli, serving
 from gateway.app import create_app
@@ -87,8 +87,22 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument("--sub", required=True, help="subject: the user who will own scans")
     token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (default 3600)")
     token.add_argument("--config", dest="token_config", help="YAML config file")
-    scan = _client_parser(commands, "scan", "start a scan; print its id, or watch it (--watch)")
-    scan.add_argument("--scanner", required=True, help="scanner name, e.g. secret_scanner")
+    scan = _client_parser(
+        commands,
+        "scan",
+        "start a scan (--scanner) or a scan collection (--scanners, --all); print its id, or"
+        " watch it (--watch)",
+    )
+    which = scan.add_mutually_exclusive_group(required=True)
+    which.add_argument("--scanner", help="scanner name, e.g. secret_scanner: one scan")
+    which.add_argument(
+        "--scanners",
+        metavar="A,B",
+        help="scanner names separated by commas: one scan collection (one scan per scanner)",
+    )
+    which.add_argument(
+        "--all", action="store_true", help="a scan collection of every scanner the gateway has"
+    )
     scan.add_argument("--repo", required=True, help="repository, e.g. owner/name")
     scan.add_argument(
         "--sse", action="store_true", help="call the real scanner (default: simulated, mock mode)"
@@ -98,13 +112,51 @@ def _parser() -> argparse.ArgumentParser:
     )
     scan.add_argument("--watch", action="store_true", help="then follow it like `watch`")
     _client_arguments(scan)
-    watch = _client_parser(commands, "watch", "follow a scan's progress to its end")
-    watch.add_argument("scan_id", help="the scan to watch")
+    _gate_arguments(scan)
+    watch = _client_parser(
+        commands, "watch", "follow a scan's or a collection's progress to its end"
+    )
+    watch.add_argument("scan_id", metavar="ID", help="the scan (or, with --collection, collection)")
+    watch.add_argument("--collection", action="store_true", help="ID is a scan collection's")
     watch.add_argument(
         "--last-event-id", help="resume after this event id (as printed by an earlier run)"
     )
     _client_arguments(watch)
+    _gate_arguments(watch)
     return parser
+
+
+def _gate_arguments(command: argparse.ArgumentParser) -> None:
+    gate = command.add_argument_group(
+        "once it has ended (with --watch)",
+        "A collection always prints its merged findings; a scan does with any of these.",
+    )
+    gate.add_argument(
+        "--sarif",
+        metavar="FILE",
+        help="write the SARIF 2.1.0 report (GET .../results?format=sarif) to FILE",
+    )
+    gate.add_argument(
+        "--fail-on",
+        choices=cli.FAIL_ON_CHOICES,
+        metavar="SEVERITY",
+        help="exit 6 when a finding of this severity or above exists ("
+        + ", ".join(cli.FAIL_ON_CHOICES)
+        + "; any: every finding)",
+    )
+    gate.add_argument(
+        "--baseline",
+        metavar="ID",
+        help="a scan or collection to compare with: findings marked new/unchanged, fixed ones"
+        " counted, and --fail-on counts only new ones",
+    )
+    gate.add_argument(
+        "--max-rows",
+        type=int,
+        default=cli.DEFAULT_ROWS,
+        metavar="N",
+        help=f"rows of the findings table (default {cli.DEFAULT_ROWS}; 0: none)",
+    )
 
 
 def _client(args: argparse.Namespace) -> int:
@@ -123,24 +175,47 @@ def _client(args: argparse.Namespace) -> int:
             token_minted=minted,
             max_attempts=args.max_attempts,
         )
+        gate = cli.Gate(args.sarif, args.fail_on, args.baseline, args.max_rows)
         if args.command == "scan":
-            command = cli.ScanCommand(
-                scanner=args.scanner,
-                repository=args.repo,
-                use_sse=args.sse,
-                configurations=cli.parse_configurations(args.config_json),
-                watch=args.watch,
-            )
+            if gate.asked and not args.watch:
+                raise cli.CliError("--sarif, --fail-on and --baseline need --watch")
+            run = _scan_command(args, options, gate)
+        elif args.collection:
+            run = cli.run_watch_collection(options, args.scan_id, args.last_event_id, gate)
+        else:
+            run = cli.run_watch(options, args.scan_id, args.last_event_id, gate)
     except (cli.CliError, ConfigError) as exc:
         message = exc.message if isinstance(exc, cli.CliError) else str(exc)
         print(f"error: {message}", file=sys.stderr)
         return cli.EXIT_ERROR
     try:
-        if args.command == "scan":
-            return asyncio.run(cli.run_scan(options, command))
-        return asyncio.run(cli.run_watch(options, args.scan_id, args.last_event_id))
+        return asyncio.run(run)
     except KeyboardInterrupt:
         return cli.EXIT_INTERRUPTED
+
+
+def _scan_command(
+    args: argparse.Namespace, options: cli.Options, gate: cli.Gate
+) -> Coroutine[Any, Any, int]:
+    """``scan``: one scan (``--scanner``) or a collection (``--scanners``, ``--all``)."""
+    configurations = cli.parse_configurations(args.config_json)
+    if args.scanner is not None:
+        command = cli.ScanCommand(
+            scanner=args.scanner,
+            repository=args.repo,
+            use_sse=args.sse,
+            configurations=configurations,
+            watch=args.watch,
+        )
+        return cli.run_scan(options, command, gate)
+    collection = cli.CollectionCommand(
+        repository=args.repo,
+        scanners=() if args.all else cli.parse_scanners(args.scanners),
+        use_sse=args.sse,
+        configurations=configurations,
+        watch=args.watch,
+    )
+    return cli.run_scan_collection(options, collection, gate)
 
 
 def _event_loop(want_uvloop: bool) -> asyncio.AbstractEventLoop:

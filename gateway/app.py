@@ -10,19 +10,24 @@ from collections.abc import AsyncGenerator, AsyncIterator
 import aiohttp
 from aiohttp import web
 
+from gateway.backends.collections_factory import open_collections
 from gateway.backends.factory import open_backend
 from gateway.config import Config
 from gateway.domain.models import ScanRecord, strict_json
+from gateway.engine.collections import CollectionManager
 from gateway.engine.drain import Drain
 from gateway.engine.hub import Hub
 from gateway.engine.mock_mode import simulate
 from gateway.engine.runner import ScanRunner
 from gateway.http.appkeys import (
     BUS,
+    COLLECTION_RUNNER,
+    COLLECTIONS,
     CONFIG,
     DRAIN,
     HTTP_CLIENT,
     METRICS,
+    REPORT_BUILDS,
     RUNNER,
     STORE,
     STREAMS,
@@ -83,11 +88,20 @@ def create_app(config: Config) -> web.Application:
         spread_ms=config.stream.reconnect_spread_ms,
     )
     app[DRAIN] = Drain(config.server.drain_seconds)
+    app[REPORT_BUILDS] = asyncio.Semaphore(config.limits.max_report_builds)
     app[METRICS] = app_metrics(app)
     app.on_response_prepare.extend([add_cors_headers, add_request_id_header])
     app.on_shutdown.append(_shut_down)
     app.cleanup_ctx.extend(
-        [_key_set_ctx, _backend_ctx, _http_client_ctx, _runner_ctx, _heartbeat_ctx]
+        [
+            _key_set_ctx,
+            _backend_ctx,
+            _collections_ctx,
+            _http_client_ctx,
+            _runner_ctx,
+            _collection_runner_ctx,
+            _heartbeat_ctx,
+        ]
     )
     setup_routes(app)
     return app
@@ -126,6 +140,24 @@ async def _backend_ctx(app: web.Application) -> AsyncIterator[None]:
             # them there at once. An embedded store's streams are served here to the end.
             app[DRAIN].on_begin(app[STREAMS].shutdown)
         yield
+
+
+async def _collections_ctx(app: web.Application) -> AsyncIterator[None]:
+    async with open_collections(app[CONFIG], app[STORE], app[BUS]) as collections:
+        app[COLLECTIONS] = collections
+        yield
+
+
+async def _collection_runner_ctx(app: web.Application) -> AsyncIterator[None]:
+    # Cleaned up before the runner: on_shutdown has ended the scans by then, and the
+    # aggregators get a moment to write what that leaves them.
+    manager = CollectionManager(
+        app[RUNNER], app[STORE], app[BUS], app[COLLECTIONS], app[CONFIG], app[METRICS]
+    )
+    app[COLLECTION_RUNNER] = manager
+    await manager.start()
+    yield
+    await manager.close()
 
 
 async def _heartbeat_ctx(app: web.Application) -> AsyncIterator[None]:

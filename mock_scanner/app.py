@@ -19,7 +19,9 @@ Routes
     scan's open stream as ``{"status": "scanning", "progress_percent": 1, ...its fields...}``.
     ``204`` when queued; ``404 {"error": "not_found", ...}`` when no bench stream of that scan
     is open; ``400`` when the body is not a JSON object; ``503`` when the stream is too far
-    behind (``BENCH_QUEUE_MAX`` frames waiting).
+    behind (``BENCH_QUEUE_MAX`` frames waiting). Several scan ids, comma-separated (at most
+    ``MAX_SPREAD``), spread one publisher over their streams: a payload goes to the one at its
+    ``seq`` modulo their count (``400`` without an integer ``seq``), as a collection's scans.
 ``POST /bench/{scan_id}/finish``
     Bench mode: the stream sends a ``completed`` event (no findings) and ends. ``204``, or
     ``404`` as above.
@@ -83,6 +85,9 @@ All optional, read from ``configurations``; other keys there are ignored.
     Only ``heartbeat``, ``line_ending`` and ``bom`` apply with it (``format`` must be ``sse``);
     the other knobs are ignored. One open bench stream per scan id (a second POST gets
     ``409``).
+``findings_of`` (a scanner kind)
+    Report the findings a scanner of that kind reports (in its shape) instead of this kind's:
+    two scanners then report the same findings, as two tools that find one bug alike do.
 ``stamp_emit`` (bool, with ``bench``)
     Set each published payload's ``t`` to the time the mock writes it to the stream
     (nanoseconds since the epoch, as the harness's publisher stamps it), so a subscriber's
@@ -188,7 +193,8 @@ async def _run(request: web.Request, scan: Scan, stopping: asyncio.Event) -> web
                     return left(percent)
         payload: dict[str, Any] = {"status": status, field_name: percent, "message": message}
         if final:
-            payload["vulnerabilities"] = scenario.findings(scan.kind, scan.repository_name)
+            reported = knobs.findings_of or scan.kind
+            payload["vulnerabilities"] = scenario.findings(reported, scan.repository_name)
         if not await stream.event(payload):
             return left(percent)
         if not final and malformed_left > 0:

@@ -3,9 +3,10 @@
 A bench scan's stream sends one ``{"status": "scanning", "progress_percent": 1, "message":
 "bench"}`` event, then stays open and sends whatever ``POST /bench/{scan_id}/publish``
 receives, in order (several waiting payloads go out in one write), until ``POST
-/bench/{scan_id}/finish`` ends it with a ``completed`` event. :class:`BenchStreams` holds the
-open streams of one app and serves both routes; the routes' answers are documented in
-:mod:`mock_scanner.app`.
+/bench/{scan_id}/finish`` ends it with a ``completed`` event. ``POST /bench/{a},{b},.../publish``
+spreads one publisher over several streams (a collection's scans): each payload goes to the
+one its ``seq`` picks, round robin. :class:`BenchStreams` holds the open streams of one app and
+serves both routes; the routes' answers are documented in :mod:`mock_scanner.app`.
 """
 
 from __future__ import annotations
@@ -22,12 +23,14 @@ from mock_scanner import scenario
 from mock_scanner.knobs import BadRequest, Scan, error_response
 from mock_scanner.stream import ScanStream
 
-__all__ = ["BENCH_QUEUE_MAX", "BenchStreams"]
+__all__ = ["BENCH_QUEUE_MAX", "MAX_SPREAD", "BenchStreams"]
 
 log = logging.getLogger("mock_scanner")
 
 BENCH_QUEUE_MAX: Final = 100_000
 """Frames one bench stream may have waiting before ``publish`` answers 503."""
+MAX_SPREAD: Final = 64
+"""Streams one publish path may spread its payloads over."""
 _BENCH_POLL_SECONDS: Final = 0.5
 """How often an idle bench stream checks whether its client left or the server is stopping."""
 _BENCH_FIRST: Final = {"status": "scanning", "progress_percent": 1, "message": "bench"}
@@ -161,17 +164,28 @@ class BenchStreams:
         return None if channel is None or channel.finishing else channel
 
     async def publish(self, request: web.Request) -> web.Response:
-        """Queue one payload on a bench stream; kept cheap, it runs at hundreds per second."""
-        scan_id = request.match_info["scan_id"]
-        channel = self._open(scan_id)
-        if channel is None:
-            return _no_bench_stream(scan_id)
+        """Queue one payload on a bench stream (of several, the one its ``seq`` picks); kept
+        cheap, it runs at hundreds per second."""
+        scan_ids = request.match_info["scan_id"].split(",")
+        if len(scan_ids) > MAX_SPREAD:
+            return error_response(
+                BadRequest("invalid_path", f"at most {MAX_SPREAD} scan ids, comma-separated")
+            )
         try:
             payload = json.loads(await request.read())
         except ValueError:
             return error_response(BadRequest("invalid_json", "the request body is not valid JSON"))
         if not isinstance(payload, dict):
             return error_response(BadRequest("invalid_body", "the payload must be a JSON object"))
+        seq = payload.get("seq", 0) if len(scan_ids) == 1 else payload.get("seq")
+        if isinstance(seq, bool) or not isinstance(seq, int):
+            return error_response(
+                BadRequest("invalid_body", "spread over several scans, a payload needs a seq")
+            )
+        scan_id = scan_ids[seq % len(scan_ids)]
+        channel = self._open(scan_id)
+        if channel is None:
+            return _no_bench_stream(scan_id)
         if channel.queue.qsize() >= BENCH_QUEUE_MAX:
             return web.json_response(
                 {"error": "overloaded", "message": f"{BENCH_QUEUE_MAX} frames already waiting"},

@@ -56,6 +56,7 @@ class Knobs:
     bom: bool = False
     bench: bool = False
     stamp_emit: bool = False
+    findings_of: str | None = None
 
 
 @dataclass(frozen=True)
@@ -147,6 +148,7 @@ def _parse_knobs(conf: dict[str, Any], config: MockScannerConfig) -> Knobs:
         bom=bool(bom),
         bench=bool(bench),
         stamp_emit=bool(stamp_emit),
+        findings_of=_choice_knob(conf, "findings_of", scenario.SCANNER_KINDS),
     )
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import importlib.resources
+import io
 import json
 import re
 import urllib.parse
@@ -16,6 +17,7 @@ from typing import Any
 import jsonschema  # type: ignore[import-untyped]  # no types-jsonschema in the venv
 from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient
+from rich.console import Console
 
 from gateway.config import Config, config_from_dict
 from gateway.engine.hub import Bus, EndOfStream, Hub
@@ -101,6 +103,38 @@ def openapi_for(config: Config) -> dict[str, Any]:
     return build_openapi(config, app.router.routes())
 
 
+COLLECTIONS_API = "/api/v1/scan-collections"
+
+
+async def start_collection(
+    client: TestClient[Any, Any],
+    *,
+    scanners: list[str] | tuple[str, ...] = SCANNERS,
+    sub: str = "alice",
+    use_sse: bool = True,
+    configurations: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Start a scan collection; its ``POST`` answer's ``data``."""
+    body: dict[str, Any] = {"repository_name": "acme/web", "scanners": list(scanners)}
+    if configurations is not None:
+        body["configurations"] = configurations
+    response = await client.post(
+        f"{COLLECTIONS_API}/?use_sse={'true' if use_sse else 'false'}", json=body, headers=auth(sub)
+    )
+    assert response.status == 201, await response.text()
+    data: dict[str, Any] = (await response.json())["data"]
+    return data
+
+
+async def collection_events(
+    client: TestClient[Any, Any], collection_id: str, sub: str = "alice"
+) -> list[tuple[int, dict[str, Any]]]:
+    """A collection's whole stream, as (id, data)."""
+    path = f"{COLLECTIONS_API}/{collection_id}/stream"
+    async with client.get(path, headers=auth(sub)) as response:
+        return await read_events(response)
+
+
 def error_shape(body: dict[str, Any]) -> None:
     """The one error envelope every failure uses."""
     assert set(body) == {"success", "data", "error", "message", "detail", "timestamp"}
@@ -156,6 +190,44 @@ def ask_streams_to_reconnect(app: web.Application, scan_id: str) -> None:
     hub = app[BUS]
     assert isinstance(hub, Hub), "the in-process hub of the SQLite backend"
     hub.end_channel(scan_id, EndOfStream.SHUTDOWN)
+
+
+# --- the command-line client -------------------------------------------------------------------
+
+
+class Lines(io.StringIO):
+    """A console file that calls ``on_line`` with each complete line as it is written."""
+
+    def __init__(self, on_line: Callable[[str], None] | None = None) -> None:
+        super().__init__()
+        self.on_line = on_line
+        self._partial = ""
+
+    def write(self, text: str) -> int:
+        written = super().write(text)
+        if self.on_line is not None:
+            *complete, self._partial = (self._partial + text).split("\n")
+            for line in complete:
+                self.on_line(line)
+        return written
+
+
+def console(
+    file: io.StringIO | None = None, *, terminal: bool = False, width: int = 100
+) -> Console:
+    """A rich Console on a StringIO: a CI log (``terminal=False``) or a terminal."""
+    return Console(file=file or io.StringIO(), force_terminal=terminal, width=width)
+
+
+def console_text(target: Console) -> str:
+    file = target.file
+    assert isinstance(file, io.StringIO)
+    return file.getvalue()
+
+
+def console_json(target: Console) -> list[dict[str, Any]]:
+    """Every line the console got, each a JSON object (``--json`` output)."""
+    return [json.loads(line) for line in console_text(target).splitlines()]
 
 
 # --- SARIF: the official schema, and what GitHub code scanning needs besides ------------------

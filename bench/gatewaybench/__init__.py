@@ -8,7 +8,8 @@ Modules, from the bottom up:
 * ``stack``: one mock scanner and one or more gateways (and their Redis) for a scenario.
 * ``loadgen``: the harness's C load generator: specs, one synchronised run of several.
 * ``stats`` and ``meters``: figures from the loadgens' results and from ``/proc``.
-* ``scenarios``: one module per part (fan-out, first event, replay, pipeline, replicas).
+* ``scenarios``: one module per part (fan-out, first event, replay, pipeline,
+  collections, replicas).
 * ``profiles``: py-spy and tracemalloc profiles of the gateway under a scenario's load.
 * ``report``: the verdicts against the targets and the Markdown report.
 * ``cli``: the command line, the order of the parts and the result files.

@@ -18,6 +18,8 @@ from .procs import redis_missing, shell_quote
 from .profiling import profile_path, run_profile
 from .report.markdown import markdown
 from .report.verdicts import verdicts
+from .scenarios.collections import SERVER as COLLECTIONS_SERVER
+from .scenarios.collections import collections
 from .scenarios.fanout import fanout
 from .scenarios.first_event import first_event
 from .scenarios.pipeline import pipeline
@@ -27,7 +29,7 @@ from .scenarios.replicas import replicas
 from .scenarios.spec import failed_row, split_list
 
 DEFAULT_FANOUT: Final = "100x20x10,1000x20x10,5000x20x10,10000x20x10,1000x500x5"
-DEFAULT_PARTS: Final = "fanout,first,replay,pipeline,replicas"
+DEFAULT_PARTS: Final = "fanout,first,replay,pipeline,collections,replicas"
 DEFAULT_REPLICAS: Final = "5000x20x10"
 
 
@@ -51,6 +53,12 @@ def parser(description: str | None) -> argparse.ArgumentParser:
     p.add_argument(
         "--no-baseline", action="store_true", help="skip the aiohttp-sse pipeline baseline"
     )
+    p.add_argument("--collections", default="100", help="collection counts")
+    p.add_argument("--collection-scanners", type=int, default=4, help="scanners per collection")
+    p.add_argument(
+        "--collection-rate", type=float, default=10.0, help="ev/s per collection (all scanners)"
+    )
+    p.add_argument("--collection-seconds", type=float, default=10.0)
     p.add_argument(
         "--replicas",
         default=DEFAULT_REPLICAS,
@@ -61,7 +69,9 @@ def parser(description: str | None) -> argparse.ArgumentParser:
     p.add_argument("--anchors-prefix", help="find $SSEBENCH_WORK/results/<prefix>-*.json")
     p.add_argument("--anchors-since", type=float, help="...written after this epoch time")
     p.add_argument(
-        "--profile", default="", help="comma list: fanout:N, memory:N, pipeline:K, first, replay"
+        "--profile",
+        default="",
+        help="comma list: fanout:N, memory:N, pipeline:K, collections:C, first, replay",
     )
     p.add_argument("--out", default=str(RESULTS))
     return p
@@ -177,6 +187,30 @@ class Session:
                     log(f"pipeline {scans} failed: {exc}")
                 self.save()
 
+    def run_collections(self) -> None:
+        args = self.args
+        self.report["collections"] = []
+        for count in [int(x) for x in split_list(args.collections)]:
+            spec = f"{count}x{args.collection_rate:g}x{args.collection_seconds:g}"
+            log(
+                f"collections {count} x {args.collection_scanners} scanners, "
+                f"{args.collection_rate:g} ev/s each"
+            )
+            try:
+                row = collections(
+                    self.harness,
+                    self.logdir,
+                    count,
+                    args.collection_scanners,
+                    args.collection_rate,
+                    args.collection_seconds,
+                )
+            except Exception as exc:
+                log(f"collections {count} failed: {exc}")
+                row = failed_row(COLLECTIONS_SERVER, spec, str(exc))
+            self.report["collections"].append(row)
+            self.save()
+
     def run_replicas(self) -> None:
         self.report["replicas"] = []
         skipped = redis_missing()
@@ -222,6 +256,7 @@ class Session:
             ("first", self.run_first),
             ("replay", self.run_replay),
             ("pipeline", self.run_pipeline),
+            ("collections", self.run_collections),
             ("replicas", self.run_replicas),
         ):
             if part in self.parts:

@@ -13,6 +13,7 @@ PY: Final = sys.executable
 SCANNERS: Final = ("secret_scanner", "sast_scanner", "llm_scanner", "dast_scanner")
 SCANNER: Final = "secret_scanner"
 API: Final = "/api/v1/scans"
+COLLECTIONS_API: Final = "/api/v1/scan-collections"
 MiB: Final = 1024 * 1024
 
 

@@ -1,5 +1,6 @@
 """``--profile``: which profile each item of the list names (``fanout:N``, ``memory:N``,
-``pipeline:K``, ``first``, ``replay``) and the fan-out profile, which no part runs itself."""
+``pipeline:K``, ``collections:C`` (of 4 scanners), ``first``, ``replay``) and the fan-out
+profile, which no part runs itself."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from .harness import Harness
 from .loadgen import LoadSpec, run_loadgens
 from .profiles.memory import profile_memory
 from .profiles.pyspy import finish_pyspy, start_pyspy
+from .scenarios.collections import collections
 from .scenarios.first_event import first_event
 from .scenarios.pipeline import pipeline
 from .scenarios.replay import replay
@@ -67,6 +69,11 @@ def run_profile(
     if kind == "pipeline":
         row = pipeline(harness, logdir, int(arg), pipeline_rate, pipeline_seconds, profile=out)
         profile: dict[str, Any] = row["profile"]
+    elif kind == "collections":
+        row = collections(
+            harness, logdir, int(arg), 4, pipeline_rate, pipeline_seconds, profile=out
+        )
+        profile = row["profile"]
     elif kind == "first":
         profile = first_event(harness, logdir, first_scans * 3, profile=out)["profile"]
     elif kind == "replay":

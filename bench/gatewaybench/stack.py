@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from .common import API, PY, ROOT, SCANNER, SCANNERS
+from .common import API, COLLECTIONS_API, PY, ROOT, SCANNER, SCANNERS
 from .procs import (
     clean_env,
     free_port,
@@ -148,6 +148,13 @@ class Stack:
     def publish_url(self, scan_id: str) -> str:
         return f"{self.mock_url}/bench/{scan_id}/publish"
 
+    def collection_stream_url(self, collection_id: str) -> str:
+        return f"{self.gw}{COLLECTIONS_API}/{collection_id}/stream"
+
+    def spread_url(self, scan_ids: Sequence[str]) -> str:
+        """One publisher over several bench scans: each payload to the one its seq picks."""
+        return f"{self.mock_url}/bench/{','.join(scan_ids)}/publish"
+
     def finish_url(self, scan_id: str) -> str:
         return f"{self.mock_url}/bench/{scan_id}/finish"
 
@@ -240,6 +247,27 @@ class Stack:
             raise RuntimeError(f"POST scan answered {status}: {answer!r}")
         scan_id: str = answer["data"]["scan_id"]
         return scan_id
+
+    def create_collection(self, scanners: Sequence[str], **knobs: Any) -> tuple[str, list[str]]:
+        """A collection of bench scans, one per scanner: (its id, its scans' ids)."""
+        body = {
+            "repository_name": "bench/repo",
+            "scanners": list(scanners),
+            "configurations": {"bench": True, **knobs},
+        }
+        url = f"{self.gw}{COLLECTIONS_API}/?use_sse=true"
+        status, answer = http("POST", url, body, self.auth)
+        if status != 201:
+            raise RuntimeError(f"POST collection answered {status}: {answer!r}")
+        return answer["data"]["collection_id"], answer["data"]["scan_ids"]
+
+    def collection(self, collection_id: str) -> dict[str, Any]:
+        url = f"{self.gw}{COLLECTIONS_API}/{collection_id}"
+        status, answer = http("GET", url, headers=self.auth)
+        if status != 200:
+            raise RuntimeError(f"GET collection answered {status}: {answer!r}")
+        data: dict[str, Any] = answer["data"]
+        return data
 
     def scan(self, scan_id: str) -> dict[str, Any]:
         status, answer = http("GET", f"{self.gw}{API}/{scan_id}", headers=self.auth)

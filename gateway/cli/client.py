@@ -18,19 +18,26 @@ from gateway.http.auth import TokenVerifier
 EXIT_COMPLETED = 0
 EXIT_FAILED = 1
 EXIT_CANCELLED = 2
-EXIT_AUTH_EXPIRED = 3
+EXIT_AUTH_EXPIRED = 3  # the gateway refused the token (401): expired, or not valid at all
+EXIT_AUTH = EXIT_AUTH_EXPIRED
 EXIT_ERROR = 4  # the API refused a request (its error envelope), or bad arguments/config
 EXIT_UNREACHABLE = 5  # the gateway cannot be reached, or the stream was lost for good
+EXIT_FINDINGS = 6  # --fail-on: a finding at or above that severity (new ones, with --baseline)
 EXIT_INTERRUPTED = 130  # Ctrl-C
 
 EXIT_CODES_HELP = """\
-exit codes:
-  0    the scan completed (a severity summary is printed); `scan` without --watch: started
-  1    the scan failed (its error is printed)
-  2    the scan was cancelled
-  3    the token expired: get a new one (the CLI cannot refresh it), resume with --last-event-id
-  4    the API refused a request (its message is printed) or the arguments/config are invalid
+exit codes (the first that applies):
+  0    the scan or collection completed (and, with --fail-on, no finding at or above it);
+       `scan` without --watch: started
+  1    the scan or collection failed (its error is printed; a collection's findings and
+       --sarif report are still given)
+  2    it was cancelled
+  3    the gateway refused the token (HTTP 401: expired, or not valid); the CLI cannot refresh
+       it: pass a new one with --token, resume with --last-event-id
+  4    bad usage: invalid arguments or config, or the API refused a request (its message is
+       printed: an unknown scanner or baseline, a limit reached)
   5    the gateway could not be reached, or the stream stayed lost for --max-attempts attempts
+  6    --fail-on: a finding at or above that severity (with --baseline: a new one)
   130  interrupted (Ctrl-C); resume with --last-event-id
 
 environment:
@@ -40,6 +47,7 @@ environment:
                 shares this machine's config, never a way to log in to a real deployment."""
 
 API = "/api/v1/scans"
+COLLECTIONS_API = "/api/v1/scan-collections"
 DEFAULT_RETRY_MS = 3000  # EventSource's usual default, until the server sends its own
 MINTED_TOKEN_MIN_TTL = 3600
 MAX_LINE = 16 * 1024 * 1024  # longest SSE line accepted from the gateway (characters)
@@ -69,8 +77,8 @@ class Options:
     request_timeout: float = 30
     token_minted: bool = False  # the token was minted locally (for the hint on a 401)
 
-    def endpoint(self, path: str = "") -> str:
-        return f"{self.url.rstrip('/')}{API}{path}"
+    def endpoint(self, path: str = "", api: str = API) -> str:
+        return f"{self.url.rstrip('/')}{api}{path}"
 
     @property
     def headers(self) -> dict[str, str]:
@@ -189,6 +197,7 @@ async def api_error(
                 "; the token was minted from this machine's jwt secret, which this gateway does"
                 " not accept: pass --token or set XPLOYT_TOKEN"
             )
+        return CliError(message, EXIT_AUTH)
     return CliError(message, EXIT_ERROR)
 
 
@@ -203,12 +212,12 @@ def token_expired(reason: str, options: Options, resume: str | None = None) -> C
     return CliError(message, EXIT_AUTH_EXPIRED)
 
 
-def _unreachable(url: str, exc: BaseException) -> CliError:
+def unreachable(url: str, exc: BaseException) -> CliError:
     detail = str(exc) or type(exc).__name__
     return CliError(f"cannot reach the gateway at {url}: {detail}", EXIT_UNREACHABLE)
 
 
-async def _request(
+async def request_data(
     session: aiohttp.ClientSession,
     options: Options,
     method: str,
@@ -216,9 +225,27 @@ async def _request(
     *,
     body: Mapping[str, Any] | None = None,
     params: Mapping[str, str] | None = None,
+    api: str = API,
 ) -> Any:
     """One API call: its ``data`` on success, :class:`CliError` otherwise."""
-    url = options.endpoint(path)
+    envelope = await fetch_json(session, options, method, path, body=body, params=params, api=api)
+    if not isinstance(envelope, dict) or "data" not in envelope:
+        raise CliError(f"unexpected answer from {options.endpoint(path, api)}: no data envelope")
+    return envelope["data"]
+
+
+async def fetch_json(
+    session: aiohttp.ClientSession,
+    options: Options,
+    method: str,
+    path: str,
+    *,
+    body: Mapping[str, Any] | None = None,
+    params: Mapping[str, str] | None = None,
+    api: str = API,
+) -> Any:
+    """One call whose answer is JSON (enveloped or not); :class:`CliError` otherwise."""
+    url = options.endpoint(path, api)
     timeout = aiohttp.ClientTimeout(total=options.request_timeout)
     try:
         async with session.request(
@@ -226,14 +253,12 @@ async def _request(
         ) as response:
             if response.status >= 400:
                 raise await api_error(response, options)
-            envelope = await response.json(content_type=None, loads=loads_strict)
+            answer = await response.json(content_type=None, loads=loads_strict)
     except (aiohttp.ClientError, TimeoutError) as exc:
-        raise _unreachable(options.url, exc) from None
+        raise unreachable(options.url, exc) from None
     except ValueError as exc:  # a 2xx that is not JSON: not a gateway
         raise CliError(f"unexpected answer from {url}: {exc}") from None
-    if not isinstance(envelope, dict) or "data" not in envelope:
-        raise CliError(f"unexpected answer from {url}: no data envelope")
-    return envelope["data"]
+    return answer
 
 
 async def post_scan(
@@ -247,19 +272,26 @@ async def post_scan(
         "configurations": dict(command.configurations),
     }
     params = {"use_sse": "true" if command.use_sse else "false"}
-    data = await _request(session, options, "POST", "/", body=body, params=params)
+    data = await request_data(session, options, "POST", "/", body=body, params=params)
     if not isinstance(data, dict) or not isinstance(data.get("scan_id"), str):
         raise CliError("unexpected answer to POST /api/v1/scans/: no scan_id")
     return data
 
 
 async def scan_data(
-    session: aiohttp.ClientSession, options: Options, scan_id: str, tail: str = ""
+    session: aiohttp.ClientSession,
+    options: Options,
+    scan_id: str,
+    tail: str = "",
+    *,
+    api: str = API,
+    params: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    data = await _request(session, options, "GET", f"/{quote(scan_id, safe='')}{tail}")
+    """``GET`` a scan (or, with ``api=COLLECTIONS_API``, a collection), or one of its
+    sub-resources: its ``data`` object."""
+    path = f"/{quote(scan_id, safe='')}{tail}"
+    data = await request_data(session, options, "GET", path, params=params, api=api)
     if not isinstance(data, dict):
-        raise CliError(f"unexpected answer for scan {scan_id}: data is not an object")
+        noun = "scan" if api == API else "collection"
+        raise CliError(f"unexpected answer for {noun} {scan_id}: data is not an object")
     return data
-
-
-# --- output -----------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from rich.text import Text
 from gateway.cli.client import TERMINAL_STATUS_VALUES
 from gateway.domain.models import SEVERITIES, Status
 
-_SEVERITY_STYLES = {
+SEVERITY_STYLES = {
     "critical": "bold red",
     "high": "red",
     "medium": "yellow",
@@ -71,7 +71,11 @@ class Display:
     def stop(self) -> None: ...
 
     def finish(
-        self, final: Mapping[str, Any], results: Mapping[str, Any] | None, code: int
+        self,
+        final: Mapping[str, Any],
+        results: Mapping[str, Any] | None,
+        code: int,
+        gate: Mapping[str, Any] | None = None,
     ) -> None: ...
 
 
@@ -89,7 +93,11 @@ class JsonLines(Display):
         say(self.errors, message, "yellow")
 
     def finish(
-        self, final: Mapping[str, Any], results: Mapping[str, Any] | None, code: int
+        self,
+        final: Mapping[str, Any],
+        results: Mapping[str, Any] | None,
+        code: int,
+        gate: Mapping[str, Any] | None = None,
     ) -> None:
         summary = results.get("summary") if results else None
         data = {
@@ -101,6 +109,7 @@ class JsonLines(Display):
             "findings": _finding_count(results),
             "findings_dropped": results.get("findings_dropped") if results else None,
             "summary": summary,
+            **(gate or {}),
         }
         json_line(self.console, None, "summary", data)
 
@@ -108,8 +117,8 @@ class JsonLines(Display):
 _MARKS = {"completed": ("✓", "green"), "failed": ("✗", "red"), "cancelled": ("■", "yellow")}
 
 
-class _StateColumn(SpinnerColumn):
-    """A spinner while the scan runs; a mark once it has ended."""
+class StateColumn(SpinnerColumn):
+    """A spinner while it runs; a mark once it has ended."""
 
     def render(self, task: Task) -> RenderableType:
         mark = _MARKS.get(task.fields.get("status", ""))
@@ -124,7 +133,7 @@ class Bar(Display):
     def __init__(self, console: Console) -> None:
         self.console = console
         self.progress = Progress(
-            _StateColumn(),
+            StateColumn(),
             TextColumn("{task.fields[status]:<12}", markup=False),
             BarColumn(bar_width=30),
             TaskProgressColumn(),
@@ -164,7 +173,7 @@ class Bar(Display):
         shown = f"{percent:>3}%" if isinstance(percent, int) else "   ?"
         label = f"{event_id!s:>4}" if event_id is not None else "   -"
         line = Text.assemble(
-            (label, "dim"), "  ", (f"{status:<12}", _status_style(status)), f" {shown}  ", text
+            (label, "dim"), "  ", (f"{status:<12}", status_style(status)), f" {shown}  ", text
         )
         if name != "message":
             line = Text.assemble((f"[{name}] ", "magenta"), line)
@@ -177,7 +186,11 @@ class Bar(Display):
         self.progress.stop()
 
     def finish(
-        self, final: Mapping[str, Any], results: Mapping[str, Any] | None, code: int
+        self,
+        final: Mapping[str, Any],
+        results: Mapping[str, Any] | None,
+        code: int,
+        gate: Mapping[str, Any] | None = None,
     ) -> None:
         status = str(final.get("status"))
         scan_id = clean(final.get("scan_id", ""))
@@ -218,7 +231,7 @@ def _finding_count(results: Mapping[str, Any] | None) -> int | None:
 _STATUS_STYLES = {"completed": "green", "failed": "red", "cancelled": "yellow"}
 
 
-def _status_style(status: str) -> str:
+def status_style(status: str) -> str:
     return _STATUS_STYLES.get(status, "cyan")
 
 
@@ -229,7 +242,7 @@ def _summary_table(summary: Mapping[str, Any], count: int) -> Table:
     names = [*SEVERITIES, *(name for name in summary if name not in SEVERITIES)]
     for name in names:
         value = summary.get(name, 0)
-        style = _SEVERITY_STYLES.get(name, "") if value else "dim"
+        style = SEVERITY_STYLES.get(name, "") if value else "dim"
         table.add_row(Text(clean(name), style=style), Text(clean(value), style=style))
     return table
 

@@ -109,6 +109,9 @@ class LimitsConfig(Section, frozen=True):
     max_events_per_scan: Annotated[
         int, Meta(ge=3, extra={"why": "pending, connecting and the terminal event"})
     ] = 20_000
+    # Reports (SARIF, or against a baseline) built at once: each holds every finding of what it
+    # reports, seconds of CPU and 100+ MiB at the findings' bounds. Past it, 429.
+    max_report_builds: Positive = 2
 
 
 class FindingsConfig(Section, frozen=True):

@@ -7,7 +7,8 @@
     ├── Unauthorized                  401 unauthorized (adds WWW-Authenticate: Bearer)
     ├── Forbidden                     403 forbidden
     ├── NotFound                      404 not_found
-    │   └── ScanNotFound              404 scan_not_found
+    │   ├── ScanNotFound              404 scan_not_found
+    │   └── CollectionNotFound        404 collection_not_found
     ├── MethodNotAllowed              405 method_not_allowed
     ├── NotAcceptable                 406 not_acceptable
     ├── RequestTimeout                408 request_timeout (closes the connection)
@@ -38,6 +39,7 @@ from enum import StrEnum
 
 __all__ = [
     "BadRequest",
+    "CollectionNotFound",
     "Conflict",
     "Draining",
     "Forbidden",
@@ -115,6 +117,13 @@ class ScanNotFound(NotFound):
 
     def __init__(self, scan_id: str) -> None:
         super().__init__(f"scan {scan_id!r} not found")
+
+
+class CollectionNotFound(NotFound):
+    code = "collection_not_found"
+
+    def __init__(self, collection_id: str) -> None:
+        super().__init__(f"scan collection {collection_id[:100]!r} not found")
 
 
 class MethodNotAllowed(GatewayError):

@@ -1,6 +1,6 @@
-"""The Prometheus instruments updated as things happen (scan outcomes, upstream errors,
-request latency), in a registry of the app's own (tests build many apps). ``metrics`` adds the
-figures read only when Prometheus scrapes."""
+"""The Prometheus instruments updated as things happen (scan and collection outcomes, upstream
+errors, request latency), in a registry of the app's own (tests build many apps).
+``metrics`` adds the figures read only when Prometheus scrapes."""
 
 from __future__ import annotations
 
@@ -17,6 +17,12 @@ class Metrics:
             "Scan durations, from creation to the terminal event",
             ["scanner", "outcome"],
             buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600),
+            registry=self.registry,
+        )
+        self.collections = Counter(
+            "xployt_collections",
+            "Scan collections ended, by outcome (counted by the replica that wrote the end)",
+            ["outcome"],
             registry=self.registry,
         )
         self.upstream_errors = Counter(

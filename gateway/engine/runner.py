@@ -98,6 +98,33 @@ class ScanRunner:
             )
         self._owners[owner] += 1
 
+    def submit_all(
+        self, scans: Sequence[NewScan], first: EventDraft
+    ) -> list[asyncio.Future[ScanRecord]]:
+        """Submit every scan of one owner, or none (429 saying how many could start now):
+        a collection's scans count against the running-scan limits like any others."""
+        limits = self._config.limits
+        wanted = len(scans)
+        owners = {scan.owner for scan in scans}
+        own_free = min(
+            limits.max_running_scans_per_subject - self._owners[owner] for owner in owners
+        )
+        if wanted > own_free:
+            raise LimitExceeded(
+                f"these {wanted} scans would take you past your maximum of "
+                f"{limits.max_running_scans_per_subject} running scans; "
+                f"{max(0, own_free)} more can start now",
+                retry_after=limits.retry_after_seconds,
+            )
+        free = limits.max_running_scans - self._owners.total()
+        if wanted > free:
+            raise LimitExceeded(
+                f"the gateway runs near its maximum of {limits.max_running_scans} scans and "
+                f"{max(0, free)} more can start now, not {wanted}; try later",
+                retry_after=limits.retry_after_seconds,
+            )
+        return [self.submit(scan, first) for scan in scans]
+
     def _release(self, owner: str) -> None:
         self._owners[owner] -= 1
         if self._owners[owner] <= 0:

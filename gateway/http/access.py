@@ -1,9 +1,10 @@
-"""What the caller may do: the permission each action needs, and which scans it can see.
+"""What the caller may do: the permission each action needs, and which scans and scan
+collections it can see.
 
-A caller sees its own scans; with ``scans:admin`` any subject's; with a stream ticket the one
-scan the ticket names. A scan it cannot see is 404, exactly as one that does not exist; an
-action it may not take on a scan it can see, or on no scan at all (starting one, listing), is
-403 with RFC 6750's ``insufficient_scope`` challenge naming the permission.
+A caller sees its own scans and collections; with ``scans:admin`` any subject's; with a stream
+ticket the one scan or collection the ticket names. One it cannot see is 404, exactly as one
+that does not exist; an action it may not take on one it can see, or on none at all (starting
+one, listing), is 403 with RFC 6750's ``insufficient_scope`` challenge naming the permission.
 """
 
 from __future__ import annotations
@@ -12,12 +13,20 @@ from typing import Final
 
 from aiohttp import web
 
-from gateway.domain.errors import BadRequest, Forbidden, ScanNotFound
+from gateway.domain.collections import CollectionRecord
+from gateway.domain.errors import BadRequest, CollectionNotFound, Forbidden, ScanNotFound
 from gateway.domain.models import ScanRecord
-from gateway.http.appkeys import PRINCIPAL, STORE
+from gateway.http.appkeys import COLLECTIONS, PRINCIPAL, STORE
 from gateway.identity.principal import Permission, Principal
 
-__all__ = ["MAX_SUBJECT", "SUBJECT_PARAM", "listed_subject", "require", "visible_scan"]
+__all__ = [
+    "MAX_SUBJECT",
+    "SUBJECT_PARAM",
+    "listed_subject",
+    "require",
+    "visible_collection",
+    "visible_scan",
+]
 
 SUBJECT_PARAM: Final = "subject"
 MAX_SUBJECT: Final = 255  # as tokens' subjects (identity.tokens)
@@ -41,32 +50,52 @@ def require(request: web.Request, permission: Permission, what: str) -> Principa
     return who
 
 
+def _sees(who: Principal, owner: str, log_id: str) -> bool | None:
+    """None if the caller cannot see an object of ``owner``'s whose log is ``log_id``; else
+    whether it counts as the caller's own."""
+    if who.scan_id is not None:  # a stream ticket: its one log, whoever owns it
+        return True if log_id == who.scan_id else None
+    own = owner == who.subject
+    return own if own or who.is_admin else None
+
+
 async def visible_scan(
     request: web.Request, permission: Permission, what: str, scan_id: str | None = None
 ) -> ScanRecord:
     """The scan named in the path (or ``scan_id``): 404 if the caller cannot see it, 403 if
     it may not do ``permission``'s action (``what``, for the message) on it."""
     scan_id = request.match_info["scan_id"] if scan_id is None else scan_id
-    who = request[PRINCIPAL]
     scan = await request.app[STORE].get_scan(scan_id)
-    if scan is None:
+    own = None if scan is None else _sees(request[PRINCIPAL], scan.owner, scan.scan_id)
+    if scan is None or own is None:
         raise ScanNotFound(scan_id)
-    if who.scan_id is not None:  # a stream ticket: its one scan, whoever owns it
-        if scan.scan_id != who.scan_id:
-            raise ScanNotFound(scan_id)
-        own = True
-    else:
-        own = scan.owner == who.subject
-        if not own and not who.is_admin:
-            raise ScanNotFound(scan_id)
-    if not who.may(permission, own=own):
-        raise _denied(permission, what)
+    _check(request, permission, what, own)
     return scan
 
 
-def listed_subject(request: web.Request) -> str:
-    """Whose scans a listing shows: the caller's, or with ``scans:admin`` the one
-    ``?subject=`` names (400 if it is no subject, 403 without the permission)."""
+async def visible_collection(
+    request: web.Request, permission: Permission, what: str, collection_id: str | None = None
+) -> CollectionRecord:
+    """The scan collection named in the path (or ``collection_id``), as ``visible_scan``."""
+    if collection_id is None:
+        collection_id = request.match_info["collection_id"]
+    record = await request.app[COLLECTIONS].get(collection_id)
+    own = None if record is None else _sees(request[PRINCIPAL], record.owner, record.log_id)
+    if record is None or own is None:
+        raise CollectionNotFound(collection_id)
+    _check(request, permission, what, own)
+    return record
+
+
+def _check(request: web.Request, permission: Permission, what: str, own: bool) -> None:
+    if not request[PRINCIPAL].may(permission, own=own):
+        raise _denied(permission, what)
+
+
+def listed_subject(request: web.Request, what: str = "scans") -> str:
+    """Whose scans (or collections: ``what``) a listing shows: the caller's, or with
+    ``scans:admin`` the one ``?subject=`` names (400 if it is no subject, 403 without the
+    permission)."""
     who = request[PRINCIPAL]
     wanted = request.query.get(SUBJECT_PARAM)
     if wanted is not None and not (0 < len(wanted) <= MAX_SUBJECT and wanted.isprintable()):
@@ -75,7 +104,7 @@ def listed_subject(request: web.Request) -> str:
             "printable characters"
         )
     if wanted is None or wanted == who.subject:
-        return require(request, Permission.READ, "listing scans").subject
+        return require(request, Permission.READ, f"listing {what}").subject
     if not who.may(Permission.READ, own=False):
-        raise _denied(Permission.ADMIN, "listing another subject's scans")
+        raise _denied(Permission.ADMIN, f"listing another subject's {what}")
     return wanted

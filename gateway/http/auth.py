@@ -15,6 +15,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from gateway.config import AuthConfig, Config
+from gateway.domain.collections import log_id
 from gateway.domain.errors import Forbidden, Unauthorized
 from gateway.http.appkeys import CONFIG, PRINCIPAL, TICKETS, VERIFIER
 from gateway.identity.tokens import Principal, TicketIssuer, TokenVerifier
@@ -22,6 +23,7 @@ from gateway.identity.tokens import Principal, TicketIssuer, TokenVerifier
 # Principal, TicketIssuer and TokenVerifier live in .tokens (below the app's state, which
 # holds them); they are named here too, as what authentication hands out and works with.
 __all__ = [
+    "COLLECTION_STREAM_ROUTE",
     "STREAM_ROUTE",
     "Principal",
     "TicketIssuer",
@@ -33,8 +35,9 @@ __all__ = [
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Paths under this prefix need a credential; health probes and the like do not.
 PROTECTED_PREFIX = "/api/"
-# The one route that accepts stream tickets.
+# The routes that accept stream tickets: a scan's stream, a collection's.
 STREAM_ROUTE = "scan-stream"
+COLLECTION_STREAM_ROUTE = "collection-stream"
 # Routes under the prefix that need no credential: clearing a session cookie, the API
 # description, and the dev-only token endpoint (absent unless dev_mode).
 PUBLIC_ROUTES = frozenset({"session-delete", "openapi-json", "openapi-docs", "dev-token"})
@@ -60,9 +63,14 @@ def _query_token(request: web.Request, config: AuthConfig) -> str | None:
     return None
 
 
-def _is_stream_route(request: web.Request) -> bool:
-    route = request.match_info.route
-    return route.name == STREAM_ROUTE
+def _ticket_binding(request: web.Request) -> str | None:
+    """The log a ticket must be bound to on this route; None where tickets are not taken."""
+    name = request.match_info.route.name
+    if name == STREAM_ROUTE:
+        return request.match_info["scan_id"]
+    if name == COLLECTION_STREAM_ROUTE:
+        return log_id(request.match_info["collection_id"])
+    return None
 
 
 async def authenticate(request: web.Request) -> Principal:
@@ -73,8 +81,9 @@ async def authenticate(request: web.Request) -> Principal:
     if header:
         return await app[VERIFIER].verify(bearer_token(header))
     ticket = request.query.get(TICKET_PARAM)
-    if ticket and _is_stream_route(request):
-        return app[TICKETS].verify(ticket, request.match_info["scan_id"])
+    bound_to = _ticket_binding(request) if ticket else None
+    if ticket and bound_to is not None:
+        return app[TICKETS].verify(ticket, bound_to)
     query_token = _query_token(request, config.auth)
     if query_token:
         return await app[VERIFIER].verify(query_token, via="query")

@@ -22,7 +22,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from gateway.engine.instruments import Metrics
-from gateway.http.appkeys import BUS, DRAIN, METRICS, RUNNER, STREAMS
+from gateway.http.appkeys import BUS, COLLECTION_RUNNER, DRAIN, METRICS, RUNNER, STREAMS
 
 __all__ = ["app_metrics", "metrics_middleware"]
 
@@ -37,7 +37,7 @@ def app_metrics(app: web.Application) -> Metrics:
 
 
 class _LiveCollector(Collector):
-    """Reads the hub, the stream registry and the runner when Prometheus scrapes."""
+    """Reads the hub, the stream registry and the runners when Prometheus scrapes."""
 
     def __init__(self, app: web.Application) -> None:
         self._app = app
@@ -60,6 +60,12 @@ class _LiveCollector(Collector):
             "Seconds the drain still waits for running scans at most (server.drain_seconds "
             "before it begins)",
             value=drain.remaining(),
+        )
+        manager = self._app.get(COLLECTION_RUNNER)
+        yield GaugeMetricFamily(
+            "xployt_running_collections",
+            "Scan collections this replica aggregates",
+            value=manager.running if manager else 0,
         )
         yield CounterMetricFamily(
             "xployt_events_in", "Events appended to scan logs", value=bus.stats.published

@@ -22,6 +22,7 @@ from aiohttp import web
 
 from gateway.config import Config
 from gateway.http import openapi_shared as shared
+from gateway.http.collection_schemas import COLLECTION_COMPONENTS, collection_components
 from gateway.http.operations import Answer, Operation, Param, Undocumented, declaration
 from gateway.http.schemas import component_name, components
 
@@ -32,6 +33,7 @@ DOCS_PATH = "/api/v1/docs"
 # The groups of operations, in the order the docs page shows them: each declaration names one.
 TAGS: Final = {
     "scans": "Start, list, read and cancel scans.",
+    "collections": "Several scanners on one repository, watched and reported as one.",
     "stream": "Watch a scan's events as they happen.",
     "auth": "The session cookie, for browsers.",
     "operations": "Probes and metrics (no token).",
@@ -51,8 +53,9 @@ class UndeclaredRoute(LookupError):
 
 @functools.cache
 def _generated() -> dict[str, Schema]:
-    """The components declared once in ``gateway.http.schemas``: the same for every config."""
-    return components()
+    """The components declared once in ``gateway.http.schemas`` and ``collection_schemas``:
+    the same for every config."""
+    return {**collection_components(), **components()}
 
 
 def _schemas(config: Config) -> dict[str, Schema]:
@@ -60,9 +63,12 @@ def _schemas(config: Config) -> dict[str, Schema]:
     scanners = sorted(config.scanners)
     if scanners:
         schemas["ScanCreate"]["properties"]["scanner_name"]["enum"] = scanners
-    schemas["Results"]["properties"]["vulnerabilities"].update(
-        items=shared.ref("Vulnerability"), maxItems=config.findings.max_page_size
-    )
+        listed = schemas["CollectionCreate"]["properties"]["scanners"]
+        listed["items"]["enum"] = scanners
+        listed.update(maxItems=len(scanners), uniqueItems=True)
+    for name in ("Results", "CollectionResults"):
+        schemas[name]["properties"]["vulnerabilities"]["maxItems"] = config.findings.max_page_size
+    schemas["Results"]["properties"]["vulnerabilities"]["items"] = shared.ref("Vulnerability")
     return schemas | shared.schemas(config)
 
 
@@ -76,7 +82,7 @@ def _shape(data: type | str | Schema | None) -> Schema:
     if data is None:
         return {"type": "null"}
     if isinstance(data, type):
-        return shared.ref(component_name(data))
+        return shared.ref(data.__name__ if data in COLLECTION_COMPONENTS else component_name(data))
     if isinstance(data, str):
         return shared.ref(data)
     return data

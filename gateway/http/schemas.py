@@ -56,11 +56,12 @@ _DATE_TIME: Final = {"format": "date-time"}
 _ANSWERED = "when the answer was made (ISO 8601, UTC)"
 _ERROR_CODES = (
     "`bad_request`, `invalid_json`, `unknown_scanner` (400); `unauthorized` (401); "
-    "`forbidden` (403); `not_found`, `scan_not_found` (404); `method_not_allowed` (405); "
-    "`not_acceptable` (406); `request_timeout` (408); `conflict`, `scan_not_ready` (409); "
-    "`payload_too_large` (413); `unsupported_media_type` (415); `validation_error` (422); "
-    "`limit_exceeded` (429); `internal_error` (500); `store_unavailable`, `keys_unavailable`, "
-    "`draining` (503); `http_error` for another status from the HTTP layer"
+    "`forbidden` (403); `not_found`, `scan_not_found`, `collection_not_found` (404); "
+    "`method_not_allowed` (405); `not_acceptable` (406); `request_timeout` (408); "
+    "`conflict`, `scan_not_ready` (409); `payload_too_large` (413); "
+    "`unsupported_media_type` (415); `validation_error` (422); `limit_exceeded` (429); "
+    "`internal_error` (500); `store_unavailable`, `keys_unavailable`, `draining` (503); "
+    "`http_error` for another status from the HTTP layer"
 )
 
 Count = Annotated[int, Meta(ge=0)]

@@ -7,6 +7,8 @@ import json
 import math
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import msgspec
 from aiohttp import web
@@ -22,11 +24,14 @@ from gateway.domain.errors import (
 from gateway.domain.models import Status
 from gateway.domain.text import has_controls
 from gateway.http.appkeys import CONFIG
+from gateway.http.collection_schemas import PER_SCANNER, CollectionCreate
 from gateway.http.schemas import MAX_REPOSITORY_NAME, ScanCreate
 
 __all__ = [
     "MAX_REPOSITORY_NAME",
+    "CollectionRequest",
     "ScanRequest",
+    "collection_request",
     "excerpt",
     "parse_bool",
     "parse_cursor",
@@ -154,6 +159,80 @@ def scan_request(body: object, scanners: Mapping[str, str]) -> ScanRequest:
     if wanted.configurations is None:
         wanted.configurations = {}
     return wanted
+
+
+@dataclass(frozen=True, slots=True)
+class CollectionRequest:
+    """The body of ``POST /api/v1/scan-collections/``, checked: each scanner with the
+    configuration it is sent."""
+
+    repository_name: str
+    configurations: dict[str, dict[str, Any]]  # scanner -> its configurations, in order
+
+
+def collection_request(body: object, scanners: Mapping[str, str]) -> CollectionRequest:
+    """``body`` decoded as ``collection_schemas.CollectionCreate``: 422 naming the field or
+    scanner that is wrong (missing, mistyped, empty, listed twice, too many), 400
+    ``unknown_scanner`` for scanners that are not configured."""
+    if not isinstance(body, dict):
+        raise ValidationError(f"request body must be a JSON object, got {_kind(body)}")
+    unknown = sorted(set(body) - set(CollectionCreate.__struct_fields__))
+    if unknown:
+        raise ValidationError(f"unknown field(s): {', '.join(unknown)}")
+    fields = {k: _stripped(body[k]) for k in CollectionCreate.__struct_fields__ if k in body}
+    # The repository is checked as a scan's is, with the same words.
+    named = {"repository_name": fields["repository_name"]} if "repository_name" in fields else {}
+    repository = scan_request({**named, "scanner_name": "-"}, {"-": ""}).repository_name
+    names = _scanner_names(fields.get("scanners"), scanners)
+    shared = fields.get("configurations")
+    shared = {} if shared is None else shared
+    if not isinstance(shared, dict):
+        raise ValidationError(f"field 'configurations' must be an object, got {_kind(shared)}")
+    own = shared.get(PER_SCANNER, {})
+    if not isinstance(own, dict):
+        raise ValidationError(f"'configurations.{PER_SCANNER}' must be an object, got {_kind(own)}")
+    strangers = sorted(set(own) - set(names))
+    if strangers:
+        raise ValidationError(
+            f"'configurations.{PER_SCANNER}' names scanner(s) not in 'scanners': "
+            + ", ".join(repr(name[:100]) for name in strangers[:10])
+        )
+    for name, value in own.items():
+        if not isinstance(value, dict):
+            raise ValidationError(
+                f"'configurations.{PER_SCANNER}.{name}' must be an object, got {_kind(value)}"
+            )
+    common = {key: value for key, value in shared.items() if key != PER_SCANNER}
+    return CollectionRequest(repository, {name: {**common, **own.get(name, {})} for name in names})
+
+
+def _scanner_names(value: object, scanners: Mapping[str, str]) -> list[str]:
+    if value is None:
+        raise ValidationError("field 'scanners' is required")
+    if not isinstance(value, list):
+        raise ValidationError(f"field 'scanners' must be an array of names, got {_kind(value)}")
+    if not value:
+        raise ValidationError("field 'scanners' is empty; name at least one scanner")
+    if len(value) > len(scanners):
+        raise ValidationError(
+            f"field 'scanners' lists {len(value)} names; at most the {len(scanners)} "
+            "configured scanners, each once"
+        )
+    names: list[str] = []
+    for index, name in enumerate(value):
+        if not isinstance(name, str) or not name.strip():
+            raise ValidationError(
+                f"'scanners[{index}]' must be a scanner's name, got {_kind(name)}"
+            )
+        if name.strip() in names:
+            raise ValidationError(f"scanner {name.strip()[:100]!r} is listed twice in 'scanners'")
+        names.append(name.strip())
+    missing = [name for name in names if name not in scanners]
+    if missing:
+        known = ", ".join(sorted(scanners)) or "none"
+        listed = ", ".join(repr(name[:100]) for name in missing)
+        raise UnknownScanner(f"unknown scanner(s) {listed}; configured scanners: {known}")
+    return names
 
 
 def _stripped(value: object) -> object:

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, async_playwright
 
+from tests.browser.demo import open_demo as open_demo  # the fixture
+
 CHROMIUM_FLAGS = (
     "--headless",
     "--no-sandbox",

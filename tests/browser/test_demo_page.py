@@ -8,179 +8,18 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestServer
-from aiohttp.typedefs import Handler
-from playwright.async_api import Browser, Page, Route
+from playwright.async_api import Route
 
-from gateway import create_app
-from gateway.domain.models import ScanRecord, Status
+from gateway.domain.models import Status
 from gateway.http.appkeys import CONFIG, STORE
 from gateway.http.auth import TokenVerifier
-from tests.helpers import (
-    Gateway,
-    MakeConfig,
-    ask_streams_to_reconnect,
-    auth,
-    error_shape,
-    merge,
-    token,
-)
+from tests.browser.demo import OpenDemo
+from tests.helpers import Gateway, ask_streams_to_reconnect, auth, error_shape, token
 
-WAIT_MS = 20_000  # every single wait; each test stays well under a minute
 DOCS_SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "demo.png"
-STREAM_PATH = re.compile(r"/api/v1/scans/(?P<scan_id>[^/]+)/stream")
-# The page's defaults: a 100 ms reconnect (200 ms at most when told to) and mock scans of 10
-# steps 50 ms apart.
-PAGE_CONFIG: dict[str, Any] = {
-    "dev_mode": True,
-    "stream": {"retry_ms": 100, "reconnect_spread_ms": 100},
-    "mock": {"step_delay_seconds": 0.05, "steps": 10},
-}
-
-
-@dataclass
-class StreamRequest:
-    """One request for a scan's stream, as the gateway saw it."""
-
-    scan_id: str
-    last_event_id: str | None  # the Last-Event-ID header
-    query: dict[str, str]
-    status: int | None = None  # once the handler returned (a stream: once it ended)
-
-
-@dataclass
-class Recorder:
-    """Counts stream requests at the server (inserted first among the middlewares)."""
-
-    streams: list[StreamRequest] = field(default_factory=list)
-
-    @web.middleware
-    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        match = STREAM_PATH.fullmatch(request.path)
-        if match is None:
-            return await handler(request)
-        entry = StreamRequest(
-            match["scan_id"], request.headers.get("Last-Event-ID"), dict(request.query)
-        )
-        self.streams.append(entry)
-        response = await handler(request)
-        entry.status = response.status
-        return response
-
-    def of(self, scan_id: str) -> list[StreamRequest]:
-        return [entry for entry in self.streams if entry.scan_id == scan_id]
-
-    def statuses(self, scan_id: str) -> list[int | None]:
-        return [entry.status for entry in self.of(scan_id)]
-
-
-@dataclass
-class Demo:
-    """The gateway serving the demo page, and one browser tab on it."""
-
-    server: TestServer
-    page: Page
-    recorder: Recorder
-    page_errors: list[str]
-
-    @property
-    def app(self) -> web.Application:
-        return self.server.app
-
-    def card(self, scan_id: str) -> str:
-        return f'[data-scan-id="{scan_id}"]'
-
-    async def get_token(self, subject: str = "demo") -> None:
-        await self.page.fill("#subject", subject)
-        await self.page.get_by_role("button", name="Get a development token").click()
-        await self.page.wait_for_selector('#token-status[data-state="ready"]')
-
-    async def start(
-        self,
-        scanner: str = "secret_scanner",
-        repository: str = "acme/web",
-        *,
-        sse: bool = False,
-        configurations: dict[str, Any] | None = None,
-    ) -> str:
-        """Start a scan from the form; its id once the page shows its card."""
-        page = self.page
-        await page.get_by_label("Scanner", exact=True).select_option(scanner)
-        await page.get_by_label("Repository", exact=True).fill(repository)
-        await page.click(f"label[for={'mode-sse' if sse else 'mode-mock'}]")
-        if configurations is not None:
-            if not await page.eval_on_selector("details.advanced", "d => d.open"):
-                await page.click("details.advanced summary")
-            await page.fill("#configurations", json.dumps(configurations))
-        known = await page.evaluate("() => Object.keys(window.xployt.scans)")
-        await page.get_by_role("button", name="Start scan").click()
-        handle = await page.wait_for_function(
-            "known => Object.keys(window.xployt.scans).find((id) => !known.includes(id))",
-            arg=known,
-        )
-        scan_id: str = await handle.json_value()
-        await page.wait_for_selector(self.card(scan_id))
-        return scan_id
-
-    async def wait_status(self, scan_id: str, status: str) -> None:
-        await self.page.wait_for_selector(f'{self.card(scan_id)}[data-status="{status}"]')
-
-    async def wait_closed(self, scan_id: str) -> None:
-        """Until the scan's EventSource reached CLOSED for good."""
-        await self.page.wait_for_function("id => window.xployt.scans[id].closed", arg=scan_id)
-
-    async def record(self, scan_id: str) -> dict[str, Any]:
-        record: dict[str, Any] = await self.page.evaluate("id => window.xployt.scans[id]", scan_id)
-        return record
-
-    async def stored(self, scan_id: str) -> ScanRecord:
-        scan = await self.app[STORE].get_scan(scan_id)
-        assert scan is not None
-        return scan
-
-    async def errors(self) -> list[str]:
-        texts: list[str] = await self.page.locator("#errors .error-message").all_inner_texts()
-        return texts
-
-
-OpenDemo = Callable[..., Awaitable[Demo]]
-
-
-@pytest.fixture
-async def open_demo(
-    aiohttp_server: Callable[..., Awaitable[TestServer]],
-    make_config: MakeConfig,
-    browser: Browser,
-) -> AsyncIterator[OpenDemo]:
-    """Start a gateway (config overrides on top of PAGE_CONFIG) and open its demo page."""
-    demos: list[Demo] = []
-
-    async def open_(**overrides: Any) -> Demo:
-        app = create_app(make_config(**merge(PAGE_CONFIG, overrides)))
-        recorder = Recorder()
-        app.middlewares.insert(0, recorder.middleware)
-        server = await aiohttp_server(app)
-        context = await browser.new_context(viewport={"width": 1280, "height": 900})
-        page = await context.new_page()
-        page.set_default_timeout(WAIT_MS)
-        demo = Demo(server, page, recorder, [])
-        page.on("pageerror", lambda error: demo.page_errors.append(str(error)))
-        await page.goto(str(server.make_url("/")))
-        await page.wait_for_selector('body[data-ready="true"]')
-        demos.append(demo)
-        return demo
-
-    yield open_
-    for demo in demos:
-        await demo.page.context.close()
-        assert demo.page_errors == [], demo.page_errors
 
 
 def ids_to(last: int) -> list[int]:
@@ -409,7 +248,15 @@ async def test_page_and_assets_are_served(gateway: Gateway) -> None:
     )
     # Nothing from elsewhere: every linked file is one of ours, and no asset reaches out.
     assert all(link.startswith("/static/") for link in re.findall(r'(?:src|href)="([^"]*)"', html))
-    for asset in ("/static/app.js", "/static/style.css"):
+    # app.js imports the other modules: each is served as JavaScript (a module needs it).
+    imported = re.findall(
+        r'from "\./([a-z]+\.js)"', await (await client.get("/static/app.js")).text()
+    )
+    assert sorted(imported) == ["collections.js", "page.js"]
+    for name in imported:
+        response = await client.get(f"/static/{name}")
+        assert response.status == 200 and "javascript" in response.content_type, name
+    for asset in ("/static/app.js", *(f"/static/{name}" for name in imported), "/static/style.css"):
         text = await (await client.get(asset)).text()
         assert not re.search(r"https?://|@import|url\(", text), asset
     for missing in ("/static/index.html", "/static/nope.js", "/static/..%2fdemo.py"):
@@ -521,7 +368,7 @@ async def test_a_pasted_token_without_dev_mode(open_demo: OpenDemo) -> None:
     assert (await demo.record(scan_id))["ids"] == ids_to(stored.last_seq)
 
 
-async def test_screenshot_of_completed_scans(open_demo: OpenDemo, tmp_path: Path) -> None:
+async def test_screenshot_of_scans_and_a_collection(open_demo: OpenDemo, tmp_path: Path) -> None:
     demo = await open_demo()
     await demo.get_token()
     failing = await demo.start(
@@ -531,6 +378,14 @@ async def test_screenshot_of_completed_scans(open_demo: OpenDemo, tmp_path: Path
         "sast_scanner", "acme/payments-api", sse=True, configurations={"step_delay": 0.05}
     )
     secret = await demo.start("secret_scanner", "acme/web")
+    collection = await demo.start_collection(
+        ("secret_scanner", "sast_scanner", "dast_scanner"),
+        "acme/payments-api",
+        sse=True,
+        configurations={"step_delay": 0.05, "per_scanner": {"dast_scanner": {"fail_at": 60}}},
+    )
+    await demo.wait_collection(collection, "failed")
+    await demo.page.wait_for_selector(f"{demo.collection_card(collection)} .results tbody tr")
     await demo.wait_status(failing, "failed")
     await demo.page.wait_for_selector(f"{demo.card(failing)} .error-text:not([hidden])")
     for scan_id in (secret, sast):

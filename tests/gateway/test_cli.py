@@ -13,7 +13,6 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -26,37 +25,20 @@ from gateway import cli
 from gateway.config import config_from_dict
 from gateway.http.appkeys import STORE
 from gateway.http.auth import TokenVerifier
-from tests.helpers import SECRET, ask_streams_to_reconnect, auth, start_scan, stream, token
+from tests.helpers import (
+    SECRET,
+    Lines,
+    ask_streams_to_reconnect,
+    auth,
+    console,
+    start_scan,
+    stream,
+    token,
+)
+from tests.helpers import console_text as text
 from tests.keys import public_pem
 
 SEVERITY_NAMES = ("critical", "high", "medium", "low", "info", "unknown")
-
-
-class Lines(io.StringIO):
-    """A console file that calls ``on_line`` with each complete line as it is written."""
-
-    def __init__(self, on_line: Callable[[str], None] | None = None) -> None:
-        super().__init__()
-        self.on_line = on_line
-        self._partial = ""
-
-    def write(self, text: str) -> int:
-        written = super().write(text)
-        if self.on_line is not None:
-            *complete, self._partial = (self._partial + text).split("\n")
-            for line in complete:
-                self.on_line(line)
-        return written
-
-
-def console(file: io.StringIO | None = None) -> Console:
-    return Console(file=file or io.StringIO(), force_terminal=False, width=100)
-
-
-def text(target: Console) -> str:
-    file = target.file
-    assert isinstance(file, io.StringIO)
-    return file.getvalue()
 
 
 def options(client: Any, **overrides: Any) -> cli.Options:
@@ -286,19 +268,19 @@ async def test_unknown_last_event_id_adopts_the_reset_snapshot(client):
 # --- errors ------------------------------------------------------------------------------------
 
 
-async def test_bad_token_is_an_api_error(client):
+async def test_a_refused_token_exits_3(client):
     errors = console()
     out = console()
     bad = token("alice", secret="another-secret-" + "x" * 40)
     async with cli.open_session() as session:
         request = cli.ScanCommand("secret_scanner", "acme/web", watch=True)
         code = await cli.scan(session, out, options(client, token=bad), request, errors=errors)
-        assert code == cli.EXIT_ERROR == 4
+        assert code == cli.EXIT_AUTH == 3
         assert "error: token signature is invalid (HTTP 401)" in text(errors)
         assert text(out) == ""
         minted = options(client, token=bad, token_minted=True)
         code = await cli.watch(session, out, minted, "some-scan", errors=errors)
-        assert code == 4
+        assert code == 3
         assert "not accept: pass --token or set XPLOYT_TOKEN" in text(errors)
 
 

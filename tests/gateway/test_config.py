@@ -174,6 +174,7 @@ def test_the_findings_bounds_in_config_yaml_are_the_defaults():
     config = load_config(None, {})
     assert config.findings == FindingsConfig() == Config().findings
     assert config.limits.max_events_per_scan == LimitsConfig().max_events_per_scan
+    assert config.limits.max_report_builds == LimitsConfig().max_report_builds == 2
 
 
 @pytest.mark.parametrize(
@@ -238,6 +239,7 @@ def test_the_bounds_of_those_values_are_accepted():
             "event), got 2",
         ),
         ({"upstream": {"connect_retries": -1}}, "upstream.connect_retries: must not be negative"),
+        ({"limits": {"max_report_builds": 0}}, "limits.max_report_builds: must be greater than 0"),
         (
             {"upstream": {"max_json_depth": -1.5}},
             "upstream.max_json_depth: expected a whole number",

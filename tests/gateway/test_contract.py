@@ -46,16 +46,17 @@ from schemathesis.specs.openapi.schemas import OpenApiSchema
 from gateway import create_app
 from gateway.http.openapi import OPENAPI_PATH
 from gateway.scanners.sse_parser import SSEParser
-from tests.helpers import error_shape, start_scan, token
+from tests.helpers import collection_events, error_shape, start_collection, start_scan, token
 
 # Examples per operation, per mode: bounded, so that the whole run stays near 10 s. An operation
-# with a {scan_id} gets as many again with the ids of real scans (random ids only find 404s).
+# with a {scan_id} or {collection_id} gets as many again with real ids (random ones find 404s).
 EXAMPLES = {GenerationMode.POSITIVE: 25, GenerationMode.NEGATIVE: 15}
 EXAMPLE_DEADLINE = timedelta(seconds=5)  # one request each; a hang fails, it does not stall
 REQUEST_TIMEOUT = 10.0
 RUN_BUDGET_SECONDS = 90.0  # the whole fuzz loop; about 10 s on a 2-core machine
 # Endless by design (a running scan's stream lasts as long as the scan): called explicitly below.
 STREAM = ("GET", "/api/v1/scans/{scan_id}/stream")
+COLLECTION_STREAM = ("GET", "/api/v1/scan-collections/{collection_id}/stream")
 HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
 DOC_URI = "urn:xployt:openapi"
 
@@ -101,23 +102,30 @@ class Tally:
     no_negative: list[str] = field(default_factory=list)
 
 
+def _with_real_ids(
+    operation: schemathesis.APIOperation, mode: GenerationMode, name: str, ids: list[str]
+) -> st.SearchStrategy[schemathesis.Case]:
+    """Cases whose path parameter ``name`` is one of ``ids`` (random ids only find 404s)."""
+
+    def case(real_id: str) -> st.SearchStrategy[schemathesis.Case]:
+        return operation.as_strategy(generation_mode=mode, path_parameters={name: real_id})
+
+    return st.sampled_from(ids).flatmap(case)
+
+
 def fuzz_operation(
     operation: schemathesis.APIOperation,
     mode: GenerationMode,
-    scan_ids: list[str],
+    real_ids: dict[str, list[str]],
     tally: Tally,
     stop: threading.Event,
 ) -> None:
     strategy = operation.as_strategy(generation_mode=mode)
     examples = EXAMPLES[mode]
-    if "{scan_id}" in operation.path:
-        real = st.sampled_from(scan_ids).flatmap(
-            lambda scan_id: operation.as_strategy(
-                generation_mode=mode, path_parameters={"scan_id": scan_id}
-            )
-        )
-        strategy = st.one_of(strategy, real)
-        examples *= 2
+    for name, ids in real_ids.items():
+        if "{" + name + "}" in operation.path:
+            strategy = st.one_of(strategy, _with_real_ids(operation, mode, name, ids))
+            examples *= 2
 
     @hypothesis.settings(
         max_examples=examples,
@@ -183,6 +191,14 @@ async def test_every_operation_keeps_its_contract(live):
     running = await start_scan(live, use_sse=True, configurations={"step_delay": 5})
     for scan_id in (completed, failed):
         await wait_until_done(live, scan_id)
+    # Collections that ended (their streams end too): one completed, one failed.
+    collections = [
+        (await start_collection(live, configurations=configurations))["collection_id"]
+        for configurations in (None, {"per_scanner": {"sast_scanner": {"fail_at": 50}}})
+    ]
+    for collection_id in collections:
+        await collection_events(live, collection_id)
+    real_ids = {"scan_id": [completed, failed, running], "collection_id": collections}
     schema = await load_schema(live)
     # Every documented operation but the stream. (Not schema.get_all_operations(): that leaves
     # out the operation that served the document, and that one is fuzzed too.)
@@ -190,7 +206,7 @@ async def test_every_operation_keeps_its_contract(live):
         schema[path][method]
         for path, item in schema.raw_schema["paths"].items()
         for method in item
-        if method in HTTP_METHODS and (method.upper(), path) != STREAM
+        if method in HTTP_METHODS and (method.upper(), path) not in (STREAM, COLLECTION_STREAM)
     ]
     tally = Tally()
     stop = threading.Event()
@@ -201,7 +217,7 @@ async def test_every_operation_keeps_its_contract(live):
             for mode in EXAMPLES:
                 if stop.is_set():
                     return
-                fuzz_operation(operation, mode, [completed, failed, running], tally, stop)
+                fuzz_operation(operation, mode, real_ids, tally, stop)
 
     started = time.monotonic()
     try:
@@ -233,19 +249,36 @@ async def test_every_operation_keeps_its_contract(live):
         ("POST /api/v1/scans/{scan_id}/stream-ticket", "200"),
         ("POST /api/v1/dev/token", "200"),
         ("POST /api/v1/scans/", "422"),
+        ("POST /api/v1/scan-collections/", "201"),
+        ("GET /api/v1/scan-collections/{collection_id}", "200"),
+        ("GET /api/v1/scan-collections/{collection_id}/status", "200"),
+        ("GET /api/v1/scan-collections/{collection_id}/results", "200"),
+        ("DELETE /api/v1/scan-collections/{collection_id}", "409"),
     ]:
         assert expected in reached, expected
 
 
-async def test_the_stream_keeps_its_contract(live):
-    """The stream, left out of the fuzzing (it is endless while a scan runs), on a finished scan."""
-    scan_id = await start_scan(live)
-    await wait_until_done(live, scan_id)
+@pytest.mark.parametrize("kind", ["scan", "collection"])
+async def test_the_stream_keeps_its_contract(live, kind):
+    """The streams, left out of the fuzzing (endless while a scan runs), on a finished scan and
+    a finished collection."""
+    if kind == "scan":
+        route, name, component = STREAM, "scan_id", "Event"
+        log_id = await start_scan(live)
+        await wait_until_done(live, log_id)
+    else:
+        route, name, component = COLLECTION_STREAM, "collection_id", "CollectionEventPayload"
+        # Short: Schemathesis reads at most 20 events of a stream (max-stream-events).
+        short = await start_collection(
+            live, scanners=["secret_scanner", "sast_scanner"], configurations={"steps": 2}
+        )
+        log_id = short["collection_id"]
+        await collection_events(live, log_id)
     schema = await load_schema(live)
-    operation = schema[STREAM[1]][STREAM[0]]
+    operation = schema[route[1]][route[0]]
     # Schemathesis reads the `schema` of an Open API 3.1 event stream as the schema of each
     # event; the document describes the whole body (a string, as 3.1 has it), so the events are
-    # checked below against components.schemas.Event instead of by response_schema_conformance.
+    # checked below against their component instead of by response_schema_conformance.
     checks = [
         not_a_server_error,
         status_code_conformance,
@@ -254,7 +287,7 @@ async def test_the_stream_keeps_its_contract(live):
     ]
 
     def call(headers: dict[str, str]) -> schemathesis.Response:
-        case = operation.Case(path_parameters={"scan_id": scan_id})
+        case = operation.Case(path_parameters={name: log_id})
         response = case.call(headers=headers, timeout=REQUEST_TIMEOUT)
         case.validate_response(response, checks=checks, headers=headers)
         return response
@@ -263,25 +296,26 @@ async def test_the_stream_keeps_its_contract(live):
     assert response.status_code == 200
     assert response.headers["content-type"][0].split(";")[0] == "text/event-stream"
 
-    validator = event_validator(schema.raw_schema)
+    validator = event_validator(schema.raw_schema, component)
     parser = SSEParser()
     events = [*parser.feed(response.content), *parser.close()]
     assert [int(event.id) for event in events] == list(range(1, len(events) + 1))
     for event in events:
         validator.validate(json.loads(event.data))
-    assert json.loads(events[-1].data)["status"] == "completed"
+    last = json.loads(events[-1].data)
+    assert (last["status"] if kind == "scan" else last["collection"]["status"]) == "completed"
 
     # Resuming after the terminal event: 204, documented too.
     done = await asyncio.to_thread(call, {**HEADERS, "Last-Event-ID": events[-1].id})
     assert done.status_code == 204
 
 
-def event_validator(document: dict[str, Any]) -> jsonschema.Draft202012Validator:
+def event_validator(document: dict[str, Any], component: str) -> jsonschema.Draft202012Validator:
     registry: Registry[Any] = Registry().with_resource(
         DOC_URI, Resource.from_contents(document, default_specification=DRAFT202012)
     )
     return jsonschema.Draft202012Validator(
-        {"$ref": f"{DOC_URI}#/components/schemas/Event"},
+        {"$ref": f"{DOC_URI}#/components/schemas/{component}"},
         registry=registry,
         format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER,
     )

@@ -135,6 +135,15 @@ async def test_progress_field(client: Client) -> None:
     assert all("progress_percent" not in event for event in events)
 
 
+async def test_findings_of_reports_another_kinds_findings(client: Client) -> None:
+    _, raw = await post(client, scan_body(kind="llm_scanner", findings_of="sast_scanner"))
+    *progress, last = sse_events(raw)
+    assert last["vulnerabilities"] == scenario.findings("sast_scanner", REPO)
+    assert last["vulnerabilities"] != scenario.findings("llm_scanner", REPO)
+    # Only the findings: the progress is still the scan's own kind's.
+    assert progress[0]["message"] == scenario.progress_steps("llm_scanner", 8, REPO)[0][2]
+
+
 async def test_step_delay_is_applied(client: Client) -> None:
     loop = asyncio.get_running_loop()
     start = loop.time()
@@ -442,6 +451,8 @@ BAD_KNOBS: list[tuple[str, Any]] = [
     ("content_type", ""),
     ("content_type", "text/plain\r\nX-Evil: 1"),
     ("bom", "yes"),
+    ("findings_of", "zap"),
+    ("findings_of", 1),
 ]
 
 

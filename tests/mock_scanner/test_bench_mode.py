@@ -16,7 +16,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from mock_scanner import MockScannerConfig, create_app
 from mock_scanner.app import scan_finished
-from tests.helpers import Gateway, auth, start_scan
+from tests.helpers import COLLECTIONS_API, Gateway, auth, start_collection, start_scan
 
 Client = TestClient[web.Request, web.Application]
 ClientFactory = Callable[[web.Application], Awaitable[Client]]
@@ -181,6 +181,23 @@ async def test_streams_are_per_scan(client: Client) -> None:
         await finish(client, "b-2")
 
 
+async def test_a_publish_to_several_scans_goes_to_the_one_its_seq_picks(client: Client) -> None:
+    async with bench_stream(client, "b-1") as one, bench_stream(client, "b-2") as two:
+        for seq in range(4):
+            assert (await publish(client, "b-1,b-2", {"seq": seq})).status == 204
+        assert [(await next_event(one))["seq"] for _ in range(2)] == [0, 2]
+        assert [(await next_event(two))["seq"] for _ in range(2)] == [1, 3]
+        for payload in ({"t": 1}, {"seq": "1"}, {"seq": True}):
+            answer = await publish(client, "b-1,b-2", payload)
+            assert answer.status == 400
+            assert (await answer.json())["error"] == "invalid_body"
+        assert (await publish(client, "b-1,nobody", {"seq": 1})).status == 404
+        too_many = ",".join(["b-1"] * 65)
+        assert (await publish(client, too_many, {"seq": 0})).status == 400
+        await finish(client, "b-1")
+        await finish(client, "b-2")
+
+
 @pytest.mark.parametrize(
     ("body", "error"),
     [(b"{not json", "invalid_json"), (b"[1, 2]", "invalid_body"), (b'"text"', "invalid_body")],
@@ -301,6 +318,39 @@ async def test_gateway_passes_t_and_seq_through_under_extra(
     # The load generator looks for these within the first KiB of the data line.
     assert line.index('"seq":7') < 1024
     assert line.index('"t":1764000000123456789') < 1024
+
+
+async def test_a_collection_stream_passes_each_scans_t_and_seq_through(
+    gateway: Gateway, scanner: TestServer
+) -> None:
+    client = await gateway()
+    scanners = ["secret_scanner", "sast_scanner"]
+    created = await start_collection(
+        client, scanners=scanners, configurations={"bench": True, "stamp_emit": True}
+    )
+    cid, scan_ids = created["collection_id"], created["scan_ids"]
+    path = f"{COLLECTIONS_API}/{cid}/stream"
+    async with client.get(path, headers=auth()) as stream:
+        bench = 0
+        while bench < len(scanners):  # until each scan has sent its first bench event
+            event = await next_event(stream)
+            bench += event["scan"]["progress_text"] == "bench"
+        async with aiohttp.ClientSession() as session:
+            url = scanner.make_url(f"/bench/{','.join(scan_ids)}/publish")
+            for seq in range(4):
+                async with session.post(url, json={"t": 1, "seq": seq, "pad": "x"}) as resp:
+                    assert resp.status == 204
+            blocks = [await next_block(stream) for _ in range(4)]
+            for scan_id in scan_ids:
+                async with session.post(scanner.make_url(f"/bench/{scan_id}/finish")) as resp:
+                    assert resp.status == 204
+    lines = [next(line for line in block if line.startswith("data:")) for block in blocks]
+    events = [json.loads(line[5:]) for line in lines]
+    by_seq = {event["scan"]["extra"]["seq"]: event["scan"]["scan_id"] for event in events}
+    assert by_seq == {0: scan_ids[0], 1: scan_ids[1], 2: scan_ids[0], 3: scan_ids[1]}
+    assert all(event["scan"]["extra"]["t"] > 1 for event in events), "stamped by the mock"
+    # The load generator looks for these within the first KiB of the data line.
+    assert all(line.index('"seq":') < 1024 and line.index('"t":') < 1024 for line in lines)
 
 
 async def test_stamp_emit_sets_t_when_the_frame_is_written(client: Client) -> None:

@@ -8,6 +8,7 @@ from typing import Any, Final
 
 from ..common import MiB
 from ..harness import Harness
+from .collections_md import collections_markdown
 from .replicas_md import replicas_markdown
 from .text import fmt
 
@@ -225,6 +226,7 @@ _PARTS: Final[tuple[Callable[[Report], list[str]], ...]] = (
     _first_event,
     _replay,
     _pipeline,
+    collections_markdown,
     replicas_markdown,
     _profiles,
 )

@@ -125,7 +125,8 @@ def _gateway(logdir: Path, load: Load) -> Iterator[Target]:
         stack.stop()
 
 
-def _row(load: Load, run: LoadRun, meters: Meters, baseline: bool) -> dict[str, Any]:
+def pipeline_row(load: Load, run: LoadRun, meters: Meters, baseline: bool) -> dict[str, Any]:
+    """The figures of one run: deliveries and loss, latency over every delivery, CPU and RSS."""
     latencies = sorted(lat for i in range(load.scans) for lat in raw_latencies(load.raw(i)))
     res = run.results
     active = active_window(res)
@@ -177,7 +178,7 @@ def pipeline(
         with Meters(harness, t.pids) as meters:
             run = run_loadgens(harness.loadgen, t.specs, on_ready=meters.at_ready, on_go=at_go)
         t.finish()
-        out = _row(load, run, meters, baseline)
+        out = pipeline_row(load, run, meters, baseline)
         if spy and profile:
             out["profile"] = finish_pyspy(spy[0], profile)
         return out

@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 from gateway.backends.redis.layout import Keys, decode_record
 from gateway.domain.models import FindingsPage, ScanRecord, Status, count_severities
 
-__all__ = ["findings_page", "list_scans"]
+__all__ = ["findings_page", "list_scans", "read_findings"]
 
 _PAGE_BATCH: Final = 100  # findings fetched per LRANGE while a page is read
 _FILTERED_BATCH: Final = 100  # scan ids read at least per ZREVRANGE when a status filters
@@ -54,15 +54,16 @@ async def findings_page(
     )
     if summary is None:
         return await _legacy_findings_page(client, keys, scan_id, start, limit)
-    page = await _read_findings(client, keys, scan_id, start, limit, max_bytes)
+    page = await read_findings(client, keys, scan_id, start, limit, max_bytes)
     return FindingsPage(page, json.loads(summary), 0 if dropped is None else int(dropped))
 
 
-async def _read_findings(
+async def read_findings(
     client: Redis, keys: Keys, scan_id: str, start: int, limit: int, max_bytes: int | None
 ) -> list[dict[str, Any]]:
-    """A page read a batch at a time; it ends before the finding that would take it past
-    ``max_bytes`` (it always holds at least one)."""
+    """A page of the list ``keys.findings(scan_id)`` (a scan's findings; with a collection's
+    log id, its merged findings), read a batch at a time; it ends before the finding that
+    would take it past ``max_bytes`` (it always holds at least one)."""
     page: list[dict[str, Any]] = []
     size = 0
     while len(page) < limit:

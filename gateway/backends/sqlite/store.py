@@ -59,6 +59,12 @@ class SQLiteStore(Store):
             raise
         return cls(db, thread, reader)
 
+    @property
+    def writer(self) -> Writer:
+        """The file's one writer: the collection store writes through it too, so that its
+        events reach this store's listeners and no second writer waits on SQLite's lock."""
+        return self._writer
+
     async def close(self) -> None:
         if self._closed:
             return

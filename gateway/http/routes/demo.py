@@ -2,8 +2,9 @@
 endpoint for it.
 
 The page is plain HTML, CSS and JavaScript from ``gateway/static``: no build step, nothing
-fetched from elsewhere. It watches scans with a native ``EventSource`` opened with a stream
-ticket, as the README recommends.
+fetched from elsewhere; its scripts are JavaScript modules (``app.js`` imports ``page.js`` and
+``collections.js``). It watches scans and scan collections with a native ``EventSource`` opened
+with a stream ticket, as the README recommends.
 
 ``POST /api/v1/dev/token`` signs a token with the configured secret for anyone who asks, so it
 exists only when ``dev_mode`` is true. Routes are fixed when the app is built, so the route is
@@ -40,7 +41,9 @@ __all__ = [
 STATIC_DIR: Final = Path(__file__).resolve().parents[2] / "static"
 # The files the page may load, and the API docs page's (routes/openapi.py); nothing else from
 # that folder.
-ASSETS: Final = frozenset({"app.js", "style.css", "docs.js", "docs.css"})
+ASSETS: Final = frozenset(
+    {"app.js", "page.js", "collections.js", "style.css", "docs.js", "docs.css"}
+)
 DEV_TOKEN_PATH: Final = "/api/v1/dev/token"
 DEV_TOKEN_TTL_SECONDS: Final = 3600
 

@@ -9,10 +9,10 @@ import uuid
 import msgspec
 from aiohttp import web
 
-from gateway.domain.errors import BadRequest, Conflict, ScanNotReady
+from gateway.domain.errors import Conflict, ScanNotReady
 from gateway.domain.models import EventDraft, NewScan, ScanFinished, ScanRecord, Status
 from gateway.http.access import MAX_SUBJECT, SUBJECT_PARAM, listed_subject, require, visible_scan
-from gateway.http.appkeys import CONFIG, RUNNER, STORE
+from gateway.http.appkeys import CONFIG, REPORT_BUILDS, RUNNER, STORE
 from gateway.http.audit import audit
 from gateway.http.operations import Param, Permission, enveloped, operation
 from gateway.http.report_query import (
@@ -27,7 +27,15 @@ from gateway.http.report_query import (
     sarif_response,
 )
 from gateway.http.responses import ok
-from gateway.http.results import baseline_results, scan_sarif, whole_scan
+from gateway.http.results import (
+    baseline_results,
+    page_request,
+    report_build,
+    results_page,
+    scan_sarif,
+    unpaged,
+    whole_results,
+)
 from gateway.http.schemas import (
     Results,
     ScanCreate,
@@ -41,7 +49,6 @@ from gateway.http.schemas import (
 from gateway.http.validation import (
     MAX_NUMBER_DIGITS,
     parse_bool,
-    parse_cursor,
     parse_limit,
     parse_status,
     read_json,
@@ -49,7 +56,17 @@ from gateway.http.validation import (
 )
 from gateway.report.baseline import compare
 
-__all__ = ["API", "SCAN_ID", "has_results", "links", "routes"]
+__all__ = [
+    "API",
+    "CURSOR",
+    "LIMIT",
+    "RESULTS_LIMIT",
+    "SCAN_ID",
+    "USE_SSE",
+    "has_results",
+    "links",
+    "routes",
+]
 
 API = "/api/v1/scans"
 LIST_DEFAULT = 50
@@ -279,6 +296,7 @@ async def cancel_scan(request: web.Request) -> web.Response:
             "The scan (or the baseline) has not completed (`scan_not_ready`): still running "
             "(the message gives its status), failed (with the reason) or cancelled.",
         ),
+        429,
         503,
     ),
     description=(
@@ -291,7 +309,9 @@ async def cancel_scan(request: web.Request) -> web.Response:
         f"`Accept: {SARIF_MEDIA_TYPE}` or `?format=sarif` answers with SARIF 2.1.0 instead, "
         "one document of the whole scan (no `limit` or `cursor`: 400). With `?baseline=`, the "
         "pages run over the findings (each with `fingerprint` and `baseline_state`), then over "
-        "the baseline's fixed ones (`fixed`), and `baseline` counts them all."
+        "the baseline's fixed ones (`fixed`), and `baseline` counts them all. The gateway "
+        "builds at most `limits.max_report_builds` ({config.limits.max_report_builds}) SARIF "
+        "or baseline reports at once; past it, 429 with `Retry-After`."
     ),
     params=(SCAN_ID, RESULTS_LIMIT, CURSOR, FORMAT, BASELINE),
     permission=Permission.READ,
@@ -302,20 +322,9 @@ async def get_results(request: web.Request) -> web.Response:
     has_results(scan)
     if query.sarif or query.baseline is not None:
         return await _report(request, scan, query)
-    bounds = request.app[CONFIG].findings
-    limit = parse_limit(
-        request.query.get("limit"), default=bounds.page_size, maximum=bounds.max_page_size
+    page, next_cursor = await results_page(
+        request.app[STORE], scan.scan_id, request.query, request.app[CONFIG].findings
     )
-    start = parse_cursor(request.query.get("cursor"))
-    page = await request.app[STORE].findings_page(
-        scan.scan_id, start=start, limit=limit, max_bytes=bounds.max_page_bytes
-    )
-    if start > page.total:
-        raise BadRequest(
-            f"query parameter 'cursor' is past the end of the results ({page.total} findings); "
-            "pass the next_cursor of the page before"
-        )
-    end = start + len(page.vulnerabilities)
     return ok(
         Results(
             scan_id=scan.scan_id,
@@ -327,7 +336,7 @@ async def get_results(request: web.Request) -> web.Response:
             total_findings=page.total,
             findings_dropped=page.dropped,
             truncated=page.dropped > 0,
-            next_cursor=str(end) if end < page.total else None,
+            next_cursor=next_cursor,
         )
     )
 
@@ -347,14 +356,17 @@ def has_results(scan: ScanRecord, what: str = "scan") -> None:
 
 async def _report(request: web.Request, scan: ScanRecord, query: ReportQuery) -> web.Response:
     """SARIF, or JSON against a baseline (see gateway.http.results)."""
-    if query.sarif and ("limit" in request.query or "cursor" in request.query):
-        raise BadRequest(
-            "query parameters 'limit' and 'cursor' page the JSON results; "
-            "a SARIF report is one document of the whole scan"
-        )
+    if query.sarif:
+        unpaged(request.query, "scan")
+    app = request.app
+    async with report_build(app[REPORT_BUILDS], app[CONFIG].limits):
+        return await _build_report(request, scan, query)
+
+
+async def _build_report(request: web.Request, scan: ScanRecord, query: ReportQuery) -> web.Response:
     bounds = request.app[CONFIG].findings
     store = request.app[STORE]
-    current = await whole_scan(store, scan.scan_id, bounds)
+    current = await whole_results(store, scan.scan_id, bounds)
     uri = information_uri(request)
     # Reports of a scan at its bounds take a second or more of CPU: in a worker thread, so
     # that streams and other requests go on meanwhile.
@@ -365,17 +377,14 @@ async def _report(request: web.Request, scan: ScanRecord, query: ReportQuery) ->
         return await sarif_response(sarif)
     base = await visible_scan(request, Permission.READ, "reading a baseline", query.baseline)
     has_results(base, f"baseline scan {base.scan_id!r}")
-    before = await whole_scan(store, base.scan_id, bounds)
+    before = await whole_results(store, base.scan_id, bounds)
     compared = await asyncio.to_thread(compare, current.vulnerabilities, before.vulnerabilities)
     if query.sarif:
         sarif = await asyncio.to_thread(
             scan_sarif, scan, *compared, baseline=True, information_uri=uri
         )
         return await sarif_response(sarif)
-    limit = parse_limit(
-        request.query.get("limit"), default=bounds.page_size, maximum=bounds.max_page_size
-    )
-    start = parse_cursor(request.query.get("cursor"))
+    start, limit = page_request(request.query, bounds)
     page = baseline_results(
         scan, current, base, compared, start=start, limit=limit, max_bytes=bounds.max_page_bytes
     )

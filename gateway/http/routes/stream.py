@@ -1,4 +1,5 @@
-"""The scan's event stream, and the tickets that let a native EventSource open it.
+"""The scan's event stream; ``serve_log`` serves any log so (a collection's too). The tickets
+that let a native EventSource open it are ``stream_tickets``.
 
 The subscription is opened before the log is read, so every event is either in what the log
 returned or arrives live; sequence numbers drop the overlap. Nothing is lost and nothing is
@@ -13,8 +14,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Coroutine
-from datetime import datetime
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
 
 import msgspec
 from aiohttp import web
@@ -31,20 +32,23 @@ from gateway.engine.hub import (
 )
 from gateway.engine.store import Store
 from gateway.http.access import visible_scan
-from gateway.http.appkeys import BUS, CONFIG, STORE, STREAMS, TICKETS
-from gateway.http.audit import audit
-from gateway.http.auth import STREAM_ROUTE, TICKET_PARAM, Principal, principal
-from gateway.http.operations import Param, Permission, enveloped, no_content, operation, text
-from gateway.http.responses import ok
+from gateway.http.appkeys import BUS, CONFIG, STORE, STREAMS
+from gateway.http.auth import STREAM_ROUTE, Principal, principal
+from gateway.http.operations import Param, Permission, no_content, operation, text
 from gateway.http.routes.scans import API, SCAN_ID
-from gateway.http.schemas import AuthExpiredEvent, ResetEvent, StreamTicket, scan_view
+from gateway.http.schemas import AuthExpiredEvent, ResetEvent, scan_view
 from gateway.http.sse_wire import EventStream, comment, named_frame, retry_field
 
-__all__ = ["routes"]
+__all__ = [
+    "LAST_EVENT_ID",
+    "LAST_EVENT_ID_QUERY",
+    "LogHead",
+    "Snapshot",
+    "routes",
+    "serve_log",
+]
 
 REPLAY_PAGE = 500
-# Below this a ticket could expire while a finished scan's log is still being read.
-MIN_TICKET_SECONDS = 60
 SLOW_COMMENT = comment("you fell too far behind; reconnect with Last-Event-ID to resume")
 SHUTDOWN_COMMENT = comment("gateway shutting down; reconnect to resume")
 UNAVAILABLE_COMMENT = comment("the event store does not answer; reconnect to resume")
@@ -222,32 +226,60 @@ def _resume_point(request: web.Request) -> int | str:
     return int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 19 else raw
 
 
-async def _catch_up(sender: _Sender, store: Store, scan: ScanRecord, resume: int | str) -> bool:
-    """Send what the log holds after ``resume``; True if that ended the stream."""
-    if isinstance(resume, str) or resume > scan.last_seq:
+@dataclass(frozen=True, slots=True)
+class LogHead:
+    """Where a log stands when a client asks for it: a scan's, or a collection's."""
+
+    log_id: str
+    last_seq: int
+    terminal: bool
+    noun: str  # what the log is of, for the words of a reset: "scan", "collection"
+
+
+# Given why, the log's current last id, whether it has ended, and the data of the ``reset``.
+Snapshot = Callable[[str], Awaitable[tuple[int, bool, dict[str, object]]]]
+
+
+async def _stream_log(
+    sender: _Sender,
+    store: Store,
+    head: LogHead,
+    resume: int | str,
+    live: Subscription,
+    snapshot: Snapshot,
+) -> None:
+    if isinstance(resume, str) or resume > head.last_seq:
         # An id this log never held: say so, never replay from elsewhere.
-        if await _reset(sender, store, scan, f"unknown Last-Event-ID {str(resume)[:64]!r}"):
-            return True
+        if await _reset(sender, snapshot, f"unknown Last-Event-ID {str(resume)[:64]!r}"):
+            return
     else:
         sender.last = resume
-    if await sender.replay(store, scan.scan_id):
-        return True
+    if await sender.replay(store, head.log_id):
+        return
     # The record counting events the log no longer holds means its retention ran out.
-    expired = sender.last < scan.last_seq
-    return expired and await _reset(sender, store, scan, "the scan's event log has expired")
+    expired = sender.last < head.last_seq
+    if expired and await _reset(sender, snapshot, f"the {head.noun}'s event log has expired"):
+        return
+    await sender.follow(store, live)
 
 
-async def _reset(sender: _Sender, store: Store, scan: ScanRecord, why: str) -> bool:
-    """Send an explicit ``reset`` with the scan's current state; True if it has ended."""
-    current = await store.get_scan(scan.scan_id) or scan
-    snapshot = ResetEvent(
-        **msgspec.structs.asdict(scan_view(current)),
-        reason=f"{why}; resuming from this snapshot",
-        timestamp=utcnow(),
-    )
-    await sender.named("reset", current.last_seq, msgspec.to_builtins(snapshot))
-    sender.last = current.last_seq
-    return current.terminal
+async def _reset(sender: _Sender, snapshot: Snapshot, why: str) -> bool:
+    """Send an explicit ``reset`` with the current state; True if the log has ended."""
+    last_seq, ended, data = await snapshot(f"{why}; resuming from this snapshot")
+    await sender.named("reset", last_seq, data)
+    sender.last = last_seq
+    return ended
+
+
+def _scan_snapshot(store: Store, scan: ScanRecord) -> Snapshot:
+    async def snapshot(reason: str) -> tuple[int, bool, dict[str, object]]:
+        current = await store.get_scan(scan.scan_id) or scan
+        data = ResetEvent(
+            **msgspec.structs.asdict(scan_view(current)), reason=reason, timestamp=utcnow()
+        )
+        return current.last_seq, current.terminal, msgspec.to_builtins(data)
+
+    return snapshot
 
 
 @routes.get(API + "/{scan_id}/stream", name=STREAM_ROUTE)
@@ -269,25 +301,39 @@ async def _reset(sender: _Sender, store: Store, scan: ScanRecord, why: str) -> b
     permission=Permission.READ,
 )
 async def stream(request: web.Request) -> web.StreamResponse:
-    try:
+    async def opened() -> tuple[LogHead, Snapshot]:
         scan = await visible_scan(request, Permission.READ, "watching a scan")
+        head = LogHead(scan.scan_id, scan.last_seq, scan.terminal, "scan")
+        return head, _scan_snapshot(request.app[STORE], scan)
+
+    return await serve_log(request, opened)
+
+
+async def serve_log(
+    request: web.Request, opened: Callable[[], Awaitable[tuple[LogHead, Snapshot]]]
+) -> web.StreamResponse:
+    """The stream of the log ``opened`` finds (after checking the caller may read it)."""
+    try:
+        head, snapshot = await opened()
         resume = _resume_point(request)
-        if scan.terminal and resume == scan.last_seq:
+        if head.terminal and resume == head.last_seq:
             return web.Response(status=204)  # the end was delivered: EventSource stops for good
-        async with request.app[BUS].subscribe(scan.scan_id) as live:
-            serving = _serve(request, scan, resume, live)
-            del scan  # an open stream keeps nothing of the record it began from
-            return await serving
+        async with request.app[BUS].subscribe(head.log_id) as live:
+            return await _serve(request, head, resume, live, snapshot)
     except StoreUnavailable:
         if "text/event-stream" not in request.headers.get("Accept", ""):
             raise
         # An EventSource gives up for good on an error status; this keeps it retrying until
-        # the store is back. It says nothing about the scan, not even that it exists.
+        # the store is back. It says nothing about the log, not even that it exists.
         return await _retry_later(request)
 
 
 async def _serve(
-    request: web.Request, scan: ScanRecord, resume: int | str, live: Subscription
+    request: web.Request,
+    head: LogHead,
+    resume: int | str,
+    live: Subscription,
+    snapshot: Snapshot,
 ) -> web.StreamResponse:
     app = request.app
     config = app[CONFIG].stream
@@ -300,9 +346,7 @@ async def _serve(
     retry = retry_field(config.retry_ms)
     try:
         await response.open(request, retry + b"\n")
-        if not await _catch_up(sender, app[STORE], scan, resume):
-            del scan  # not kept while the stream follows live
-            await sender.follow(app[STORE], live)
+        await _stream_log(sender, app[STORE], head, resume, live, snapshot)
     except SlowSubscriber:
         await _last_words(sender.write(SLOW_COMMENT))
     except ShuttingDown:  # a retry spread over a window: not every client back at once
@@ -353,35 +397,3 @@ async def _last_words(send: Coroutine[object, object, None]) -> None:
     """A final notice: if the client cannot take it, the stream ends all the same."""
     with contextlib.suppress(ConnectionResetError, TimeoutError):
         await send
-
-
-@routes.post(API + "/{scan_id}/stream-ticket")
-@operation(
-    "createStreamTicket",
-    "Get a ticket that opens the scan's stream",
-    "stream",
-    {200: enveloped(StreamTicket, "The ticket and the stream URL with it.")},
-    errors=(401, 403, 404, 503),
-    description=(
-        "For a native `EventSource`, which cannot send an `Authorization` header. The ticket "
-        "is bound to this scan, this subject and the stream route, and carries `scans:read` "
-        "on that scan only; it lives for the scan's remaining lifetime (at least 60 s, at "
-        "most `auth.ticket_max_ttl_seconds`). No request body."
-    ),
-    params=(SCAN_ID,),
-    permission=Permission.READ,
-)
-async def stream_ticket(request: web.Request) -> web.Response:
-    """A credential for ``GET .../stream?ticket=``: this scan, this subject, that route only."""
-    scan = await visible_scan(request, Permission.READ, "a stream ticket")
-    config = request.app[CONFIG]
-    ttl = config.auth.ticket_ttl_seconds
-    if ttl is None:  # the scan's remaining lifetime, so reconnects keep working to its end
-        started = datetime.fromisoformat(scan.created_at).timestamp()
-        remaining = started + config.upstream.scan_timeout_seconds - time.time()
-        ttl = max(MIN_TICKET_SECONDS, remaining)
-    ttl = int(min(config.auth.ticket_max_ttl_seconds, ttl))
-    ticket = request.app[TICKETS].issue(principal(request).subject, scan.scan_id, ttl)
-    audit(request, "ticket.issued", scan_id=scan.scan_id, owner=scan.owner, expires_in=ttl)
-    stream_url = f"{API}/{scan.scan_id}/stream?{TICKET_PARAM}={ticket}"
-    return ok(StreamTicket(ticket=ticket, expires_in=ttl, stream_url=stream_url))

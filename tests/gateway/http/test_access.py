@@ -1,6 +1,6 @@
 """Permissions on every route, driven from the router (a new route is covered, or this fails
-asking how to call it); the operator's reach over other subjects' scans; tickets that only
-read; 403 on a scan the caller can see, 404 on one it cannot."""
+asking how to call it); the operator's reach over other subjects' scans and collections;
+tickets that only read; 403 on a scan or collection the caller can see, 404 on one it cannot."""
 
 from __future__ import annotations
 
@@ -12,9 +12,19 @@ import pytest
 
 from gateway.http.access import MAX_SUBJECT
 from gateway.http.operations import Operation, Permission, declaration
-from tests.helpers import SECRET, error_shape, scans_ended, start_scan
+from tests.helpers import (
+    COLLECTIONS_API,
+    SECRET,
+    collection_events,
+    error_shape,
+    scans_ended,
+    start_collection,
+    start_scan,
+)
 
 GOOD = {"repository_name": "acme/web", "scanner_name": "secret_scanner"}
+GOOD_COLLECTION = {"repository_name": "acme/web", "scanners": ["secret_scanner"]}
+BODIES = {"/api/v1/scans": GOOD, COLLECTIONS_API: GOOD_COLLECTION}
 EVERY = frozenset({Permission.READ, Permission.WRITE, Permission.CANCEL})
 
 
@@ -41,14 +51,25 @@ def protected(app) -> list[tuple[str, str, Operation]]:
 
 # How to call a protected route: a value for each path parameter, a body for each method.
 # A route with a parameter not listed here fails the test below: say how to call it.
-PATH_VALUES = {"scan_id"}
+PATH_VALUES = {"scan_id", "collection_id"}
 
 
-async def call(client, method: str, path: str, headers: dict, scan_id: str) -> int:
+async def ended(client, sub: str = "alice") -> dict[str, str]:
+    """The path values of a completed scan and a completed collection of ``sub``'s."""
+    scan_id = await start_scan(client, sub=sub)
+    created = await start_collection(client, scanners=["secret_scanner"], sub=sub, use_sse=False)
+    await scans_ended(scan_id)  # a completed scan: its results and stream end
+    await collection_events(client, created["collection_id"], sub)  # read to its end
+    return {"scan_id": scan_id, "collection_id": created["collection_id"]}
+
+
+async def call(client, method: str, path: str, headers: dict, ids: dict[str, str]) -> int:
     variables = {name.strip("{}") for name in path.split("/") if name.startswith("{")}
     assert variables <= PATH_VALUES, f"{method} {path}: add its parameters to this test"
-    url = path.replace("{scan_id}", scan_id)
-    body = GOOD if (method, path.rstrip("/")) == ("POST", "/api/v1/scans") else None
+    url = path
+    for name in variables:
+        url = url.replace(f"{{{name}}}", ids[name])
+    body = BODIES.get(path.rstrip("/")) if method == "POST" else None
     async with client.request(method, url, json=body, headers=headers) as response:
         await response.read()
         if response.status == 403:
@@ -59,42 +80,42 @@ async def call(client, method: str, path: str, headers: dict, scan_id: str) -> i
 
 
 async def test_every_protected_route_needs_its_declared_permission(client):
-    scan_id = await start_scan(client)
-    await scans_ended(scan_id)  # a completed scan: its results and stream end
+    ids = await ended(client)
     routes = protected(client.app)
-    assert len(routes) >= 8, routes
+    assert len(routes) >= 15, routes
     for method, path, declared in routes:
         needed = declared.permission
         assert needed is not None, f"{method} {path} declares no permission"
         if needed == "none":  # acts on no scan: any valid token
-            assert await call(client, method, path, scoped(scope=""), scan_id) != 403
+            assert await call(client, method, path, scoped(scope=""), ids) != 403
             continue
         assert isinstance(needed, Permission)
         # Nothing, and everything else (an operator's rights aside): 403, naming it.
         for scope in ("", " ".join(sorted(EVERY - {needed})), "openid profile"):
-            status = await call(client, method, path, scoped(scope=scope), scan_id)
+            status = await call(client, method, path, scoped(scope=scope), ids)
             assert status == 403, (method, path, scope, status)
         # Just the declared one: through (whatever else the route then answers).
-        status = await call(client, method, path, scoped(scope=needed.value), scan_id)
+        status = await call(client, method, path, scoped(scope=needed.value), ids)
         assert status not in (401, 403, 404), (method, path, status)
 
 
-async def test_a_scan_the_caller_cannot_see_is_404_whatever_its_permissions(client):
-    scan_id = await start_scan(client, sub="alice")
-    await scans_ended(scan_id)
+async def test_what_the_caller_cannot_see_is_404_whatever_its_permissions(client):
+    ids = await ended(client, sub="alice")
+    seen = 0
     for method, path, _ in protected(client.app):
-        if "{scan_id}" not in path:
+        if "{" not in path:
             continue
+        seen += 1
         for scope in (None, "", "scans:read scans:write scans:cancel"):
-            status = await call(client, method, path, scoped("bob", scope), scan_id)
+            status = await call(client, method, path, scoped("bob", scope), ids)
             assert status == 404, (method, path, scope, status)
+    assert seen >= 11
 
 
 async def test_a_token_without_permission_claims_keeps_the_owners_rights(client):
-    scan_id = await start_scan(client)
-    await scans_ended(scan_id)
+    ids = await ended(client)
     for method, path, _ in protected(client.app):
-        status = await call(client, method, path, scoped(scope=None), scan_id)
+        status = await call(client, method, path, scoped(scope=None), ids)
         assert status not in (401, 403, 404), (method, path, status)
     other = await start_scan(client, sub="bob")
     listed = await client.get("/api/v1/scans/?subject=bob", headers=scoped(scope=None))
@@ -216,3 +237,75 @@ async def test_a_session_cookie_carries_the_tokens_permissions(client):
     headers = {"Cookie": f"xployt_session={cookie}", "Sec-Fetch-Site": "same-origin"}
     assert (await client.get("/api/v1/scans/", headers=headers)).status == 200
     assert (await client.post("/api/v1/scans/", json=GOOD, headers=headers)).status == 403
+
+
+async def test_the_operator_lists_reads_and_cancels_any_subjects_collections(client):
+    admin = scoped("operator", "scans:admin")
+    done = (await ended(client, sub="alice"))["collection_id"]
+    running = (
+        await start_collection(client, scanners=["sast_scanner"], configurations={"stall_at": 50})
+    )["collection_id"]
+    await start_collection(client, scanners=["secret_scanner"], sub="bob", use_sse=False)
+    listed = await client.get(f"{COLLECTIONS_API}/?subject=alice", headers=admin)
+    assert listed.status == 200, await listed.text()
+    assert {c["id"] for c in (await listed.json())["data"]} == {done, running}
+    own = await client.get(f"{COLLECTIONS_API}/", headers=admin)  # no ?subject=: its own
+    assert (await own.json())["data"] == []
+    for path in ("", "/status", "/results", f"/results?baseline={done}"):
+        response = await client.get(f"{COLLECTIONS_API}/{done}{path}", headers=admin)
+        assert response.status == 200, (path, await response.text())
+    async with client.get(f"{COLLECTIONS_API}/{done}/stream", headers=admin) as stream:
+        assert stream.status == 200
+        assert b'"status":"completed"' in await stream.read()
+    ticket = await client.post(f"{COLLECTIONS_API}/{done}/stream-ticket", headers=admin)
+    assert ticket.status == 200
+    async with client.get((await ticket.json())["data"]["stream_url"]) as stream:
+        assert stream.status == 200
+        assert b'"status":"completed"' in await stream.read()
+    cancelled = await client.delete(f"{COLLECTIONS_API}/{running}", headers=admin)
+    assert cancelled.status == 200, await cancelled.text()
+    status = await client.get(f"{COLLECTIONS_API}/{running}", headers=scoped("alice"))
+    assert (await status.json())["data"]["status"] in ("cancelled", "running")
+    events = await collection_events(client, running)
+    assert events[-1][1]["collection"]["status"] == "cancelled"
+    # It starts nothing: that needs scans:write.
+    started = await client.post(f"{COLLECTIONS_API}/", json=GOOD_COLLECTION, headers=admin)
+    assert started.status == 403
+
+
+async def test_listing_another_subjects_collections_needs_the_operator(client):
+    await start_collection(client, scanners=["secret_scanner"], sub="bob", use_sse=False)
+    reader = scoped("alice", "scans:read")
+    response = await client.get(f"{COLLECTIONS_API}/", params={"subject": "bob"}, headers=reader)
+    assert response.status == 403
+    body = await response.json()
+    error_shape(body)
+    assert "listing another subject's scan collections" in body["message"]
+    assert 'scope="scans:admin"' in response.headers["WWW-Authenticate"]
+    bad = await client.get(f"{COLLECTIONS_API}/", params={"subject": ""}, headers=reader)
+    assert bad.status == 400
+
+
+async def test_a_collection_ticket_reads_its_one_collection_and_nothing_more(client):
+    ids = await ended(client, sub="alice")
+    cid = ids["collection_id"]
+    other = (await ended(client, sub="alice"))["collection_id"]
+    reader = scoped("alice", "scans:read")
+    issued = await client.post(f"{COLLECTIONS_API}/{cid}/stream-ticket", headers=reader)
+    assert issued.status == 200
+    ticket = (await issued.json())["data"]["ticket"]
+    claims = jwt.decode(ticket, options={"verify_signature": False})
+    assert claims["scope"] == "scans:read" and claims["scan"] == f"collection:{cid}"
+    async with client.get(f"{COLLECTIONS_API}/{cid}/stream?ticket={ticket}") as stream:
+        assert stream.status == 200
+    # Not another collection's stream, nor a scan's (bound to this collection: 401).
+    for path in (f"{COLLECTIONS_API}/{other}/stream", f"/api/v1/scans/{ids['scan_id']}/stream"):
+        assert (await client.get(f"{path}?ticket={ticket}")).status == 401, path
+    # No other route takes one (401 without a credential).
+    for method, path in (("DELETE", ""), ("POST", "/stream-ticket"), ("GET", "/results")):
+        url = f"{COLLECTIONS_API}/{cid}{path}?ticket={ticket}"
+        assert (await client.request(method, url)).status == 401, (method, path)
+    denied = await client.post(
+        f"{COLLECTIONS_API}/{cid}/stream-ticket", headers=scoped("alice", "scans:write")
+    )
+    assert denied.status == 403

@@ -62,7 +62,7 @@ async def test_each_state_change_is_one_line_with_who_what_and_where(client, cap
     }
     assert lines[1]["scan_id"] == scan_id and lines[1]["owner"] == "alice"
     assert lines[1]["request_id"] == ticket.headers["X-Request-ID"]
-    assert 0 < lines[1]["expires_in"] <= 3600
+    assert lines[1]["expires_in"] > 0 <= 3600
     assert lines[2]["request_id"] == session.headers["X-Request-ID"]
     assert all(line.items() >= who.items() for line in lines)
     # The text says the same, as key=value pairs.
@@ -125,3 +125,41 @@ def test_json_lines_carry_the_fields_redacted_like_the_rest():
     TokenFilter().filter(record)
     entry = json.loads(JSONFormatter().format(record))
     assert entry["audit"] == {"action": "scan.started", "subject": "[redacted]", "use_sse": True}
+
+
+async def test_collections_started_cancelled_and_their_tickets_are_audited(client, caplog):
+    caplog.set_level(logging.INFO, logger=AUDIT_LOGGER)
+    _, alice = bearer("alice")
+    body = {"repository_name": "acme/web", "scanners": ["sast_scanner", "llm_scanner"]}
+    started = await client.post(
+        "/api/v1/scan-collections/?use_sse=true",
+        json={**body, "configurations": {"stall_at": 50}},
+        headers=alice,
+    )
+    assert started.status == 201, await started.text()
+    created = (await started.json())["data"]
+    cid = created["collection_id"]
+    ticket = await client.post(f"/api/v1/scan-collections/{cid}/stream-ticket", headers=alice)
+    assert ticket.status == 200
+    _, admin = bearer("operator", scope="scans:admin")
+    assert (await client.delete(f"/api/v1/scan-collections/{cid}", headers=admin)).status == 200
+    assert (await client.delete(f"/api/v1/scan-collections/{cid}", headers=admin)).status == 409
+    lines = audited(caplog)
+    assert [line["action"] for line in lines] == [
+        "collection.started",
+        "ticket.issued",
+        "collection.cancelled",
+    ]
+    assert lines[0]["collection_id"] == cid and lines[0]["subject"] == "alice"
+    assert lines[0]["scan_ids"] == ",".join(created["scan_ids"])
+    assert lines[0]["scanners"] == "sast_scanner,llm_scanner"
+    assert lines[0]["repository"] == "acme/web" and lines[0]["use_sse"] is True
+    assert (lines[1]["collection_id"], lines[1]["owner"]) == (cid, "alice")
+    assert lines[1]["expires_in"] > 0
+    assert (lines[2]["subject"], lines[2]["owner"], lines[2]["collection_id"]) == (
+        "operator",
+        "alice",
+        cid,
+    )
+    ticket_value = (await ticket.json())["data"]["ticket"]
+    assert ticket_value not in caplog.text

@@ -6,8 +6,19 @@ import json
 
 import pytest
 
+from gateway.http.appkeys import REPORT_BUILDS
 from gateway.report.fingerprint import VERSION
-from tests.helpers import SCANNERS, assert_valid_sarif, auth, error_shape, start_scan, stream
+from tests.helpers import (
+    COLLECTIONS_API,
+    SCANNERS,
+    assert_valid_sarif,
+    auth,
+    collection_events,
+    error_shape,
+    start_collection,
+    start_scan,
+    stream,
+)
 
 SARIF = "application/sarif+json"
 
@@ -228,9 +239,12 @@ async def test_json_of_a_sarif_answer_is_strict(client):
     json.loads(body, parse_constant=lambda name: pytest.fail(f"{name} in SARIF"))
 
 
-async def test_the_document_declares_the_report_parameters_and_answers(client):
+@pytest.mark.parametrize(
+    "path", ["/api/v1/scans/{scan_id}/results", COLLECTIONS_API + "/{collection_id}/results"]
+)
+async def test_the_document_declares_the_report_parameters_and_answers(client, path):
     document = await (await client.get("/api/v1/openapi.json")).json()
-    operation = document["paths"]["/api/v1/scans/{scan_id}/results"]["get"]
+    operation = document["paths"][path]["get"]
     names = {p["$ref"].rsplit("/", 1)[1] for p in operation["parameters"]}
     assert {"ReportFormat", "Baseline"} <= names
     parameters = document["components"]["parameters"]
@@ -238,4 +252,34 @@ async def test_the_document_declares_the_report_parameters_and_answers(client):
     content = operation["responses"]["200"]["content"]
     assert set(content) == {"application/json", SARIF}
     assert content[SARIF]["schema"]["properties"]["version"]["enum"] == ["2.1.0"]
-    assert "406" in operation["responses"]
+    assert {"406", "429"} <= set(operation["responses"])
+    assert "limits.max_report_builds` (2)" in operation["description"]
+
+
+async def test_reports_past_max_report_builds_are_429_and_json_pages_are_not(gateway):
+    client = await gateway(limits={"max_report_builds": 1, "retry_after_seconds": 7})
+    scan_id = await completed_scan(client)
+    created = await start_collection(client, scanners=["sast_scanner", "llm_scanner"])
+    await collection_events(client, created["collection_id"])
+    collection = f"{COLLECTIONS_API}/{created['collection_id']}/results"
+    scan = f"/api/v1/scans/{scan_id}/results"
+    reports = [
+        f"{scan}?format=sarif",
+        f"{scan}?baseline={scan_id}",
+        f"{collection}?format=sarif",
+        f"{collection}?baseline={scan_id}",
+    ]
+    for path in reports:  # one at a time: each fits
+        assert (await client.get(path, headers=auth())).status == 200, path
+    async with client.app[REPORT_BUILDS]:  # the one place taken: a report is being built
+        for path in reports:
+            response = await client.get(path, headers=auth())
+            assert response.status == 429, path
+            assert response.headers["Retry-After"] == "7"
+            body = await response.json()
+            error_shape(body)
+            assert body["error"] == "limit_exceeded"
+            assert "maximum of 1 reports" in body["message"]
+        for path in (scan, collection):  # the JSON pages are no report
+            assert (await client.get(path, headers=auth())).status == 200, path
+    assert (await client.get(reports[0], headers=auth())).status == 200

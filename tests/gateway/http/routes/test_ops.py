@@ -10,7 +10,16 @@ import socket
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.http.logs import ContextFilter, JSONFormatter, TokenFilter
-from tests.helpers import auth, error_shape, start_scan, stream, token
+from tests.helpers import (
+    COLLECTIONS_API,
+    auth,
+    collection_events,
+    error_shape,
+    start_collection,
+    start_scan,
+    stream,
+    token,
+)
 
 
 def samples(text: str) -> dict[tuple[str, tuple], float]:
@@ -141,6 +150,28 @@ async def test_metrics_follow_scans_streams_and_requests(gateway):
     created = (("method", "POST"), ("route", "/api/v1/scans/"), ("status", "201"))
     assert after[("xployt_http_request_duration_seconds_count", created)] == 2
     assert after[("xployt_running_scans", ())] == 0
+
+
+async def test_metrics_count_running_collections_and_their_outcomes(client):
+    before = await scrape(client)
+    assert before[("xployt_running_collections", ())] == 0
+    assert ("xployt_collections_total", (("outcome", "completed"),)) not in before
+    stalled = await start_collection(
+        client, scanners=["sast_scanner"], configurations={"stall_at": 50}
+    )
+    assert (await scrape(client))[("xployt_running_collections", ())] == 1
+    cancelled = await client.delete(f"{COLLECTIONS_API}/{stalled['collection_id']}", headers=auth())
+    assert cancelled.status == 200
+    for configurations in (None, {"fail_at": 50}, None):
+        created = await start_collection(
+            client, scanners=["secret_scanner"], configurations=configurations
+        )
+        await collection_events(client, created["collection_id"])
+    found = await scrape(client)
+    outcomes = {"completed": 2, "failed": 1, "cancelled": 1}
+    for outcome, count in outcomes.items():
+        assert found[("xployt_collections_total", (("outcome", outcome),))] == count
+    assert found[("xployt_running_collections", ())] == 0
 
 
 async def test_subscribers_per_scan_histogram_and_open_streams(gateway):
