@@ -240,27 +240,25 @@ class LogHead:
 Snapshot = Callable[[str], Awaitable[tuple[int, bool, dict[str, object]]]]
 
 
-async def _stream_log(
+async def _catch_up(
     sender: _Sender,
     store: Store,
     head: LogHead,
     resume: int | str,
-    live: Subscription,
     snapshot: Snapshot,
-) -> None:
+) -> bool:
+    """Send what the log holds after ``resume``; True if that ended the stream."""
     if isinstance(resume, str) or resume > head.last_seq:
         # An id this log never held: say so, never replay from elsewhere.
         if await _reset(sender, snapshot, f"unknown Last-Event-ID {str(resume)[:64]!r}"):
-            return
+            return True
     else:
         sender.last = resume
     if await sender.replay(store, head.log_id):
-        return
+        return True
     # The record counting events the log no longer holds means its retention ran out.
     expired = sender.last < head.last_seq
-    if expired and await _reset(sender, snapshot, f"the {head.noun}'s event log has expired"):
-        return
-    await sender.follow(store, live)
+    return expired and await _reset(sender, snapshot, f"the {head.noun}'s event log has expired")
 
 
 async def _reset(sender: _Sender, snapshot: Snapshot, why: str) -> bool:
@@ -346,7 +344,9 @@ async def _serve(
     retry = retry_field(config.retry_ms)
     try:
         await response.open(request, retry + b"\n")
-        await _stream_log(sender, app[STORE], head, resume, live, snapshot)
+        # The catch-up returns before the stream follows live: no frame of it is kept.
+        if not await _catch_up(sender, app[STORE], head, resume, snapshot):
+            await sender.follow(app[STORE], live)
     except SlowSubscriber:
         await _last_words(sender.write(SLOW_COMMENT))
     except ShuttingDown:  # a retry spread over a window: not every client back at once

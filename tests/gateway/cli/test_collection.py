@@ -198,7 +198,10 @@ async def test_json_lines_every_event_every_merged_finding_then_the_summary(gate
 
 @pytest.mark.parametrize("json_mode", [True, False])
 async def test_a_stream_dropped_mid_run_resumes_without_a_duplicate_or_a_gap(gateway, json_mode):
-    client = await gateway(mock={"step_delay_seconds": 0.05, "steps": 6}, stream={"retry_ms": 10})
+    client = await gateway(
+        mock={"step_delay_seconds": 0.05, "steps": 6},
+        stream={"retry_ms": 10, "reconnect_spread_ms": 0},
+    )
     collection: dict[str, str] = {}
     dropped: list[int] = []
 

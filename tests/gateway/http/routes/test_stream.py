@@ -190,6 +190,7 @@ async def test_an_idle_stream_keeps_no_frame_of_what_only_passed_it_on(gateway):
             "http/responses.py:error_middleware",
             "http/auth.py:auth_middleware",
             "http/routes/stream.py:stream",
+            "http/routes/stream.py:serve_log",
             "http/routes/stream.py:_serve",
             "http/routes/stream.py:_Sender.follow",
         ]
