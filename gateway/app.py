@@ -10,7 +10,7 @@ from collections.abc import AsyncGenerator, AsyncIterator
 import aiohttp
 from aiohttp import web
 
-from gateway.backends.factory import open_backend
+from gateway.backends.factory import open_backend, open_limits
 from gateway.config import Config
 from gateway.domain.models import ScanRecord, strict_json
 from gateway.engine.hub import Hub
@@ -20,6 +20,7 @@ from gateway.http.appkeys import (
     BUS,
     CONFIG,
     HTTP_CLIENT,
+    LIMITS,
     METRICS,
     RUNNER,
     STORE,
@@ -68,14 +69,12 @@ def create_app(config: Config) -> web.Application:
             "token for any subject at POST /api/v1/dev/token; never use it in production",
             config.server.host,
         )
-    app[STREAMS] = StreamRegistry(
-        max_per_subject=config.limits.max_streams_per_subject,
-        retry_after=config.limits.retry_after_seconds,
-    )
     app[METRICS] = app_metrics(app)
     app.on_response_prepare.extend([add_cors_headers, add_request_id_header])
     app.on_shutdown.append(_shut_down)
-    app.cleanup_ctx.extend([_backend_ctx, _http_client_ctx, _runner_ctx, _heartbeat_ctx])
+    app.cleanup_ctx.extend(
+        [_backend_ctx, _limits_ctx, _http_client_ctx, _runner_ctx, _heartbeat_ctx]
+    )
     setup_routes(app)
     return app
 
@@ -92,6 +91,14 @@ async def _backend_ctx(app: web.Application) -> AsyncIterator[None]:
     hub = Hub(subscriber_buffer=app[CONFIG].stream.subscriber_buffer)
     async with open_backend(app[CONFIG], hub) as (store, bus):
         app[STORE], app[BUS] = store, bus
+        yield
+
+
+async def _limits_ctx(app: web.Application) -> AsyncIterator[None]:
+    # Closed after the runner and the streams have given their places back.
+    async with open_limits(app[CONFIG]) as limits:
+        app[LIMITS] = limits
+        app[STREAMS] = StreamRegistry(limits)
         yield
 
 
@@ -160,6 +167,7 @@ async def _runner_ctx(app: web.Application) -> AsyncIterator[None]:
         upstream=upstream,
         simulation=simulation,
         metrics=app[METRICS],
+        limits=app[LIMITS],
     )
     app[STORE].on_lost(runner.abandon)
     app[RUNNER] = runner

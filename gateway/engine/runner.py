@@ -3,6 +3,9 @@
 A source is an async iterator of raw upstream messages: the scanner's stream in SSE mode, the
 simulation in mock mode. Both go through the same normalisation, log and channels, so clients
 cannot tell them apart. Every scan ends with a terminal event, whatever goes wrong.
+
+Before it is stored, a scan is admitted by ``Limits`` (running scans per subject and in all,
+the subject's rate of starts); its task gives its place back however it ends.
 """
 
 from __future__ import annotations
@@ -12,12 +15,11 @@ import contextlib
 import logging
 import random
 import time
-from collections import Counter
-from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Coroutine, Mapping, Sequence
 from typing import Any
 
 from gateway.config import Config
-from gateway.domain.errors import LimitExceeded, StoreUnavailable, UpstreamFault
+from gateway.domain.errors import GatewayError, StoreUnavailable, UpstreamFault
 from gateway.domain.log_context import scan_id_var
 from gateway.domain.models import (
     TERMINAL_STATUSES,
@@ -31,6 +33,8 @@ from gateway.domain.models import (
 from gateway.engine.consumer import ScanConsumer
 from gateway.engine.hub import Bus
 from gateway.engine.instruments import Metrics
+from gateway.engine.limits import Limits
+from gateway.engine.local_limits import LocalLimits
 from gateway.engine.store import Store
 from gateway.scanners.client import UpstreamError
 
@@ -52,14 +56,18 @@ class ScanRunner:
         upstream: SourceFactory,
         simulation: SourceFactory,
         metrics: Metrics | None = None,
+        limits: Limits | None = None,
     ) -> None:
         self._store = store
         self._bus = bus
         self._config = config
         self._upstream = upstream
         self._simulation = simulation
+        self._limits = limits if limits is not None else LocalLimits(config.limits)
         self._tasks: dict[str, asyncio.Task[None]] = {}
-        self._owners: Counter[str] = Counter()  # running or admitted scans per subject
+        self._admitted: set[str] = set()  # scans admitted whose task has not ended
+        self._holding: set[str] = set()  # scans whose place (asked or granted) is not given back
+        self._chores: set[asyncio.Task[None]] = set()  # admissions, late releases
         self._cancel_requested: set[str] = set()
         self._abandoned: set[str] = set()  # ended elsewhere: stop without writing
         self._closing = False
@@ -69,44 +77,68 @@ class ScanRunner:
 
     @property
     def running(self) -> int:
-        return len(self._tasks)
-
-    def _admit(self, owner: str) -> None:
-        """Count one more scan for ``owner``, or refuse it (429)."""
-        limits = self._config.limits
-        if self._owners.total() >= limits.max_running_scans:
-            raise LimitExceeded(
-                f"the gateway runs its maximum of {limits.max_running_scans} scans; try later",
-                retry_after=limits.retry_after_seconds,
-            )
-        if self._owners[owner] >= limits.max_running_scans_per_subject:
-            raise LimitExceeded(
-                f"you already run {limits.max_running_scans_per_subject} scans, the maximum; "
-                "wait for one to end or cancel one",
-                retry_after=limits.retry_after_seconds,
-            )
-        self._owners[owner] += 1
-
-    def _release(self, owner: str) -> None:
-        self._owners[owner] -= 1
-        if self._owners[owner] <= 0:
-            del self._owners[owner]
+        """Scans of this process admitted and not yet ended."""
+        return len(self._admitted)
 
     def submit(self, new: NewScan, first: EventDraft) -> asyncio.Future[ScanRecord]:
-        """Create and run a scan in a task the runner owns; the future gets its record.
+        """Admit, create and run a scan in a task the runner owns; the future gets its record,
+        or the refusal (``LimitExceeded``, ``StoreUnavailable``).
 
         The task, not the request, creates the scan: a client that goes away while it is
-        being stored cannot leave a scan that exists but never runs.
+        being admitted or stored cannot leave a scan that exists but never runs, nor a place
+        counted for a scan that never started.
         """
-        self._admit(new.owner)
+        return self.submit_all([new], first)[0]
+
+    def submit_all(
+        self, scans: Sequence[NewScan], first: EventDraft
+    ) -> list[asyncio.Future[ScanRecord]]:
+        """As ``submit``, for several scans of one owner admitted all or none (one admission,
+        which counts each against the running limits and the owner's rate of starts)."""
+        owners = {scan.owner for scan in scans}
+        if len(owners) != 1:
+            raise ValueError(f"submit_all takes scans of one owner, not {len(owners)}")
+        admission = asyncio.create_task(
+            self._limits.admit_scans(owners.pop(), [scan.scan_id for scan in scans]),
+            name=f"admission of {len(scans)} scan(s)",
+        )
+        self._chore(admission)
+        return [self._start(scan, first, admission) for scan in scans]
+
+    def _start(
+        self, new: NewScan, first: EventDraft, admission: asyncio.Task[None]
+    ) -> asyncio.Future[ScanRecord]:
         created: asyncio.Future[ScanRecord] = asyncio.get_running_loop().create_future()
         self._started[new.scan_id] = (new.scanner_name, time.monotonic())
+        self._holding.add(new.scan_id)
         task = asyncio.create_task(
-            self._create_and_run(new, first, created), name=f"scan {new.scan_id}"
+            self._admit_and_run(new, first, admission, created), name=f"scan {new.scan_id}"
         )
         self._tasks[new.scan_id] = task
-        task.add_done_callback(lambda _: self._finished(new))
+        task.add_done_callback(lambda _: self._finished(new, admission, created))
         return created
+
+    async def _admit_and_run(
+        self,
+        new: NewScan,
+        first: EventDraft,
+        admission: asyncio.Task[None],
+        created: asyncio.Future[ScanRecord],
+    ) -> None:
+        await asyncio.wait([admission])  # not cancelled with this task: it is the batch's
+        refusal = _refusal(admission)
+        if refusal is not None:
+            self._holding.discard(new.scan_id)  # the limits took nothing
+            created.set_exception(refusal)
+            return
+        self._admitted.add(new.scan_id)
+        try:
+            await self._create_and_run(new, first, created)
+        finally:
+            self._admitted.discard(new.scan_id)
+            self._holding.discard(new.scan_id)
+            # Before the task ends, so that whoever awaits it (a cancel) sees the place free.
+            await self._limits.release_scan(new.scan_id)
 
     async def _create_and_run(
         self, new: NewScan, first: EventDraft, created: asyncio.Future[ScanRecord]
@@ -124,13 +156,38 @@ class ScanRunner:
         self._last_seq[scan.scan_id] = scan.last_seq
         await self._run(scan)
 
-    def _finished(self, scan: NewScan) -> None:
+    def _finished(
+        self, scan: NewScan, admission: asyncio.Task[None], created: asyncio.Future[ScanRecord]
+    ) -> None:
         self._tasks.pop(scan.scan_id, None)
         self._started.pop(scan.scan_id, None)
         self._last_seq.pop(scan.scan_id, None)
         self._cancel_requested.discard(scan.scan_id)
         self._abandoned.discard(scan.scan_id)
-        self._release(scan.owner)
+        self._admitted.discard(scan.scan_id)
+        if scan.scan_id in self._holding:
+            # Cancelled before its admission was decided: a place granted later is given back.
+            self._holding.discard(scan.scan_id)
+            self._chore(self._release_after(admission, scan.scan_id))
+        if not created.done():
+            created.set_exception(StoreUnavailable("interrupted"))
+
+    async def _release_after(self, admission: asyncio.Task[None], scan_id: str) -> None:
+        await asyncio.wait([admission])
+        if _refusal(admission) is None:
+            await self._limits.release_scan(scan_id)
+
+    def _chore(self, work: Coroutine[Any, Any, None] | asyncio.Task[None]) -> None:
+        """Run ``work`` (an admission, a late release) as the runner's, awaited by ``close``."""
+        task = work if isinstance(work, asyncio.Task) else asyncio.create_task(work)
+        self._chores.add(task)
+        task.add_done_callback(self._chore_done)
+
+    def _chore_done(self, task: asyncio.Task[None]) -> None:
+        self._chores.discard(task)
+        error = None if task.cancelled() else task.exception()  # a refusal: its scans say it
+        if error is not None and not isinstance(error, GatewayError):
+            log.error("%s failed", task.get_name(), exc_info=error)
 
     async def cancel(self, scan_id: str) -> None:
         """Stop a scan (closing its upstream request) and end its log ``cancelled``."""
@@ -163,6 +220,7 @@ class ScanRunner:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*self._chores, return_exceptions=True)
 
     async def record(
         self,
@@ -293,6 +351,16 @@ class ScanRunner:
                 )
                 await self.record(scan.scan_id, EventDraft(Status.CONNECTING, progress_text=text))
                 await asyncio.sleep(delay)
+
+
+def _refusal(admission: asyncio.Task[None]) -> Exception | None:
+    """Why a decided admission let nothing in, or None when it admitted."""
+    if admission.cancelled():
+        return StoreUnavailable("interrupted")
+    error = admission.exception()
+    if error is None:
+        return None
+    return error if isinstance(error, Exception) else StoreUnavailable("interrupted")
 
 
 def _backoff(attempt: int, base: float, cap: float) -> float:

@@ -7,6 +7,7 @@ from aiohttp import ClientSession, web
 from gateway.config import Config
 from gateway.engine.hub import Bus
 from gateway.engine.instruments import Metrics
+from gateway.engine.limits import Limits
 from gateway.engine.runner import ScanRunner
 from gateway.engine.store import Store
 from gateway.http.streams import StreamRegistry
@@ -16,6 +17,7 @@ __all__ = [
     "BUS",
     "CONFIG",
     "HTTP_CLIENT",
+    "LIMITS",
     "METRICS",
     "PRINCIPAL",
     "REQUEST_ID",
@@ -33,6 +35,7 @@ STORE = web.AppKey("store", Store)
 BUS = web.AppKey("bus", Bus)
 HTTP_CLIENT = web.AppKey("http_client", ClientSession)
 RUNNER = web.AppKey("runner", ScanRunner)
+LIMITS = web.AppKey("limits", Limits)
 STREAMS = web.AppKey("streams", StreamRegistry)
 METRICS = web.AppKey("metrics", Metrics)
 
