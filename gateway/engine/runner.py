@@ -68,6 +68,7 @@ class ScanRunner:
         self._admitted: set[str] = set()  # scans admitted whose task has not ended
         self._holding: set[str] = set()  # scans whose place (asked or granted) is not given back
         self._chores: set[asyncio.Task[None]] = set()  # admissions, late releases
+        self._admissions: set[asyncio.Task[None]] = set()  # admissions not yet decided
         self._cancel_requested: set[str] = set()
         self._abandoned: set[str] = set()  # ended elsewhere: stop without writing
         self._closing = False
@@ -103,6 +104,8 @@ class ScanRunner:
             name=f"admission of {len(scans)} scan(s)",
         )
         self._chore(admission)
+        self._admissions.add(admission)
+        admission.add_done_callback(self._admissions.discard)
         return [self._start(scan, first, admission) for scan in scans]
 
     def _start(
@@ -197,10 +200,13 @@ class ScanRunner:
                 self._cancel_requested.add(scan_id)
                 task.cancel()
             await asyncio.wait([task])
-        # The task records the cancellation itself; this covers a task cancelled before it
-        # ever ran. A scan that had already ended raises ScanFinished here.
-        if task is None or not await self._ended(scan_id):
-            await self.record(scan_id, _CANCELLED)
+            # The task records the cancellation itself; this covers a task cancelled between
+            # storing the scan and running it. One cancelled before (being admitted) left none.
+            scan = await self._store.get_scan(scan_id)
+            if scan is None or scan.terminal:
+                return
+        # A scan that had already ended raises ScanFinished here.
+        await self.record(scan_id, _CANCELLED)
 
     def abandon(self, scan_id: str) -> None:
         """Stop a scan that ended elsewhere (another replica cancelled or interrupted it),
@@ -210,15 +216,13 @@ class ScanRunner:
             self._abandoned.add(scan_id)
             task.cancel()
 
-    async def _ended(self, scan_id: str) -> bool:
-        scan = await self._store.get_scan(scan_id)
-        return scan is not None and scan.terminal
-
     async def close(self) -> None:
         self._closing = True  # last words only: no waiting for a store to come back
         tasks = list(self._tasks.values())
         for task in tasks:
             task.cancel()
+        for admission in self._admissions:
+            admission.cancel()  # a scan's task waits for it no more: no place is taken now
         await asyncio.gather(*tasks, return_exceptions=True)
         await asyncio.gather(*self._chores, return_exceptions=True)
 
