@@ -19,21 +19,8 @@ from gateway.config import config_from_dict
 from gateway.domain.errors import LimitExceeded
 from gateway.engine.limits import Bucket, Limits, retry_after, start_cost, take
 from gateway.engine.local_limits import LocalLimits
+from tests.helpers import Clock
 from tests.redis_server import running_redis
-
-# Far from zero, as Redis's clock is; the bucket's arithmetic must not care.
-EPOCH = 1_800_000_000.0
-
-
-class Clock:
-    """Seconds that pass only when the test says so."""
-
-    def __init__(self) -> None:
-        self.now = EPOCH
-
-    def __call__(self) -> float:
-        return self.now
-
 
 MakeLimits = Callable[..., Awaitable[Limits]]
 
