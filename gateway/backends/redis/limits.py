@@ -166,8 +166,7 @@ class RedisLimits(Limits):
             return
         self._renewer.cancel()
         await asyncio.wait([self._renewer])
-        for member in list(self._held):
-            await self._release(member)
+        await asyncio.gather(*(self._release(member) for member in list(self._held)))
         self._closed = True
         await self._redis.aclose()
 
