@@ -19,11 +19,11 @@ The keys, under ``key_prefix`` (``xployt:`` by default):
 What ``limits`` counts, across replicas (each zset scored by when the place lapses, in Redis's
 clock's milliseconds, unless the replica holding it renews it; see ``limits``):
 
-    limits:scans            zset    running scans in all, by scan id
-    limits:scans:{subject}  zset    the subject's running scans
-    limits:streams          zset    open streams in all, by stream id
-    limits:streams:{subject} zset   the subject's open streams
-    limits:starts:{subject} hash    the subject's bucket of scan starts: tokens, at (ms)
+    limits:scans              zset  running scans in all, by scan id
+    limits:scans:{subject}    zset  the subject's running scans
+    limits:streams            zset  open streams in all, by stream id
+    limits:streams:{subject}  zset  the subject's open streams
+    limits:starts:{subject}   hash  the subject's bucket of scan starts: tokens, at (ms)
 
 The SSE id of an event is the first part of its stream entry id: ``Last-Event-ID: 7`` resumes
 with ``XRANGE log:{id} (7-0 +`` and a live reader blocks in ``XREAD ... log:{id} 7-0``.

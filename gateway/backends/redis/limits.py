@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
-from typing import Final
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Final, TypeVar
 
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import ConnectionPool, Redis
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.retry import Retry
 
@@ -36,9 +36,14 @@ __all__ = ["RedisLimits"]
 
 log = logging.getLogger(__name__)
 
+_T = TypeVar("_T")
+
 SOCKET_TIMEOUT: Final = 5.0  # seconds: no command here blocks in Redis
-MAX_CONNECTIONS: Final = 256  # admissions past it wait for a connection (up to SOCKET_TIMEOUT)
-RELEASE_SECONDS: Final = 2.0  # a release waits this long for Redis, then lets the place lapse
+# Commands under way at once; more wait their turn (a surge of streams opening at once), in
+# order. An admission waits at most ADMIT_SECONDS in all, a release RELEASE_SECONDS.
+MAX_CONNECTIONS: Final = 64
+ADMIT_SECONDS: Final = 10.0
+RELEASE_SECONDS: Final = 2.0  # then the place is left to lapse
 RENEW_BATCH: Final = 256  # places renewed per script call
 
 # Redis's clock in milliseconds, unless the caller gave one (ARGV[1]; tests do).
@@ -126,6 +131,7 @@ class RedisLimits(Limits):
         self._clock = clock  # a seam for tests (seconds); None: Redis's own clock
         self._held: dict[str, tuple[str, str]] = {}  # id -> its two sets: places renewed here
         self._renewal: asyncio.Future[None] | None = None  # the renewal under way
+        self._slots = asyncio.Semaphore(MAX_CONNECTIONS)
         self._admit = client.register_script(_ADMIT)
         self._renew_script = client.register_script(_RENEW)
         self._closed = False
@@ -141,14 +147,13 @@ class RedisLimits(Limits):
         lease_seconds: float = 15.0,
         clock: Callable[[], float] | None = None,
     ) -> RedisLimits:
-        pool = BlockingConnectionPool.from_url(
+        pool = ConnectionPool.from_url(
             url,
             decode_responses=False,
             protocol=2,
             socket_timeout=SOCKET_TIMEOUT,
             socket_connect_timeout=SOCKET_TIMEOUT,
-            max_connections=MAX_CONNECTIONS,
-            timeout=SOCKET_TIMEOUT,  # waiting for a free connection
+            max_connections=MAX_CONNECTIONS,  # never more: the semaphore lets that many at once
             retry=Retry(ExponentialWithJitterBackoff(base=0.01, cap=0.1), retries=1),
         )
         client = Redis.from_pool(pool)
@@ -166,7 +171,13 @@ class RedisLimits(Limits):
             return
         self._renewer.cancel()
         await asyncio.wait([self._renewer])
-        await asyncio.gather(*(self._release(member) for member in list(self._held)))
+        held, self._held = self._held, {}
+        try:  # one round trip for all of them
+            await self._command(RELEASE_SECONDS, lambda: self._remove_all(held))
+        except StoreUnavailable as exc:
+            log.warning(
+                "could not give back %d places (they lapse within a lease): %s", len(held), exc
+            )
         self._closed = True
         await self._redis.aclose()
 
@@ -214,8 +225,9 @@ class RedisLimits(Limits):
         burst = self._config.scan_start_burst
         args = [self._now(), self._ms, *limits, burst, *members]
         try:
-            with answering():
-                reply = await self._admit(keys=[*sets, bucket], args=args)
+            reply = await self._command(
+                ADMIT_SECONDS, lambda: self._admit(keys=[*sets, bucket], args=args)
+            )
         except BaseException:
             # Applied or not, the new places are not held: given back, or they lapse.
             for member in fresh:
@@ -236,14 +248,31 @@ class RedisLimits(Limits):
         if renewal is not None:  # it may hold this place: it must not add it back after us
             await asyncio.wait([renewal])
         try:
-            with answering():
-                async with asyncio.timeout(RELEASE_SECONDS):
-                    async with self._redis.pipeline(transaction=True) as pipe:
-                        for key in sets:
-                            pipe.zrem(key, member)
-                        await pipe.execute()
-        except (StoreUnavailable, TimeoutError) as exc:
+            await self._command(RELEASE_SECONDS, lambda: self._remove(sets, member))
+        except StoreUnavailable as exc:
             log.debug("could not give back place %s (it lapses within a lease): %s", member, exc)
+
+    async def _remove(self, sets: tuple[str, str], member: str) -> None:
+        await self._remove_all({member: sets})
+
+    async def _remove_all(self, places: dict[str, tuple[str, str]]) -> None:
+        if not places:
+            return
+        async with self._redis.pipeline(transaction=True) as pipe:  # both sets, or neither
+            for member, sets in places.items():
+                for key in sets:
+                    pipe.zrem(key, member)
+            await pipe.execute()
+
+    async def _command(self, seconds: float, command: Callable[[], Awaitable[_T]]) -> _T:
+        """Run ``command`` when its turn comes, within ``seconds`` of asking, or raise
+        ``StoreUnavailable`` (Redis down or too slow)."""
+        try:
+            with answering():
+                async with asyncio.timeout(seconds), self._slots:
+                    return await command()
+        except TimeoutError:
+            raise StoreUnavailable("the store (Redis) does not answer in time") from None
 
     def _now(self) -> str:
         return "" if self._clock is None else repr(self._clock() * 1000)
@@ -254,8 +283,7 @@ class RedisLimits(Limits):
             await asyncio.sleep(self._seconds / 3)
             renewal = self._renewal = asyncio.get_running_loop().create_future()
             try:
-                with answering():
-                    await self._renew()
+                await self._command(self._seconds, self._renew)
             except StoreUnavailable as exc:  # said once, tried again next tick
                 if not failing:
                     log.warning("cannot renew the places this replica holds, retrying: %s", exc)
