@@ -39,8 +39,10 @@ log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
 SOCKET_TIMEOUT: Final = 5.0  # seconds: no command here blocks in Redis
-# Commands under way at once; more wait their turn (a surge of streams opening at once), in
-# order. An admission waits at most ADMIT_SECONDS in all, a release RELEASE_SECONDS.
+# Admissions and releases under way at once; more wait their turn (a surge of streams opening
+# at once), in order. One more connection is the renewal's: it never queues behind a surge,
+# or the places it renews would lapse meanwhile. An admission waits at most ADMIT_SECONDS in
+# all, a release RELEASE_SECONDS.
 MAX_CONNECTIONS: Final = 64
 ADMIT_SECONDS: Final = 10.0
 RELEASE_SECONDS: Final = 2.0  # then the place is left to lapse
@@ -153,7 +155,7 @@ class RedisLimits(Limits):
             protocol=2,
             socket_timeout=SOCKET_TIMEOUT,
             socket_connect_timeout=SOCKET_TIMEOUT,
-            max_connections=MAX_CONNECTIONS,  # never more: the semaphore lets that many at once
+            max_connections=MAX_CONNECTIONS + 1,  # never more: see MAX_CONNECTIONS
             retry=Retry(ExponentialWithJitterBackoff(base=0.01, cap=0.1), retries=1),
         )
         client = Redis.from_pool(pool)
@@ -264,13 +266,18 @@ class RedisLimits(Limits):
                     pipe.zrem(key, member)
             await pipe.execute()
 
-    async def _command(self, seconds: float, command: Callable[[], Awaitable[_T]]) -> _T:
-        """Run ``command`` when its turn comes, within ``seconds`` of asking, or raise
-        ``StoreUnavailable`` (Redis down or too slow)."""
+    async def _command(
+        self, seconds: float, command: Callable[[], Awaitable[_T]], *, queue: bool = True
+    ) -> _T:
+        """Run ``command`` when its turn comes (at once unless ``queue``), within ``seconds``
+        of asking, or raise ``StoreUnavailable`` (Redis down or too slow)."""
         try:
             with answering():
-                async with asyncio.timeout(seconds), self._slots:
-                    return await command()
+                async with asyncio.timeout(seconds):
+                    if not queue:
+                        return await command()
+                    async with self._slots:
+                        return await command()
         except TimeoutError:
             raise StoreUnavailable("the store (Redis) does not answer in time") from None
 
@@ -283,7 +290,7 @@ class RedisLimits(Limits):
             await asyncio.sleep(self._seconds / 3)
             renewal = self._renewal = asyncio.get_running_loop().create_future()
             try:
-                await self._command(self._seconds, self._renew)
+                await self._command(self._seconds, self._renew, queue=False)
             except StoreUnavailable as exc:  # said once, tried again next tick
                 if not failing:
                     log.warning("cannot renew the places this replica holds, retrying: %s", exc)

@@ -175,3 +175,18 @@ async def test_a_closing_replica_gives_its_places_back(replica):
     assert await opened(b, "alice", "s2")
     with pytest.raises(StoreUnavailable):
         await a.admit_scans("bob", ["a2"])
+
+
+SURGE = 5000  # streams opening on one replica at once
+
+
+async def test_a_surge_of_streams_opening_at_once_is_counted_not_refused(replica):
+    """They wait their turn for a connection; none is refused as if Redis were down, and the
+    places already held are renewed meanwhile (a lease longer than the surge takes)."""
+    a = await replica(5.0, max_streams=SURGE, max_streams_per_subject=SURGE)
+    ids = [f"s{i}" for i in range(SURGE)]
+    async with asyncio.timeout(60):
+        await asyncio.gather(*(a.open_stream(f"u{n % 100}", i) for n, i in enumerate(ids)))
+        assert not await opened(a, "u0", "one-more")
+        await asyncio.gather(*(a.close_stream(i) for i in ids))
+    assert await opened(a, "u0", "one-more")
