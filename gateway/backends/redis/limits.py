@@ -8,6 +8,11 @@ replica gets it, however many race. The replica holding places renews them every
 ``lease_seconds``; one that dies stops, and its places lapse within a lease. Time is Redis's
 own clock (``TIME``), shared by every replica.
 
+A replica's admissions, releases and renewals go out through one writer (``batches``), in
+order and as many as wait at once in one round trip: a surge of streams opening costs a few
+round trips, and a release queued after an admission or a renewal is applied after it, so
+nothing gives back a place before it is taken or takes back a place given back.
+
 When Redis does not answer, an admission is refused (``StoreUnavailable``, 503): the limits
 cannot be checked, and the store could not take the scan or serve the stream anyway. A release
 that cannot reach Redis is dropped from the renewals, so its place lapses within a lease; places
@@ -18,14 +23,17 @@ replica counts what it still runs, even past a limit; nothing more is admitted m
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Final, TypeVar
+from collections.abc import Callable, Sequence
+from typing import Final
 
-from redis.asyncio import ConnectionPool, Redis
+from redis.asyncio import Redis
 from redis.backoff import ExponentialWithJitterBackoff
+from redis.commands.core import AsyncScript
 from redis.retry import Retry
 
+from gateway.backends.redis.batches import Batches, Queue
 from gateway.backends.redis.layout import Keys
 from gateway.backends.redis.transaction import answering
 from gateway.config import LimitsConfig
@@ -36,16 +44,9 @@ __all__ = ["RedisLimits"]
 
 log = logging.getLogger(__name__)
 
-_T = TypeVar("_T")
-
 SOCKET_TIMEOUT: Final = 5.0  # seconds: no command here blocks in Redis
-# Admissions and releases under way at once; more wait their turn (a surge of streams opening
-# at once), in order. One more connection is the renewal's: it never queues behind a surge,
-# or the places it renews would lapse meanwhile. An admission waits at most ADMIT_SECONDS in
-# all, a release RELEASE_SECONDS.
-MAX_CONNECTIONS: Final = 64
-ADMIT_SECONDS: Final = 10.0
-RELEASE_SECONDS: Final = 2.0  # then the place is left to lapse
+ADMIT_SECONDS: Final = 10.0  # an admission waits at most this long for its answer
+RELEASE_SECONDS: Final = 2.0  # a release too; then the place is left to lapse
 RENEW_BATCH: Final = 256  # places renewed per script call
 
 # Redis's clock in milliseconds, unless the caller gave one (ARGV[1]; tests do).
@@ -112,6 +113,13 @@ return 1
 """
 )
 
+# KEYS: all, the subject's. ARGV: the id. Out of both at once, or neither.
+_RELEASE: Final = """
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+return 1
+"""
+
 _SUBJECT, _ALL, _STARTS = 1, 2, 3  # the admission script's refusals
 
 
@@ -132,11 +140,12 @@ class RedisLimits(Limits):
         self._ms = max(1, round(lease_seconds * 1000))
         self._clock = clock  # a seam for tests (seconds); None: Redis's own clock
         self._held: dict[str, tuple[str, str]] = {}  # id -> its two sets: places renewed here
-        self._renewal: asyncio.Future[None] | None = None  # the renewal under way
-        self._slots = asyncio.Semaphore(MAX_CONNECTIONS)
         self._admit = client.register_script(_ADMIT)
         self._renew_script = client.register_script(_RENEW)
+        self._release_script = client.register_script(_RELEASE)
         self._closed = False
+        scripts = [self._admit, self._renew_script, self._release_script]
+        self._batches = Batches(client, scripts=scripts, name="redis-limits-writer")
         self._renewer = asyncio.create_task(self._renew_forever(), name="redis-limits-renewer")
 
     @classmethod
@@ -149,16 +158,17 @@ class RedisLimits(Limits):
         lease_seconds: float = 15.0,
         clock: Callable[[], float] | None = None,
     ) -> RedisLimits:
-        pool = ConnectionPool.from_url(
+        client = Redis.from_url(
             url,
             decode_responses=False,
             protocol=2,
             socket_timeout=SOCKET_TIMEOUT,
             socket_connect_timeout=SOCKET_TIMEOUT,
-            max_connections=MAX_CONNECTIONS + 1,  # never more: see MAX_CONNECTIONS
+            max_connections=4,  # one writer; the others only while one is being replaced
+            # Every command here is safe to send twice (ids are counted once), so one quick
+            # retry rides over a pooled connection Redis closed.
             retry=Retry(ExponentialWithJitterBackoff(base=0.01, cap=0.1), retries=1),
         )
-        client = Redis.from_pool(pool)
         try:
             with answering():
                 await client.ping()
@@ -174,12 +184,9 @@ class RedisLimits(Limits):
         self._renewer.cancel()
         await asyncio.wait([self._renewer])
         held, self._held = self._held, {}
-        try:  # one round trip for all of them
-            await self._command(RELEASE_SECONDS, lambda: self._remove_all(held))
-        except StoreUnavailable as exc:
-            log.warning(
-                "could not give back %d places (they lapse within a lease): %s", len(held), exc
-            )
+        for member, sets in held.items():
+            self._give_back(member, sets)
+        await self._batches.close(RELEASE_SECONDS)
         self._closed = True
         await self._redis.aclose()
 
@@ -224,17 +231,17 @@ class RedisLimits(Limits):
             raise StoreUnavailable("the limits' store is closed")
         members = list(dict.fromkeys(ids))
         fresh = [member for member in members if member not in self._held]
-        burst = self._config.scan_start_burst
-        args = [self._now(), self._ms, *limits, burst, *members]
+        keys = [*sets, bucket]
+        args = [self._now(), self._ms, *limits, self._config.scan_start_burst, *members]
+
         try:
-            reply = await self._command(
-                ADMIT_SECONDS, lambda: self._admit(keys=[*sets, bucket], args=args)
+            reply = await self._batches.call(
+                _script(self._admit, keys, args), seconds=ADMIT_SECONDS
             )
         except BaseException:
-            # Applied or not, the new places are not held: given back, or they lapse.
+            # Applied or not: given back after it (or, failing that, left to lapse).
             for member in fresh:
-                self._held[member] = sets
-            await asyncio.gather(*(self._release(member) for member in fresh))
+                self._give_back(member, sets)
             raise
         verdict, value = (int(part) for part in reply)
         if not verdict:
@@ -246,40 +253,18 @@ class RedisLimits(Limits):
         sets = self._held.pop(member, None)
         if sets is None or self._closed:
             return
-        renewal = self._renewal
-        if renewal is not None:  # it may hold this place: it must not add it back after us
-            await asyncio.wait([renewal])
         try:
-            await self._command(RELEASE_SECONDS, lambda: self._remove(sets, member))
+            await self._batches.call(self._releasing(member, sets), seconds=RELEASE_SECONDS)
         except StoreUnavailable as exc:
             log.debug("could not give back place %s (it lapses within a lease): %s", member, exc)
 
-    async def _remove(self, sets: tuple[str, str], member: str) -> None:
-        await self._remove_all({member: sets})
+    def _give_back(self, member: str, sets: tuple[str, str]) -> None:
+        """Queue the release of a place nobody waits for."""
+        with contextlib.suppress(StoreUnavailable):  # closed: it lapses
+            self._batches.send(self._releasing(member, sets))
 
-    async def _remove_all(self, places: dict[str, tuple[str, str]]) -> None:
-        if not places:
-            return
-        async with self._redis.pipeline(transaction=True) as pipe:  # both sets, or neither
-            for member, sets in places.items():
-                for key in sets:
-                    pipe.zrem(key, member)
-            await pipe.execute()
-
-    async def _command(
-        self, seconds: float, command: Callable[[], Awaitable[_T]], *, queue: bool = True
-    ) -> _T:
-        """Run ``command`` when its turn comes (at once unless ``queue``), within ``seconds``
-        of asking, or raise ``StoreUnavailable`` (Redis down or too slow)."""
-        try:
-            with answering():
-                async with asyncio.timeout(seconds):
-                    if not queue:
-                        return await command()
-                    async with self._slots:
-                        return await command()
-        except TimeoutError:
-            raise StoreUnavailable("the store (Redis) does not answer in time") from None
+    def _releasing(self, member: str, sets: tuple[str, str]) -> Queue:
+        return _script(self._release_script, list(sets), [member])
 
     def _now(self) -> str:
         return "" if self._clock is None else repr(self._clock() * 1000)
@@ -288,9 +273,8 @@ class RedisLimits(Limits):
         failing = False
         while True:
             await asyncio.sleep(self._seconds / 3)
-            renewal = self._renewal = asyncio.get_running_loop().create_future()
             try:
-                await self._command(self._seconds, self._renew, queue=False)
+                await self._renew()
             except StoreUnavailable as exc:  # said once, tried again next tick
                 if not failing:
                     log.warning("cannot renew the places this replica holds, retrying: %s", exc)
@@ -301,18 +285,25 @@ class RedisLimits(Limits):
                 if failing:
                     log.info("places renewed again")
                 failing = False
-            finally:
-                self._renewal = None
-                renewal.set_result(None)
 
     async def _renew(self) -> None:
+        """Renew what is held now; a release queued after this is applied after it."""
         held = list(self._held.items())
-        if not held:
+        answers = []
+        for start in range(0, len(held), RENEW_BATCH):
+            batch = held[start : start + RENEW_BATCH]
+            keys = [key for _, sets in batch for key in sets]
+            args: list[str | int] = [self._now(), self._ms, *(m for m, _ in batch)]
+            answers.append(self._batches.send(_script(self._renew_script, keys, args)))
+        if not answers:
             return
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for start in range(0, len(held), RENEW_BATCH):
-                batch = held[start : start + RENEW_BATCH]
-                keys = [key for _, sets in batch for key in sets]
-                args: list[str | int] = [self._now(), self._ms, *(m for m, _ in batch)]
-                await self._renew_script(keys=keys, args=args, client=pipe)
-            await pipe.execute()
+        done, pending = await asyncio.wait(answers, timeout=self._seconds)
+        if pending:
+            raise StoreUnavailable("the store (Redis) does not answer in time")
+        for answer in done:
+            answer.result()
+
+
+def _script(script: AsyncScript, keys: list[str], args: Sequence[str | int | float]) -> Queue:
+    """The EVALSHA of ``script`` (the writer loads it if Redis does not know it)."""
+    return lambda pipe: pipe.evalsha(script.sha, len(keys), *keys, *args)
