@@ -35,6 +35,7 @@ from gateway.http.metrics import app_metrics, metrics_middleware
 from gateway.http.responses import error_middleware
 from gateway.http.routes import setup_routes
 from gateway.http.streams import StreamRegistry
+from gateway.identity.provider import provider_session
 from gateway.scanners.client import stream_scan
 
 __all__ = ["create_app"]
@@ -59,10 +60,15 @@ def create_app(config: Config) -> web.Application:
         client_max_size=config.server.max_body_bytes,
     )
     app[CONFIG] = config
-    app[VERIFIER] = TokenVerifier(config.jwt)
+    app[VERIFIER] = TokenVerifier(config.jwt, config.auth)
     app[TICKETS] = TicketIssuer(config)
     if config.jwt.uses_dev_secret:
         log.warning("JWT secret is the development default; set XPLOYT_JWT_SECRET in production")
+    if config.jwt.key_set_source is not None and config.jwt.audience is None:
+        log.warning(
+            "jwt.audience is not set: a token the identity provider issued for any of its "
+            "clients is accepted here; set it to this gateway's audience"
+        )
     if config.dev_mode:
         log.warning(
             "dev_mode is on: anyone who can reach this gateway (listening on %s) can mint a "
@@ -73,7 +79,7 @@ def create_app(config: Config) -> web.Application:
     app.on_response_prepare.extend([add_cors_headers, add_request_id_header])
     app.on_shutdown.append(_shut_down)
     app.cleanup_ctx.extend(
-        [_backend_ctx, _limits_ctx, _http_client_ctx, _runner_ctx, _heartbeat_ctx]
+        [_key_set_ctx, _backend_ctx, _limits_ctx, _http_client_ctx, _runner_ctx, _heartbeat_ctx]
     )
     setup_routes(app)
     return app
@@ -85,6 +91,21 @@ async def _shut_down(app: web.Application) -> None:
     # here, after a restart); then running scans end interrupted, each with its terminal event.
     app[STREAMS].shutdown()
     await app[RUNNER].close()
+
+
+async def _key_set_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The identity provider's key set, fetched and refreshed in the background (requests
+    never wait for a first fetch: until it lands, /readyz is 503 and tokens are too)."""
+    key_set = app[VERIFIER].key_set
+    if key_set is None:
+        yield
+        return
+    async with provider_session(app[CONFIG].jwt) as session:
+        refresh = asyncio.create_task(key_set.run(session), name="identity provider key set")
+        yield
+        refresh.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await refresh
 
 
 async def _backend_ctx(app: web.Application) -> AsyncIterator[None]:

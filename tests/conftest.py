@@ -18,6 +18,7 @@ from gateway.http.logs import RedactingAccessLogger
 from mock_scanner import MockScannerConfig
 from mock_scanner import create_app as create_mock_scanner
 from tests.helpers import SCANNERS, SECRET, Gateway, MakeConfig, merge
+from tests.identity_provider import IdentityProvider
 from tests.redis_server import running_redis
 
 # Property tests (Hypothesis): `make test` runs the "ci" profile, the same examples on every run
@@ -118,3 +119,16 @@ def scripted_scanner(aiohttp_server):
         return str((await aiohttp_server(app)).make_url("/scan"))
 
     return start
+
+
+@pytest.fixture
+async def identity_provider() -> AsyncIterator[IdentityProvider]:
+    """A local OpenID provider on 127.0.0.1 (discovery and a JWKS), one RS256 key published."""
+    provider = IdentityProvider()
+    provider.publish("RS256")
+    await provider.start()
+    try:
+        yield provider
+    finally:
+        provider.release()
+        await provider.stop()

@@ -33,7 +33,12 @@ __all__ = [
     "check_scanners",
     "check_server",
     "is_loopback",
+    "provider_url_problem",
 ]
+
+# auth.permission_claims: a few names, each a JSON member name a token would use.
+MAX_PERMISSION_CLAIMS = 8
+MAX_CLAIM_NAME = 64
 
 
 def check_server(server: ServerConfig) -> None:
@@ -50,16 +55,66 @@ def check_scanners(scanners: Mapping[str, str]) -> None:
 
 def check_jwt(jwt: JWTConfig) -> None:
     """The algorithms need one kind of key, and the configured key is that kind (loaded here
-    once, so that a key pyjwt cannot use fails at startup, not on each request)."""
+    once, so that a key pyjwt cannot use fails at startup, not on each request); a key set's
+    URL is one the gateway may fetch, and its cache bounds are in order."""
+    if jwt.jwks_url is not None and jwt.oidc_issuer is not None:
+        raise ConfigError(
+            "jwt.jwks_url: set together with jwt.oidc_issuer; set one (the issuer's discovery "
+            "document names its key set; with jwt.jwks_url, jwt.issuer checks iss)"
+        )
+    for key, url in (("jwt.jwks_url", jwt.jwks_url), ("jwt.oidc_issuer", jwt.oidc_issuer)):
+        problem = None if url is None else provider_url_problem(url)
+        if problem is not None:
+            raise ConfigError(f"{key}: {problem}")
+    if jwt.oidc_issuer is not None and jwt.issuer not in (None, jwt.oidc_issuer):
+        raise ConfigError(
+            "jwt.issuer: differs from jwt.oidc_issuer; an OpenID provider's tokens carry its "
+            "issuer (leave jwt.issuer out)"
+        )
+    if not jwt.jwks_min_interval_seconds <= jwt.jwks_cache_seconds <= jwt.jwks_max_cache_seconds:
+        raise ConfigError(
+            "jwt.jwks_cache_seconds: must be between jwt.jwks_min_interval_seconds and "
+            "jwt.jwks_max_cache_seconds"
+        )
     try:
-        verification_key(jwt.algorithms, jwt.secret, jwt.public_key)
+        verification_key(jwt.algorithms, jwt.secret, jwt.public_key, jwt.key_set_source)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
+
+
+def provider_url_problem(url: str) -> str | None:
+    """What is wrong with ``url`` as an identity provider's address, or None: https (http
+    only to this machine's loopback), no credentials in it, no fragment. The URL itself is
+    never echoed (it could hold a password)."""
+    try:
+        parts = urlsplit(url)
+        hostname, _ = parts.hostname, parts.port
+    except ValueError:  # a bad port or bracket
+        return "is not a URL"
+    if parts.scheme not in ("http", "https") or not hostname:
+        return "is not an https URL"
+    if parts.scheme == "http" and not is_loopback(hostname):
+        return "must be https (plain http only to 127.0.0.1 or localhost)"
+    if parts.username is not None or parts.password is not None:
+        return "must not hold credentials"
+    if parts.fragment:
+        return "must not have a fragment"
+    return None
 
 
 def check_auth(auth: AuthConfig, jwt: JWTConfig) -> None:
     if auth.cookie_samesite == "None" and not auth.cookie_secure:
         raise ConfigError("auth.cookie_samesite: None needs auth.cookie_secure: true")
+    if len(auth.permission_claims) > MAX_PERMISSION_CLAIMS:
+        raise ConfigError(f"auth.permission_claims: at most {MAX_PERMISSION_CLAIMS} claims")
+    for claim in auth.permission_claims:
+        if not claim or len(claim) > MAX_CLAIM_NAME or not claim.isprintable() or " " in claim:
+            raise ConfigError(
+                f"auth.permission_claims: {claim[:MAX_CLAIM_NAME]!r} is not a claim name "
+                f"(1 to {MAX_CLAIM_NAME} printable characters, no spaces)"
+            )
+    if auth.require_permissions and not auth.permission_claims:
+        raise ConfigError("auth.require_permissions: needs at least one auth.permission_claims")
     if auth.ticket_secret is not None:
         if auth.ticket_secret == jwt.secret:
             raise ConfigError("auth.ticket_secret: must differ from jwt.secret")

@@ -1,5 +1,6 @@
 """JWT keys: which algorithms share a kind of key, and the one key API tokens are verified
-with, loaded and checked once from config (a token never picks its algorithm or key).
+with, loaded and checked once from config (a token never picks its algorithm or key); or,
+with an identity provider's key set, which kinds of key its algorithms take.
 
 Every check here runs when the config is loaded, so that a key pyjwt could not use is a
 config error at startup rather than a failure on each request:
@@ -8,7 +9,10 @@ config error at startup rather than a failure on each request:
   one curve, or an EdDSA key (one key cannot serve HS256 and RS256, nor ES256 and ES384);
 - an HMAC secret is at least as long as the hash's output (RFC 7518 section 3.2);
 - a public key is a PEM public key or certificate of that kind, and an RSA key has at least
-  2048 bits (NIST SP 800-131A). Below these sizes pyjwt warns on every token it checks.
+  2048 bits (NIST SP 800-131A). Below these sizes pyjwt warns on every token it checks;
+- a key set (``jwt.jwks_url``, ``jwt.oidc_issuer``) holds a key per ``kid``, each used only
+  with the algorithms of its kind (``fits``), so its algorithms may be of several asymmetric
+  kinds, never HMAC: a key set never provides a shared secret.
 """
 
 from __future__ import annotations
@@ -27,8 +31,11 @@ __all__ = [
     "HMAC_MIN_SECRET_BYTES",
     "MIN_RSA_KEY_BITS",
     "VerificationKey",
+    "checked_public_key",
+    "fits",
     "hmac_secret",
     "key_family",
+    "key_set_algorithms",
     "public_key",
     "verification_key",
 ]
@@ -78,8 +85,7 @@ _FAMILIES = (
 _FAMILY_OF = {algorithm: family for family in _FAMILIES for algorithm in family.algorithms}
 
 
-def key_family(algorithms: Sequence[str]) -> _Family:
-    """The one kind of key all ``algorithms`` verify with; ValueError if there is none."""
+def _known(algorithms: Sequence[str]) -> None:
     if not algorithms:
         raise ValueError("jwt.algorithms: at least one algorithm is required")
     if any(algorithm.lower() == "none" for algorithm in algorithms):
@@ -90,6 +96,11 @@ def key_family(algorithms: Sequence[str]) -> _Family:
             f"jwt.algorithms: {', '.join(map(repr, unknown))} not supported "
             f"(supported: {', '.join(sorted(_FAMILY_OF))})"
         )
+
+
+def key_family(algorithms: Sequence[str]) -> _Family:
+    """The one kind of key all ``algorithms`` verify with; ValueError if there is none."""
+    _known(algorithms)
     families = {_FAMILY_OF[algorithm].name: _FAMILY_OF[algorithm] for algorithm in algorithms}
     if len(families) > 1:
         raise ValueError(
@@ -98,6 +109,34 @@ def key_family(algorithms: Sequence[str]) -> _Family:
             "algorithms of one kind only"
         )
     return next(iter(families.values()))
+
+
+def key_set_algorithms(algorithms: Sequence[str], source: str) -> None:
+    """ValueError unless ``algorithms`` can verify with the keys of a key set (``source``, the
+    config key that names it): known and asymmetric, of any kinds."""
+    _known(algorithms)
+    hmac = [algorithm for algorithm in algorithms if algorithm in HMAC_ALGORITHMS]
+    if hmac:
+        raise ValueError(
+            f"jwt.algorithms: {', '.join(hmac)} verify with a shared secret, which a key set "
+            f"({source}) never provides; list asymmetric algorithms (RS*, PS*, ES*, EdDSA)"
+        )
+
+
+def fits(algorithm: str, key: PublicKeyTypes) -> bool:
+    """Whether ``key`` is of the kind ``algorithm`` verifies with (an unknown one: no)."""
+    family = _FAMILY_OF.get(algorithm)
+    return family is not None and family.fits(key)
+
+
+def checked_public_key(key: PublicKeyTypes, where: str) -> PublicKeyTypes:
+    """``key``, unless it is an RSA key too short to trust (ValueError naming ``where``)."""
+    if isinstance(key, rsa.RSAPublicKey) and key.key_size < MIN_RSA_KEY_BITS:
+        raise ValueError(
+            f"{where}: the RSA key has {key.key_size} bits; at least "
+            f"{MIN_RSA_KEY_BITS} are required (NIST SP 800-131A)"
+        )
+    return key
 
 
 def hmac_secret(secret: str, algorithms: Sequence[str]) -> bytes:
@@ -122,16 +161,19 @@ def public_key(pem: str, algorithms: Sequence[str]) -> PublicKeyTypes:
             f"jwt.public_key: {', '.join(algorithms)} need an {family.name}, "
             f"but this is {_describe(key)}"
         )
-    if isinstance(key, rsa.RSAPublicKey) and key.key_size < MIN_RSA_KEY_BITS:
-        raise ValueError(
-            f"jwt.public_key: the RSA key has {key.key_size} bits; at least "
-            f"{MIN_RSA_KEY_BITS} are required (NIST SP 800-131A)"
-        )
-    return key
+    return checked_public_key(key, "jwt.public_key")
 
 
-def verification_key(algorithms: Sequence[str], secret: str, pem: str | None) -> VerificationKey:
-    """The key tokens are checked with; ValueError naming the config key that is wrong."""
+def verification_key(
+    algorithms: Sequence[str], secret: str, pem: str | None, key_set: str | None = None
+) -> VerificationKey | None:
+    """The key tokens are checked with; ValueError naming the config key that is wrong. None
+    when they are checked with a key set's keys (``key_set``: the config key that names it)."""
+    if key_set is not None:
+        if pem is not None:
+            raise ValueError(f"jwt.public_key: set together with {key_set}; set one key source")
+        key_set_algorithms(algorithms, key_set)
+        return None
     family = key_family(algorithms)
     if family.algorithms == HMAC_ALGORITHMS:
         if pem is not None:
@@ -141,7 +183,10 @@ def verification_key(algorithms: Sequence[str], secret: str, pem: str | None) ->
             )
         return hmac_secret(secret, algorithms)
     if not pem:
-        raise ValueError(f"jwt.public_key: is required for {', '.join(algorithms)}")
+        raise ValueError(
+            f"jwt.public_key: is required for {', '.join(algorithms)} "
+            "(or a key set: jwt.jwks_url or jwt.oidc_issuer)"
+        )
     key = public_key(pem, algorithms)
     assert isinstance(key, VerificationKey)  # what family.fits accepted
     return key

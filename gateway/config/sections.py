@@ -84,6 +84,11 @@ class AuthConfig(Section, frozen=True):
     ticket_ttl_seconds: PositiveNumber | None = None  # None: the scan's remaining lifetime
     ticket_max_ttl_seconds: PositiveNumber = 3600
     ticket_secret: str | None = None  # None: derived from jwt.secret
+    # The token claims that carry permissions (scans:read, ...): a space-separated string or a
+    # list of strings each. A token with none of them has its owner's rights over its own
+    # scans (what the Xployt server's tokens get), unless permissions are required.
+    permission_claims: tuple[str, ...] = ("scope",)
+    require_permissions: bool = False
 
 
 class CorsConfig(Section, frozen=True):
@@ -150,6 +155,34 @@ class JWTConfig(Section, frozen=True):
     issuer: str | None = None
     leeway_seconds: Annotated[float, Meta(ge=0, le=MAX_LEEWAY_SECONDS)] = 0
     public_key: str | None = None  # PEM, for RS*/ES*/PS*/EdDSA algorithms
+    # Or an identity provider's key set (JWKS): its URL, or the issuer whose discovery
+    # document (/.well-known/openid-configuration) names it. Fetched in the background.
+    jwks_url: str | None = None
+    oidc_issuer: str | None = None
+    # How long a key set is used without asking again: the answer's Cache-Control max-age
+    # within these bounds, else jwks_cache_seconds.
+    jwks_cache_seconds: PositiveNumber = 300
+    jwks_max_cache_seconds: PositiveNumber = 86400
+    # The least time between two fetches, whatever asks (a token with an unknown kid, the
+    # cache running out, a retry): a flood of forged kids costs the provider this at most.
+    jwks_min_interval_seconds: PositiveNumber = 10
+    jwks_timeout_seconds: PositiveNumber = 5  # one fetch, redirects included
+    jwks_max_bytes: Positive = 256 * 1024  # one answer (discovery document or key set)
+    jwks_max_keys: Annotated[int, Meta(ge=1, le=1000, extra={"why": "keys in one set"})] = 50
+
+    @property
+    def key_set_source(self) -> str | None:
+        """The config key naming the key set tokens are checked with, if any."""
+        if self.jwks_url is not None:
+            return "jwt.jwks_url"
+        if self.oidc_issuer is not None:
+            return "jwt.oidc_issuer"
+        return None
+
+    @property
+    def expected_issuer(self) -> str | None:
+        """The ``iss`` tokens must carry: ``issuer``, else the OpenID provider's."""
+        return self.issuer if self.issuer is not None else self.oidc_issuer
 
     @property
     def uses_dev_secret(self) -> bool:

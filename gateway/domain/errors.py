@@ -18,7 +18,8 @@
     ├── UnsupportedMediaType          415 unsupported_media_type
     ├── ValidationError               422 validation_error
     ├── LimitExceeded                 429 limit_exceeded
-    └── StoreUnavailable              503 store_unavailable
+    ├── StoreUnavailable              503 store_unavailable
+    └── KeysUnavailable               503 keys_unavailable (adds Retry-After)
 
 The stores raise ``ScanNotFound`` and ``ScanExists`` too, whichever backend they use, so no
 backend's own exceptions cross the store interface.
@@ -37,6 +38,7 @@ __all__ = [
     "Forbidden",
     "GatewayError",
     "InvalidJSON",
+    "KeysUnavailable",
     "LimitExceeded",
     "MethodNotAllowed",
     "NotAcceptable",
@@ -174,6 +176,17 @@ class LimitExceeded(GatewayError):
 class StoreUnavailable(GatewayError):
     status = 503
     code = "store_unavailable"
+
+
+class KeysUnavailable(GatewayError):
+    """The identity provider's key set is not loaded yet, so no token can be checked."""
+
+    status = 503
+    code = "keys_unavailable"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.headers["Retry-After"] = str(retry_after)
 
 
 class UpstreamFault(StrEnum):

@@ -65,22 +65,22 @@ def _is_stream_route(request: web.Request) -> bool:
     return route.name == STREAM_ROUTE
 
 
-def authenticate(request: web.Request) -> Principal:
+async def authenticate(request: web.Request) -> Principal:
     """The caller, from the first credential present: header, ticket, query token, cookie."""
     app = request.app
     config = app[CONFIG]
     header = request.headers.get("Authorization")
     if header:
-        return app[VERIFIER].verify(bearer_token(header))
+        return await app[VERIFIER].verify(bearer_token(header))
     ticket = request.query.get(TICKET_PARAM)
     if ticket and _is_stream_route(request):
         return app[TICKETS].verify(ticket, request.match_info["scan_id"])
     query_token = _query_token(request, config.auth)
     if query_token:
-        return app[VERIFIER].verify(query_token, via="query")
+        return await app[VERIFIER].verify(query_token, via="query")
     cookie = request.cookies.get(config.auth.cookie_name)
     if cookie:
-        principal = app[VERIFIER].verify(cookie, via="cookie")
+        principal = await app[VERIFIER].verify(cookie, via="cookie")
         _check_cookie_origin(request, config)
         return principal
     raise Unauthorized("missing bearer token", token_given=False)
@@ -141,7 +141,7 @@ def _own_origin(request: web.Request, config: Config) -> tuple[str, str, int]:
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     public = request.match_info.route.name in PUBLIC_ROUTES
     if request.path.startswith(PROTECTED_PREFIX) and request.method != "OPTIONS" and not public:
-        request[PRINCIPAL] = authenticate(request)
+        request[PRINCIPAL] = await authenticate(request)
     return await handler(request)
 
 

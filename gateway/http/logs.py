@@ -117,7 +117,12 @@ class TokenFilter(logging.Filter):
         for name, value in record.__dict__.items():
             if name not in _RECORD_FIELDS and isinstance(value, str):
                 setattr(record, name, self.redact(value))
+            elif name not in _RECORD_FIELDS and isinstance(value, dict):  # the audit fields
+                setattr(record, name, {k: self._redacted(v) for k, v in value.items()})
         return True
+
+    def _redacted(self, value: object) -> object:
+        return self.redact(value) if isinstance(value, str) else value
 
 
 _EXCEPTIONS = logging.Formatter()
@@ -195,7 +200,7 @@ class ContextFilter(logging.Filter):
 
 class JSONFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message, request and scan ids (from
-    ``ContextFilter``)."""
+    ``ContextFilter``), and an audit line's fields (``http.audit``)."""
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, object] = {
@@ -204,7 +209,7 @@ class JSONFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        for name in ("request_id", "scan_id"):
+        for name in ("request_id", "scan_id", "audit"):
             value = getattr(record, name, None)
             if value is not None:
                 entry[name] = value

@@ -144,7 +144,7 @@ def _operation(declared: Operation, method: str, op_id: str, config: Config) -> 
             "required": declared.body_required,
             "content": {"application/json": {"schema": _shape(declared.body)}},
         }
-    security = shared.security(config, declared.auth, method)
+    security = shared.security(config, declared.auth, method, declared.permission)
     if security is not None:
         operation["security"] = security
     operation["responses"] = _responses(declared, config)
@@ -167,6 +167,13 @@ def _documented(routes: Iterable[web.AbstractRoute]) -> list[tuple[str, str, Ope
             )
         if isinstance(declared, Operation) and declared.tag not in TAGS:
             raise UndeclaredRoute(f"{method} {resource.canonical}: no tag {declared.tag!r}")
+        if isinstance(declared, Operation) and (
+            (declared.permission is None) == declared.needs_credential
+        ):
+            raise UndeclaredRoute(
+                f"{method} {resource.canonical}: a route that needs a credential declares the "
+                "permission it needs (or 'none'), and only such a route does"
+            )
         if not isinstance(declared, Undocumented):
             documented.append((method, resource.canonical, declared))
     return documented

@@ -12,10 +12,12 @@ from typing import Any, Final
 from gateway.config import Config
 from gateway.domain.models import SEVERITIES
 from gateway.http.operations import Auth
+from gateway.identity.principal import Permission
 from gateway.scanners.findings import TRUNCATED
 
 __all__ = [
     "ERROR_RESPONSES",
+    "PERMISSIONS_TEXT",
     "api_security",
     "error",
     "header",
@@ -156,7 +158,9 @@ def responses(config: Config) -> dict[str, Schema]:
             },
         ),
         "Forbidden": error(
-            "A cookie-authenticated `POST`/`DELETE` without `Sec-Fetch-Site: same-origin` and "
+            "The credential lacks the permission the operation needs (`forbidden`, with "
+            '`WWW-Authenticate: Bearer error="insufficient_scope", scope="<permission>"`); or '
+            "a cookie-authenticated `POST`/`DELETE` without `Sec-Fetch-Site: same-origin` and "
             "without an `Origin` that is the gateway's own (scheme, host and port) or in "
             "`cors.allowed_origins` (`forbidden`)."
         ),
@@ -191,8 +195,47 @@ def responses(config: Config) -> dict[str, Schema]:
                 )
             },
         ),
-        "StoreUnavailable": error("The store does not answer (`store_unavailable`)."),
+        "StoreUnavailable": error(
+            "The store does not answer (`store_unavailable`); or, with an identity provider's "
+            "key set, it is not loaded yet, so no token can be checked (`keys_unavailable`, "
+            "with `Retry-After`)."
+        ),
     }
+
+
+def _bearer_description(config: Config) -> str:
+    jwt = config.jwt
+    algorithms = ", ".join(jwt.algorithms)
+    if jwt.oidc_issuer is not None:
+        signed = (
+            f"signed ({algorithms}) with a key of the OpenID provider `{jwt.oidc_issuer}` "
+            "(`jwt.oidc_issuer`; see the `openIdConnect` scheme), which it names by `kid`"
+        )
+    elif jwt.jwks_url is not None:
+        signed = (
+            f"signed ({algorithms}) with a key of the identity provider's key set "
+            "(`jwt.jwks_url`), which it names by `kid`"
+        )
+    elif jwt.public_key is not None:
+        signed = f"signed ({algorithms}) with the key whose public half is `jwt.public_key`"
+    else:
+        signed = f"signed ({algorithms}) with the shared secret `jwt.secret`"
+    return (
+        f"`Authorization: Bearer <JWT>` with `sub` and `exp`, {signed}. "
+        f"{PERMISSIONS_TEXT.format(claims=', '.join(config.auth.permission_claims))}"
+    )
+
+
+# What every security requirement's role names mean.
+PERMISSIONS_TEXT: Final = (
+    "What a token may do comes from its permission claims (`auth.permission_claims`: {claims}; "
+    "a space-separated string or a list of strings): `scans:read` (read, list and watch its "
+    "own scans), `scans:write` (start scans), `scans:cancel` (cancel its own scans), "
+    "`scans:admin` (read, list with `?subject=` and cancel any subject's scans). A token "
+    "without any of these claims may do all but `scans:admin` on its own scans, unless "
+    "`auth.require_permissions`. Each operation's security requirements name the permission "
+    "it needs; without it the answer is 403 (404 for a scan the caller cannot see at all)."
+)
 
 
 def security_schemes(config: Config) -> dict[str, Schema]:
@@ -201,10 +244,7 @@ def security_schemes(config: Config) -> dict[str, Schema]:
             "type": "http",
             "scheme": "bearer",
             "bearerFormat": "JWT",
-            "description": (
-                "`Authorization: Bearer <JWT>` with `sub` and `exp`, signed as `jwt.*` in the "
-                "config says."
-            ),
+            "description": _bearer_description(config),
         },
         "sessionCookie": {
             "type": "apiKey",
@@ -231,6 +271,16 @@ def security_schemes(config: Config) -> dict[str, Schema]:
             "description": "`metrics.token` from the config (not a JWT), when one is set.",
         },
     }
+    if config.jwt.oidc_issuer is not None:
+        schemes["openIdConnect"] = {
+            "type": "openIdConnect",
+            "openIdConnectUrl": config.jwt.oidc_issuer.rstrip("/")
+            + "/.well-known/openid-configuration",
+            "description": (
+                "An access token from the OpenID provider, sent as `Authorization: Bearer` "
+                "(the same token as `bearerAuth`)."
+            ),
+        }
     if config.auth.query_tokens:
         for name in ("token", "access_token"):
             schemes[_query_scheme(name)] = {
@@ -249,23 +299,32 @@ def _query_scheme(name: str) -> str:
     return "queryToken" if name == "token" else "queryAccessToken"
 
 
-def api_security(config: Config, *, query: bool = True) -> list[dict[str, list[str]]]:
-    """Any one of these credentials opens a protected route (query tokens: reads only)."""
+def api_security(
+    config: Config, *, query: bool = True, roles: list[str] | None = None
+) -> list[dict[str, list[str]]]:
+    """Any one of these credentials opens a protected route (query tokens: reads only), with
+    the permission it needs as the requirements' role names."""
     names = ["bearerAuth", "sessionCookie"]
+    if config.jwt.oidc_issuer is not None:
+        names.insert(1, "openIdConnect")
     if query and config.auth.query_tokens:
         names += [_query_scheme("token"), _query_scheme("access_token")]
-    return [{name: []} for name in names]
+    return [{name: list(roles or [])} for name in names]
 
 
-def security(config: Config, auth: Auth, method: str) -> list[dict[str, list[str]]] | None:
-    """The credentials an operation accepts; None: the document's default (``api_security``)."""
+def security(
+    config: Config, auth: Auth, method: str, permission: Permission | str | None = None
+) -> list[dict[str, list[str]]] | None:
+    """The credentials an operation accepts, each with the permission it needs; None: the
+    document's default (``api_security``)."""
     if auth == "public":
         return []
-    if auth == "bearer":
-        return [{"bearerAuth": []}]
     if auth == "metrics":
         return [{}, {"metricsToken": []}]
-    if auth == "ticket":
-        return [*api_security(config), {"streamTicket": []}]
+    roles = [permission.value] if isinstance(permission, Permission) else []
+    if auth == "bearer":
+        return [{"bearerAuth": roles}]
+    if auth == "ticket":  # a ticket carries scans:read on its one scan
+        return [*api_security(config, roles=roles), {"streamTicket": roles}]
     # A URL-borne token never changes anything: reads only.
-    return None if method == "GET" else api_security(config, query=False)
+    return api_security(config, query=method == "GET", roles=roles)

@@ -37,6 +37,10 @@ below the route decorator::
 - ``auth``: ``"api"`` (any credential; a method other than GET takes no query token),
   ``"public"``, ``"bearer"`` (the Authorization header only), ``"ticket"`` (any credential or
   a stream ticket), ``"metrics"`` (none, or the metrics token).
+- ``permission``: what a credential must allow (``identity.principal.Permission``; the
+  handler checks it with ``http.access``), or ``"none"`` for a route that acts on no scan
+  (the session cookie). Every route that needs a credential declares one, the others none;
+  the document lists it in the operation's security requirements.
 - Texts (descriptions, header texts) may name config values as ``{config.section.key}``; they
   are filled from the gateway's config (write a literal brace twice). A parameter's schema may
   be a function of the config.
@@ -45,7 +49,8 @@ A route that is not an API operation (a static file, a catch-all for other metho
 ``@undocumented("why")``. One handler routed at ``/x/`` and ``/x`` gives two operations, the
 second's id with ``NoSlash`` appended. ``tests/gateway/http/test_openapi.py`` checks that every
 route is declared, every declared handler is routed, and ``auth="public"`` under ``/api/`` is
-exactly ``auth.PUBLIC_ROUTES``.
+exactly ``auth.PUBLIC_ROUTES``; ``tests/gateway/http/test_access.py`` calls every protected
+route with too few permissions, and with just the declared one.
 """
 
 from __future__ import annotations
@@ -55,12 +60,14 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal, TypeVar
 
 from gateway.config import Config
+from gateway.identity.principal import Permission
 
 __all__ = [
     "Answer",
     "Auth",
     "Operation",
     "Param",
+    "Permission",
     "Undocumented",
     "declaration",
     "enveloped",
@@ -115,6 +122,11 @@ class Operation:
     body: type | None = None
     body_required: bool = True
     auth: Auth = "api"
+    permission: Permission | Literal["none"] | None = None  # None: not declared
+
+    @property
+    def needs_credential(self) -> bool:
+        return self.auth in ("api", "bearer", "ticket")
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,10 +170,21 @@ def operation(
     body: type | None = None,
     body_required: bool = True,
     auth: Auth = "api",
+    permission: Permission | Literal["none"] | None = None,
 ) -> Callable[[Handler], Handler]:
     """Attach this operation to the handler below it (see the module docstring)."""
     declared = Operation(
-        id, summary, tag, answers, errors, description, params, body, body_required, auth
+        id,
+        summary,
+        tag,
+        answers,
+        errors,
+        description,
+        params,
+        body,
+        body_required,
+        auth,
+        permission,
     )
     return _attach(declared)
 

@@ -58,10 +58,9 @@ _ERROR_CODES = (
     "`bad_request`, `invalid_json`, `unknown_scanner` (400); `unauthorized` (401); "
     "`forbidden` (403); `not_found`, `scan_not_found` (404); `method_not_allowed` (405); "
     "`not_acceptable` (406); `request_timeout` (408); `conflict`, `scan_not_ready` (409); "
-    "`payload_too_large` (413); "
-    "`unsupported_media_type` (415); `validation_error` (422); `limit_exceeded` (429); "
-    "`internal_error` (500); `store_unavailable` (503); `http_error` for another status "
-    "from the HTTP layer"
+    "`payload_too_large` (413); `unsupported_media_type` (415); `validation_error` (422); "
+    "`limit_exceeded` (429); `internal_error` (500); `store_unavailable`, `keys_unavailable` "
+    "(503); `http_error` for another status from the HTTP layer"
 )
 
 Count = Annotated[int, Meta(ge=0)]

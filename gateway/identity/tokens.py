@@ -1,8 +1,15 @@
 """API tokens and stream tickets: verifying them, and signing the ones the gateway issues.
 Algorithms and keys come from config only, never from the token.
 
+An API token is checked with the shared secret (HS*), the configured public key, or the key
+its ``kid`` names in the identity provider's key set (``keyset``): its ``alg`` must be a
+configured one and fit that key's kind, its ``typ`` (when it has one) must say an access token
+(``JWT``, ``at+jwt``), and ``iss``/``aud`` must be the configured ones when set. What it may
+do comes from its permission claims (``principal``).
+
 A *stream ticket* is signed with a key of its own and bound to one scan and one subject, so a
-ticket never passes as an API token nor the reverse (``auth`` says which routes take one).
+ticket never passes as an API token nor the reverse (``auth`` says which routes take one); it
+carries ``scans:read`` on that scan and nothing else.
 """
 
 from __future__ import annotations
@@ -13,26 +20,28 @@ import logging
 import math
 import secrets
 import time
-from dataclasses import dataclass
 
 import jwt
 
-from gateway.config import Config, JWTConfig
-from gateway.config.jwt_keys import HMAC_ALGORITHMS, verification_key
-from gateway.domain.errors import Unauthorized
+from gateway.config import AuthConfig, Config, JWTConfig
+from gateway.config.jwt_keys import HMAC_ALGORITHMS, VerificationKey, verification_key
+from gateway.domain.errors import KeysUnavailable, Unauthorized
+from gateway.identity.jwks import MAX_KID
+from gateway.identity.keyset import KeySet
+from gateway.identity.principal import Permission, Principal, permissions_from
 
 __all__ = ["Principal", "TicketIssuer", "TokenVerifier"]
 
 log = logging.getLogger(__name__)
 
 _TICKET_AUDIENCE = "xployt-stream-ticket"
-
-
-@dataclass(frozen=True, slots=True)
-class Principal:
-    subject: str
-    expires_at: float | None = None  # epoch seconds; open streams end when it passes
-    via: str = "bearer"  # bearer, cookie, query or ticket
+_TICKET_RIGHTS = frozenset({Permission.READ})
+# The token types an access token may declare (RFC 9068 section 2.1; JWT, RFC 7519 5.1). An
+# identity provider signs other JWTs with the same keys (logout tokens, DPoP proofs), typed
+# otherwise; compared case-insensitively, as media types are.
+ACCESS_TOKEN_TYPES = frozenset({"jwt", "application/jwt", "at+jwt", "application/at+jwt"})
+# jti and azp are kept for the audit log only: longer or other values are left out.
+_MAX_AUDIT_CLAIM = 255
 
 
 def _decode_error(exc: jwt.PyJWTError, what: str) -> Unauthorized:
@@ -113,35 +122,112 @@ def _expiry(claims: dict[str, object]) -> float | None:
     return _numeric_date(claims.get("exp"))
 
 
-class TokenVerifier:
-    """Checks API tokens against config; the token's own header never picks the algorithm."""
+def _audit_claim(claims: dict[str, object], *names: str) -> str | None:
+    for name in names:
+        value = claims.get(name)
+        if isinstance(value, str) and 0 < len(value) <= _MAX_AUDIT_CLAIM and _is_text(value):
+            return value
+    return None
 
-    def __init__(self, config: JWTConfig) -> None:
+
+class TokenVerifier:
+    """Checks API tokens against config; the token's own header never picks the algorithm
+    nor, beyond naming it by kid in the configured key set, the key."""
+
+    def __init__(self, config: JWTConfig, auth: AuthConfig | None = None) -> None:
         self._config = config
+        self._auth = auth or AuthConfig()
         self._algorithms = list(config.algorithms)
         # Loaded once; ValueError (naming the config key) if the algorithms cannot use it.
-        self._key = verification_key(config.algorithms, config.secret, config.public_key)
+        self._key = verification_key(
+            config.algorithms, config.secret, config.public_key, config.key_set_source
+        )
+        # The provider's keys, fetched by KeySet.run (the app's cleanup context starts it).
+        self.key_set = KeySet(config) if config.key_set_source is not None else None
 
-    def verify(self, token: str, *, via: str = "bearer") -> Principal:
+    async def verify(self, token: str, *, via: str = "bearer") -> Principal:
+        compact = _compact(token, "token")
+        if isinstance(self._key, bytes):  # HMAC: the secret, for every configured algorithm
+            key: VerificationKey = self._key
+            algorithms = self._algorithms
+        else:
+            key, algorithm = await self._asymmetric_key(compact)
+            algorithms = [algorithm]
         try:
             claims = jwt.decode(
-                _compact(token, "token"),
-                self._key,
-                algorithms=self._algorithms,
+                compact,
+                key,
+                algorithms=algorithms,
                 audience=self._config.audience,
-                issuer=self._config.issuer,
+                issuer=self._config.expected_issuer,
                 leeway=self._config.leeway_seconds,
                 options={"require": ["exp", "sub"], "verify_aud": bool(self._config.audience)},
             )
         except jwt.PyJWTError as exc:  # InvalidTokenError, and InvalidKeyError for a key
             raise _decode_error(exc, "token") from None
+        return self._principal(claims, via)
+
+    def _principal(self, claims: dict[str, object], via: str) -> Principal:
         _check_numeric_dates(claims, "token")
         if claims.get("aud") == _TICKET_AUDIENCE:
             raise _invalid("a stream ticket is not an API token")
         expires_at = _expiry(claims)
         if expires_at is not None:  # what the leeway accepts, the stream accepts too
             expires_at += self._config.leeway_seconds
-        return Principal(_subject(claims, "token"), expires_at, via)
+        try:
+            permissions = permissions_from(claims, self._auth.permission_claims)
+        except ValueError as exc:
+            raise _invalid(f"token {exc}") from None
+        if permissions is None and self._auth.require_permissions:
+            permissions = frozenset()  # authenticated, allowed nothing: 403 on every route
+        return Principal(
+            _subject(claims, "token"),
+            expires_at,
+            via,
+            permissions=permissions,
+            token_id=_audit_claim(claims, "jti"),
+            client_id=_audit_claim(claims, "azp", "client_id"),
+        )
+
+    async def _asymmetric_key(self, token: str) -> tuple[VerificationKey, str]:
+        """The key and algorithm the token's header asks for, if config allows them."""
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as exc:
+            raise _decode_error(exc, "token") from None
+        algorithm, kid = header.get("alg"), header.get("kid")
+        if not isinstance(algorithm, str) or algorithm not in self._algorithms:
+            raise _invalid("token algorithm is not allowed")
+        kind = header.get("typ")
+        if kind is not None and str(kind).lower() not in ACCESS_TOKEN_TYPES:
+            raise _invalid("token type (typ) is not an access token's (JWT or at+jwt)")
+        if kid is not None and (not isinstance(kid, str) or not 0 < len(kid) <= MAX_KID):
+            raise _invalid(f"token key id (kid) must be a string of 1 to {MAX_KID} characters")
+        if self.key_set is None:
+            assert self._key is not None  # the configured public key, of the algorithms' kind
+            return self._key, algorithm
+        return await self._key_set_key(self.key_set, kid, algorithm), algorithm
+
+    async def _key_set_key(self, keys: KeySet, kid: str | None, algorithm: str) -> VerificationKey:
+        if not keys.loaded:
+            await keys.refetch()  # wait for the fetch under way, or one it is time for
+        if not keys.loaded:
+            raise KeysUnavailable(
+                "the identity provider's keys are not loaded yet; try again shortly",
+                retry_after=math.ceil(self._config.jwks_min_interval_seconds),
+            )
+        key = keys.find(kid, algorithm)
+        if key is None and kid is not None and await keys.refetch():
+            key = keys.find(kid, algorithm)  # a key the provider has just published
+        if key is None:
+            raise _invalid(
+                "token names no key (kid), and the key set holds no single key for it"
+                if kid is None
+                else f"token key id {kid[:64]!r} is not in the identity provider's key set"
+            )
+        if algorithm not in key.algorithms:
+            raise _invalid(f"token algorithm {algorithm} does not fit its key's kind")
+        return key.key
 
     def issue(self, subject: str, ttl_seconds: int = 3600) -> str:
         """Sign a token with the configured HMAC secret (for demos and scripts)."""
@@ -159,6 +245,10 @@ class TokenVerifier:
         if self._config.issuer:
             claims["iss"] = self._config.issuer
         return jwt.encode(claims, self._key, algorithm=algorithm)
+
+    def status(self) -> str:
+        """For readiness: ``ok`` when tokens can be verified (a key set, once loaded)."""
+        return "ok" if self.key_set is None else self.key_set.status()
 
 
 class TicketIssuer:
@@ -184,6 +274,7 @@ class TicketIssuer:
         claims = {
             "sub": subject,
             "scan": scan_id,
+            "scope": Permission.READ.value,  # what it allows, whoever asked for it
             "aud": _TICKET_AUDIENCE,
             "iat": int(now),
             # Rounded up: a ticket never expires before the expires_in it was announced with.
@@ -205,4 +296,10 @@ class TicketIssuer:
         _check_numeric_dates(claims, "stream ticket")
         if claims.get("scan") != scan_id:
             raise _invalid("stream ticket is not valid for this scan")
-        return Principal(_subject(claims, "stream ticket"), _expiry(claims), "ticket")
+        return Principal(
+            _subject(claims, "stream ticket"),
+            _expiry(claims),
+            "ticket",
+            permissions=_TICKET_RIGHTS,
+            scan_id=scan_id,
+        )

@@ -341,7 +341,7 @@ async def test_dev_token_endpoint(gateway: Gateway) -> None:
     assert body["success"] is True
     assert body["data"]["subject"] == "demo" and body["data"]["expires_in"] == 3600
     assert client.app is not None
-    who = TokenVerifier(client.app[CONFIG].jwt).verify(body["data"]["token"])
+    who = await TokenVerifier(client.app[CONFIG].jwt).verify(body["data"]["token"])
     assert who.subject == "demo" and who.expires_at is not None
     headers = {"Authorization": f"Bearer {body['data']['token']}"}
     assert (await client.get("/api/v1/scans/", headers=headers)).status == 200

@@ -484,7 +484,7 @@ def test_url_and_token_defaults():
     assert cli.resolve_token(None, {"XPLOYT_TOKEN": "t2"}, load, "cli") == ("t2", False)
     minted, was_minted = cli.resolve_token(None, {}, load, "bob")
     assert was_minted
-    assert TokenVerifier(config.jwt).verify(minted).subject == "bob"
+    assert asyncio.run(TokenVerifier(config.jwt).verify(minted)).subject == "bob"
 
 
 def test_no_token_without_an_hmac_secret():

@@ -305,3 +305,84 @@ def test_the_limits_at_their_bounds_are_accepted():
     assert (low.limits.scan_starts_per_second, low.limits.scan_start_burst) == (0.001, 1)
     high = {"scan_starts_per_second": 1_000_000, "scan_start_burst": 1_000_000, "max_streams": 1}
     assert config_from_dict({"limits": high}).limits.scan_start_burst == 1_000_000
+
+
+KEY_SET = {"algorithms": ["RS256"], "jwks_url": "https://id.example/jwks"}
+
+
+@pytest.mark.parametrize(
+    ("jwt_config", "message"),
+    [
+        (
+            {**KEY_SET, "oidc_issuer": "https://id.example"},
+            "jwt.jwks_url: set together with jwt.oidc_issuer; set one",
+        ),
+        (
+            {**KEY_SET, "public_key": "-----BEGIN PUBLIC KEY-----"},
+            "jwt.public_key: set together with jwt.jwks_url; set one key source",
+        ),
+        (
+            {**KEY_SET, "algorithms": ["RS256", "HS256"]},
+            "jwt.algorithms: HS256 verify with a shared secret, which a key set (jwt.jwks_url)",
+        ),
+        ({**KEY_SET, "algorithms": ["none"]}, "jwt.algorithms: 'none' is never accepted"),
+        ({**KEY_SET, "jwks_url": "http://id.example/jwks"}, "jwt.jwks_url: must be https"),
+        ({**KEY_SET, "jwks_url": "http://10.0.0.1/jwks"}, "jwt.jwks_url: must be https"),
+        ({**KEY_SET, "jwks_url": "ftp://id.example/jwks"}, "jwt.jwks_url: is not an https URL"),
+        ({**KEY_SET, "jwks_url": "https://u:pw@id.example/"}, "must not hold credentials"),
+        ({**KEY_SET, "jwks_url": "https://id.example/j#k"}, "must not have a fragment"),
+        ({**KEY_SET, "jwks_url": "https://[::1/jwks"}, "jwt.jwks_url: is not a URL"),
+        (
+            {"algorithms": ["ES256"], "oidc_issuer": "https://id.example", "issuer": "other"},
+            "jwt.issuer: differs from jwt.oidc_issuer",
+        ),
+        (
+            {**KEY_SET, "jwks_cache_seconds": 5, "jwks_min_interval_seconds": 10},
+            "jwt.jwks_cache_seconds: must be between jwt.jwks_min_interval_seconds and",
+        ),
+        (
+            {**KEY_SET, "jwks_cache_seconds": 100, "jwks_max_cache_seconds": 50},
+            "jwt.jwks_cache_seconds: must be between",
+        ),
+        ({**KEY_SET, "jwks_max_keys": 0}, "jwt.jwks_max_keys: must be between 1 and 1000"),
+        ({**KEY_SET, "jwks_max_bytes": 0}, "jwt.jwks_max_bytes: must be greater than 0"),
+        ({**KEY_SET, "jwks_timeout_seconds": 0}, "jwt.jwks_timeout_seconds: must be greater"),
+    ],
+)
+def test_key_set_settings_that_cannot_work_are_refused(jwt_config, message):
+    with pytest.raises(ConfigError) as info:
+        config_from_dict({"jwt": jwt_config})
+    assert message in str(info.value)
+    assert "pw@" not in str(info.value), "a URL's credentials are never echoed"
+
+
+def test_key_set_settings_that_work():
+    for url in ("http://127.0.0.1:8080/jwks", "http://localhost/jwks", "http://[::1]:9/jwks"):
+        assert config_from_dict({"jwt": {**KEY_SET, "jwks_url": url}}).jwt.jwks_url == url
+    mixed = config_from_dict({"jwt": {**KEY_SET, "algorithms": ["RS256", "ES256", "EdDSA"]}})
+    assert mixed.jwt.key_set_source == "jwt.jwks_url"
+    oidc = config_from_dict(
+        {"jwt": {"algorithms": ["PS256"], "oidc_issuer": "https://id.example/realms/x"}}
+    ).jwt
+    assert (oidc.key_set_source, oidc.expected_issuer) == ("jwt.oidc_issuer", oidc.oidc_issuer)
+    bounds = {"jwks_min_interval_seconds": 5, "jwks_cache_seconds": 5, "jwks_max_cache_seconds": 5}
+    assert config_from_dict({"jwt": {**KEY_SET, **bounds, "jwks_max_keys": 1000}})
+
+
+@pytest.mark.parametrize(
+    ("auth", "message"),
+    [
+        ({"permission_claims": ["a b"]}, "auth.permission_claims: 'a b' is not a claim name"),
+        ({"permission_claims": [""]}, "auth.permission_claims: '' is not a claim name"),
+        ({"permission_claims": ["x" * 65]}, "is not a claim name (1 to 64 printable"),
+        ({"permission_claims": list("abcdefghi")}, "auth.permission_claims: at most 8 claims"),
+        (
+            {"permission_claims": [], "require_permissions": True},
+            "auth.require_permissions: needs at least one auth.permission_claims",
+        ),
+    ],
+)
+def test_permission_claims_are_claim_names(auth, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        config_from_dict({"auth": auth})
+    assert config_from_dict({"auth": {"permission_claims": ["scp", "x" * 64]}})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -31,7 +32,7 @@ def test_token_is_signed_with_the_configured_secret(tmp_path):
     done = run("token", "--sub", "alice", "--ttl", "120", "--config", str(path))
     assert done.returncode == 0, done.stderr
     token = done.stdout.strip()
-    principal = TokenVerifier(load_config(path, {}).jwt).verify(token)
+    principal = asyncio.run(TokenVerifier(load_config(path, {}).jwt).verify(token))
     assert principal.subject == "alice"
     claims = jwt.decode(token, options={"verify_signature": False})
     assert claims["exp"] - claims["iat"] == 120

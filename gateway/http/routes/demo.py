@@ -19,8 +19,9 @@ from typing import Final
 import msgspec
 from aiohttp import web
 
-from gateway.domain.errors import MethodNotAllowed, NotFound, ValidationError
+from gateway.domain.errors import Conflict, MethodNotAllowed, NotFound, ValidationError
 from gateway.http.appkeys import CONFIG, VERIFIER
+from gateway.http.audit import audit
 from gateway.http.auth import authenticate
 from gateway.http.operations import enveloped, operation, text, undocumented
 from gateway.http.responses import ok
@@ -131,6 +132,11 @@ async def _subject(request: web.Request) -> str:
             "401 without).",
         ),
         408,
+        (
+            409,
+            "The gateway verifies tokens of an identity provider (asymmetric `jwt.algorithms`), "
+            "so it has no key to sign one with (`conflict`): get a token from the provider.",
+        ),
         413,
         415,
         422,
@@ -139,7 +145,8 @@ async def _subject(request: web.Request) -> str:
         "For the demo page at `/`. Signs a token for anyone who asks, so it works only when "
         "`dev_mode` is true (`XPLOYT_DEV_MODE=1`), never in production; without it the route "
         "answers exactly as a missing `/api/` route does. The body is optional; without one "
-        "the subject is `demo`. Other methods are 405 in dev mode (404 otherwise)."
+        "the subject is `demo`. Other methods are 405 in dev mode (404 otherwise). The token "
+        "carries no permission claim: its subject's own scans, all rights."
     ),
     body=DevTokenRequest,
     body_required=False,
@@ -148,10 +155,16 @@ async def _subject(request: web.Request) -> str:
 async def dev_token(request: web.Request) -> web.Response:
     """A token for the demo page. Public (see ``auth.PUBLIC_ROUTES``) and dev mode only."""
     if not request.app[CONFIG].dev_mode:
-        authenticate(request)  # the route is public, so check what a missing one would
+        await authenticate(request)  # the route is public, so check what a missing one would
         raise _not_a_route(request)
     subject = await _subject(request)
-    token = request.app[VERIFIER].issue(subject, DEV_TOKEN_TTL_SECONDS)
+    try:
+        token = request.app[VERIFIER].issue(subject, DEV_TOKEN_TTL_SECONDS)
+    except ValueError as exc:  # no shared secret: the identity provider signs tokens
+        raise Conflict(
+            f"no development token: {exc}; get a token from the identity provider"
+        ) from None
+    audit(request, "dev_token.issued", minted_for=subject)
     return ok(DevToken(token=token, subject=subject, expires_in=DEV_TOKEN_TTL_SECONDS))
 
 

@@ -14,7 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from gateway.config import Config
 from gateway.domain.errors import NotFound, StoreUnavailable, Unauthorized
 from gateway.domain.models import utcnow
-from gateway.http.appkeys import CONFIG, HTTP_CLIENT, METRICS, STORE
+from gateway.http.appkeys import CONFIG, HTTP_CLIENT, METRICS, STORE, VERIFIER
 from gateway.http.operations import enveloped, operation, text, unwrapped
 from gateway.http.responses import json_response, ok
 from gateway.http.schemas import NotReady, Readiness
@@ -58,8 +58,9 @@ async def _check(session: aiohttp.ClientSession, url: str, seconds: float) -> st
         503: unwrapped(NotReady, "Something does not answer; `data.checks` says what."),
     },
     description=(
-        "Checks the store and, unless `readiness.check_scanners` is false, each configured "
-        "scanner's health URL."
+        "Checks the store, the identity provider's key set once loaded (with `jwt.jwks_url` "
+        "or `jwt.oidc_issuer`: not ready until a first one is) and, unless "
+        "`readiness.check_scanners` is false, each configured scanner's health URL."
     ),
     auth="public",
 )
@@ -72,6 +73,8 @@ async def readyz(request: web.Request) -> web.Response:
         checks["store"] = "ok"
     except StoreUnavailable as exc:
         checks["store"] = exc.message
+    if request.app[VERIFIER].key_set is not None:
+        checks["keys"] = request.app[VERIFIER].status()
     if config.readiness.check_scanners:
         urls = health_urls(config)
         session = request.app[HTTP_CLIENT]

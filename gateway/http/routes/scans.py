@@ -9,11 +9,12 @@ import uuid
 import msgspec
 from aiohttp import web
 
-from gateway.domain.errors import BadRequest, Conflict, ScanNotFound, ScanNotReady
+from gateway.domain.errors import BadRequest, Conflict, ScanNotReady
 from gateway.domain.models import EventDraft, NewScan, ScanFinished, ScanRecord, Status
+from gateway.http.access import MAX_SUBJECT, SUBJECT_PARAM, listed_subject, require, visible_scan
 from gateway.http.appkeys import CONFIG, RUNNER, STORE
-from gateway.http.auth import principal
-from gateway.http.operations import Param, enveloped, operation
+from gateway.http.audit import audit
+from gateway.http.operations import Param, Permission, enveloped, operation
 from gateway.http.report_query import (
     BASELINE,
     FORMAT,
@@ -48,7 +49,7 @@ from gateway.http.validation import (
 )
 from gateway.report.baseline import compare
 
-__all__ = ["API", "SCAN_ID", "has_results", "owned_scan", "routes"]
+__all__ = ["API", "SCAN_ID", "has_results", "links", "routes"]
 
 API = "/api/v1/scans"
 LIST_DEFAULT = 50
@@ -111,14 +112,14 @@ CURSOR = Param(
 )
 
 
-async def owned_scan(request: web.Request, scan_id: str | None = None) -> ScanRecord:
-    """The scan named in the path (or ``scan_id``), if the caller owns it; 404 alike for
-    absent and foreign."""
-    scan_id = request.match_info["scan_id"] if scan_id is None else scan_id
-    scan = await request.app[STORE].get_scan(scan_id)
-    if scan is None or scan.owner != principal(request).subject:
-        raise ScanNotFound(scan_id)
-    return scan
+SUBJECT = Param(
+    "Subject",
+    SUBJECT_PARAM,
+    "query",
+    "whose scans: another subject's needs `scans:admin` (403 without it); absent, the "
+    f"caller's own. Empty, longer than {MAX_SUBJECT} characters or not printable is 400.",
+    {"type": "string", "minLength": 1, "maxLength": MAX_SUBJECT},
+)
 
 
 def links(scan_id: str) -> ScanLinks:
@@ -143,6 +144,7 @@ def links(scan_id: str) -> ScanLinks:
         )
     },
     errors=(400, 401, 403, 408, 413, 415, 422, 429, 503),
+    permission=Permission.WRITE,
     description=(
         "Starts a scan of `repository_name` with `scanner_name`. With `use_sse=true` the "
         "gateway POSTs it to the configured scanner once and reads its progress stream; "
@@ -155,17 +157,26 @@ def links(scan_id: str) -> ScanLinks:
     body=ScanCreate,
 )
 async def start_scan(request: web.Request) -> web.Response:
+    who = require(request, Permission.WRITE, "starting a scan")
     use_sse = parse_bool(request.query.get("use_sse"), "use_sse", default=False)
     wanted = scan_request(await read_json(request), request.app[CONFIG].scanners)
     new = NewScan(
         scan_id=str(uuid.uuid4()),
-        owner=principal(request).subject,
+        owner=who.subject,
         repository_name=wanted.repository_name,
         scanner_name=wanted.scanner_name,
         sse_enabled=use_sse,
         configurations=wanted.configurations or {},
     )
     scan = await request.app[RUNNER].submit(new, EventDraft(Status.PENDING, 0, "Scan queued."))
+    audit(
+        request,
+        "scan.started",
+        scan_id=scan.scan_id,
+        scanner=scan.scanner_name,
+        repository=scan.repository_name,
+        use_sse=use_sse,
+    )
     urls = links(scan.scan_id)
     data = ScanCreated(scan.scan_id, scan.status, scan.sse_enabled, **msgspec.structs.asdict(urls))
     response = ok(data, status=201, message="scan started")
@@ -179,16 +190,16 @@ async def start_scan(request: web.Request) -> web.Response:
     "listScans",
     "List the caller's scans",
     "scans",
-    {200: enveloped("ScanList", "The caller's scans, newest first.")},
-    errors=(400, 401, 503),
-    params=(LIMIT, STATUS),
+    {200: enveloped("ScanList", "The caller's scans (or `?subject=`'s), newest first.")},
+    errors=(400, 401, 403, 503),
+    params=(LIMIT, STATUS, SUBJECT),
+    permission=Permission.READ,
 )
 async def list_scans(request: web.Request) -> web.Response:
+    subject = listed_subject(request)
     limit = parse_limit(request.query.get("limit"), default=LIST_DEFAULT, maximum=LIST_MAX)
     status = parse_status(request.query.get("status"))
-    scans = await request.app[STORE].list_scans(
-        principal(request).subject, limit=limit, status=status
-    )
+    scans = await request.app[STORE].list_scans(subject, limit=limit, status=status)
     return ok([scan_view(scan) for scan in scans])
 
 
@@ -198,11 +209,12 @@ async def list_scans(request: web.Request) -> web.Response:
     "Read a scan",
     "scans",
     {200: enveloped(ScanDetail, "The scan.")},
-    errors=(401, 404, 503),
+    errors=(401, 403, 404, 503),
     params=(SCAN_ID,),
+    permission=Permission.READ,
 )
 async def get_scan(request: web.Request) -> web.Response:
-    scan = await owned_scan(request)
+    scan = await visible_scan(request, Permission.READ, "reading a scan")
     return ok(scan_detail(scan, links(scan.scan_id)))
 
 
@@ -220,14 +232,16 @@ async def get_scan(request: web.Request) -> web.Response:
     },
     errors=(401, 403, 404, (409, "The scan already ended (`conflict`)."), 503),
     params=(SCAN_ID,),
+    permission=Permission.CANCEL,
 )
 async def cancel_scan(request: web.Request) -> web.Response:
-    scan = await owned_scan(request)
+    scan = await visible_scan(request, Permission.CANCEL, "cancelling a scan")
     if not scan.terminal:
         with contextlib.suppress(ScanFinished):  # it ended meanwhile: answered below
             await request.app[RUNNER].cancel(scan.scan_id)
-        scan = await owned_scan(request)
+        scan = await visible_scan(request, Permission.CANCEL, "cancelling a scan")
         if scan.status is Status.CANCELLED:
+            audit(request, "scan.cancelled", scan_id=scan.scan_id, owner=scan.owner)
             return ok(scan_detail(scan, links(scan.scan_id)), message="scan cancelled")
     raise Conflict(f"scan already ended {scan.status.value}; only a running scan can be cancelled")
 
@@ -248,6 +262,7 @@ async def cancel_scan(request: web.Request) -> web.Response:
     errors=(
         400,
         401,
+        403,
         404,
         NOT_ACCEPTABLE,
         (
@@ -270,9 +285,10 @@ async def cancel_scan(request: web.Request) -> web.Response:
         "the baseline's fixed ones (`fixed`), and `baseline` counts them all."
     ),
     params=(SCAN_ID, RESULTS_LIMIT, CURSOR, FORMAT, BASELINE),
+    permission=Permission.READ,
 )
 async def get_results(request: web.Request) -> web.Response:
-    scan = await owned_scan(request)
+    scan = await visible_scan(request, Permission.READ, "reading results")
     query = report_query(request)
     has_results(scan)
     if query.sarif or query.baseline is not None:
@@ -338,7 +354,7 @@ async def _report(request: web.Request, scan: ScanRecord, query: ReportQuery) ->
             scan_sarif, scan, current.vulnerabilities, baseline=False, information_uri=uri
         )
         return await sarif_response(sarif)
-    base = await owned_scan(request, query.baseline)
+    base = await visible_scan(request, Permission.READ, "reading a baseline", query.baseline)
     has_results(base, f"baseline scan {base.scan_id!r}")
     before = await whole_scan(store, base.scan_id, bounds)
     compared = await asyncio.to_thread(compare, current.vulnerabilities, before.vulnerabilities)

@@ -8,6 +8,7 @@ from aiohttp import web
 
 from gateway.domain.errors import Unauthorized
 from gateway.http.appkeys import CONFIG
+from gateway.http.audit import audit
 from gateway.http.auth import bearer_token, principal
 from gateway.http.operations import enveloped, operation
 from gateway.http.responses import ok
@@ -36,12 +37,14 @@ MAX_COOKIE_SECONDS = 400 * 24 * 3600
             {"Set-Cookie": "`{config.auth.cookie_name}=<the token>; HttpOnly; Path=/api/; ...`"},
         )
     },
-    errors=(401, 403),
+    errors=(401, 403, 503),
     description=(
-        "Puts the caller's bearer token in a cookie that the stream and the whole API accept. "
-        "Needs the `Authorization` header itself (a cookie alone is 401). No request body."
+        "Puts the caller's bearer token in a cookie that the stream and the whole API accept, "
+        "with the token's own permissions. Needs the `Authorization` header itself (a cookie "
+        "alone is 401). No request body."
     ),
     auth="bearer",
+    permission="none",
 )
 async def open_session(request: web.Request) -> web.Response:
     """Put the caller's bearer token in an HttpOnly cookie that the API accepts too."""
@@ -63,6 +66,7 @@ async def open_session(request: web.Request) -> web.Response:
         secure=config.cookie_secure,
         samesite=config.cookie_samesite,
     )
+    audit(request, "session.opened", expires_in=max_age)
     return response
 
 

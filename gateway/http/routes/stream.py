@@ -30,11 +30,13 @@ from gateway.engine.hub import (
     Subscription,
 )
 from gateway.engine.store import Store
+from gateway.http.access import visible_scan
 from gateway.http.appkeys import BUS, CONFIG, STORE, STREAMS, TICKETS
+from gateway.http.audit import audit
 from gateway.http.auth import STREAM_ROUTE, TICKET_PARAM, Principal, principal
-from gateway.http.operations import Param, enveloped, no_content, operation, text
+from gateway.http.operations import Param, Permission, enveloped, no_content, operation, text
 from gateway.http.responses import ok
-from gateway.http.routes.scans import API, SCAN_ID, owned_scan
+from gateway.http.routes.scans import API, SCAN_ID
 from gateway.http.schemas import AuthExpiredEvent, ResetEvent, StreamTicket, scan_view
 from gateway.http.sse_wire import EventStream, comment, named_frame, retry_field
 
@@ -99,7 +101,8 @@ A client that resumes with the terminal event's id gets **204 No Content**, whic
 browser's `EventSource` for good.
 
 Authentication: a bearer token, a stream ticket (`?ticket=`, see `POST .../stream-ticket`), \
-the session cookie, or (unless `auth.query_tokens` is false) `?token=` / `?access_token=`.
+the session cookie, or (unless `auth.query_tokens` is false) `?token=` / `?access_token=`; \
+with `scans:read` (a ticket carries it for its one scan).
 
 429 when the caller already has `limits.max_streams_per_subject` streams open, or the \
 gateway (every replica, with Redis) serves `limits.max_streams`."""
@@ -263,14 +266,15 @@ async def _reset(sender: _Sender, store: Store, scan: ScanRecord, why: str) -> b
             "finished scan): nothing more will come."
         ),
     },
-    errors=(401, 404, 429, 503),
+    errors=(401, 403, 404, 429, 503),
     description=STREAM_DESCRIPTION,
     params=(SCAN_ID, LAST_EVENT_ID, LAST_EVENT_ID_QUERY),
     auth="ticket",
+    permission=Permission.READ,
 )
 async def stream(request: web.Request) -> web.StreamResponse:
     try:
-        scan = await owned_scan(request)
+        scan = await visible_scan(request, Permission.READ, "watching a scan")
         resume = _resume_point(request)
         if scan.terminal and resume == scan.last_seq:
             return web.Response(status=204)  # the end was delivered: EventSource stops for good
@@ -360,15 +364,16 @@ async def _last_words(send: Coroutine[object, object, None]) -> None:
     errors=(401, 403, 404, 503),
     description=(
         "For a native `EventSource`, which cannot send an `Authorization` header. The ticket "
-        "is bound to this scan, this subject and the stream route; it lives for the scan's "
-        "remaining lifetime (at least 60 s, at most `auth.ticket_max_ttl_seconds`). No "
-        "request body."
+        "is bound to this scan, this subject and the stream route, and carries `scans:read` "
+        "on that scan only; it lives for the scan's remaining lifetime (at least 60 s, at "
+        "most `auth.ticket_max_ttl_seconds`). No request body."
     ),
     params=(SCAN_ID,),
+    permission=Permission.READ,
 )
 async def stream_ticket(request: web.Request) -> web.Response:
     """A credential for ``GET .../stream?ticket=``: this scan, this subject, that route only."""
-    scan = await owned_scan(request)
+    scan = await visible_scan(request, Permission.READ, "a stream ticket")
     config = request.app[CONFIG]
     ttl = config.auth.ticket_ttl_seconds
     if ttl is None:  # the scan's remaining lifetime, so reconnects keep working to its end
@@ -377,5 +382,6 @@ async def stream_ticket(request: web.Request) -> web.Response:
         ttl = max(MIN_TICKET_SECONDS, remaining)
     ttl = int(min(config.auth.ticket_max_ttl_seconds, ttl))
     ticket = request.app[TICKETS].issue(principal(request).subject, scan.scan_id, ttl)
+    audit(request, "ticket.issued", scan_id=scan.scan_id, owner=scan.owner, expires_in=ttl)
     stream_url = f"{API}/{scan.scan_id}/stream?{TICKET_PARAM}={ticket}"
     return ok(StreamTicket(ticket=ticket, expires_in=ttl, stream_url=stream_url))

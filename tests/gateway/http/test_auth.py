@@ -106,21 +106,23 @@ async def test_audience_and_issuer_checked_when_configured(gateway):
         assert response.status == status
 
 
-def test_issued_tokens_verify_and_carry_the_subject():
+async def test_issued_tokens_verify_and_carry_the_subject():
     verifier = TokenVerifier(JWTConfig(secret=SECRET))
     issued = verifier.issue("carol", 60)
-    assert verifier.verify(issued).subject == "carol"
+    assert (await verifier.verify(issued)).subject == "carol"
     header = jwt.get_unverified_header(issued)
     assert header["alg"] == "HS256"
 
 
-def test_algorithm_comes_from_config_not_the_token():
+async def test_algorithm_comes_from_config_not_the_token():
     verifier = TokenVerifier(
         config_from_dict({"jwt": {"secret": SECRET, "algorithms": ["HS384"]}}).jwt
     )
     with pytest.raises(Unauthorized, match="algorithm"):
-        verifier.verify(jwt.encode(claims(), SECRET, algorithm="HS256"))
-    assert verifier.verify(jwt.encode(claims(), SECRET, algorithm="HS384")).subject == "alice"
+        await verifier.verify(jwt.encode(claims(), SECRET, algorithm="HS256"))
+    assert (await verifier.verify(jwt.encode(claims(), SECRET, algorithm="HS384"))).subject == (
+        "alice"
+    )
 
 
 def test_asymmetric_algorithms_need_a_public_key():
@@ -220,6 +222,10 @@ def _hostile_tokens(kind):
         "no-alg": forged({"typ": "JWT"}, payload, pem),
         "header-list": forged(b"[1]", payload, pem),
         "header-not-json": forged(b"{", payload, pem),
+        # Another kind of JWT signed with the same key (an OIDC logout token, say).
+        "typ-not-an-access-token": jwt.encode(
+            claims(), private_key(kind), algorithm=algorithm, headers={"typ": "logout+jwt"}
+        ),
         "crit-header": jwt.encode(
             claims(), private_key(kind), algorithm=algorithm, headers={"crit": ["exp"]}
         ),
@@ -248,7 +254,7 @@ async def test_hostile_tokens_are_401_never_500(gateway, kind):
         assert body["error"] == "unauthorized", name
 
 
-def test_a_certificate_gives_the_public_key():
+async def test_a_certificate_gives_the_public_key():
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.x509.oid import NameOID
@@ -268,7 +274,7 @@ def test_a_certificate_gives_the_public_key():
     )
     pem = certificate.public_bytes(serialization.Encoding.PEM).decode()
     config = config_from_dict({"jwt": {"algorithms": ["ES256"], "public_key": pem}})
-    assert TokenVerifier(config.jwt).verify(signed("ec-p256")).subject == "alice"
+    assert (await TokenVerifier(config.jwt).verify(signed("ec-p256"))).subject == "alice"
 
 
 @pytest.mark.parametrize(
@@ -377,9 +383,9 @@ async def test_numeric_dates_may_be_fractional(client):
     assert 590 <= (await response.json())["data"]["expires_in"] <= 601
 
 
-def test_a_subject_at_the_length_limit_is_accepted():
+async def test_a_subject_at_the_length_limit_is_accepted():
     verifier = TokenVerifier(JWTConfig(secret=SECRET))
-    assert verifier.verify(hs256(claims(sub="a" * 255))).subject == "a" * 255
+    assert (await verifier.verify(hs256(claims(sub="a" * 255)))).subject == "a" * 255
 
 
 @pytest.mark.parametrize(

@@ -22,13 +22,14 @@ import gateway.http.routes
 from gateway.config import config_from_dict
 from gateway.http.auth import PROTECTED_PREFIX, PUBLIC_ROUTES
 from gateway.http.openapi import DOCS_PATH, OPENAPI_PATH, UndeclaredRoute, build_openapi
-from gateway.http.operations import Operation, declaration, enveloped, operation
+from gateway.http.operations import Operation, Permission, declaration, enveloped, operation
 from gateway.http.routes import setup_routes
 from gateway.http.routes.demo import DEFAULT_SUBJECT, MAX_SUBJECT, STATIC_DIR
 from gateway.http.routes.openapi import openapi_document
 from gateway.http.routes.scans import LIST_DEFAULT, LIST_MAX, SCAN_ID
 from gateway.http.schemas import Health
 from tests.helpers import auth, error_shape, openapi_for, start_scan, token
+from tests.keys import public_pem
 
 HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
 DOC_URI = "urn:xployt:openapi"
@@ -166,18 +167,44 @@ async def undeclared(request: web.Request) -> web.Response:
     return web.Response()
 
 
-@operation("health2", "Liveness again", "operations", {200: enveloped(Health, "ok")})
+@operation(
+    "health2", "Liveness again", "operations", {200: enveloped(Health, "ok")}, permission="none"
+)
 async def declared_elsewhere(request: web.Request) -> web.Response:
     return web.Response()
 
 
-@operation("getThing", "Read a thing", "scans", {200: enveloped(Health, "ok")}, params=(SCAN_ID,))
+@operation(
+    "getThing",
+    "Read a thing",
+    "scans",
+    {200: enveloped(Health, "ok")},
+    params=(SCAN_ID,),
+    permission=Permission.READ,
+)
 async def needs_scan_id(request: web.Request) -> web.Response:
     return web.Response()
 
 
-@operation("untagged", "A thing", "no-such-tag", {200: enveloped(Health, "ok")})
+@operation("untagged", "A thing", "no-such-tag", {200: enveloped(Health, "ok")}, permission="none")
 async def untagged(request: web.Request) -> web.Response:
+    return web.Response()
+
+
+@operation("unguarded", "A thing", "scans", {200: enveloped(Health, "ok")})
+async def no_permission(request: web.Request) -> web.Response:
+    return web.Response()
+
+
+@operation(
+    "overguarded",
+    "A thing",
+    "operations",
+    {200: enveloped(Health, "ok")},
+    auth="public",
+    permission="none",
+)
+async def public_with_permission(request: web.Request) -> web.Response:
     return web.Response()
 
 
@@ -207,6 +234,23 @@ def test_a_declaration_that_does_not_fit_its_path_fails_the_document():
     app = routed_app(("GET", "/api/v1/things/{scan_id}", needs_scan_id))
     item = build_openapi(config, app.router.routes())["paths"]["/api/v1/things/{scan_id}"]
     assert item["parameters"] == [{"$ref": "#/components/parameters/ScanId"}]
+
+
+def test_a_protected_route_declares_its_permission_and_only_it_does():
+    config = config_from_dict({})
+    for handler in (no_permission, public_with_permission):
+        app = routed_app(("GET", "/api/v1/things", handler))
+        with pytest.raises(UndeclaredRoute, match="GET /api/v1/things: a route that needs a cre"):
+            build_openapi(config, app.router.routes())
+    # The permission is the role every security requirement of the operation names.
+    app = routed_app(("GET", "/api/v1/things/{scan_id}", needs_scan_id))
+    operation = build_openapi(config, app.router.routes())["paths"]["/api/v1/things/{scan_id}"]
+    assert operation["get"]["security"] == [
+        {"bearerAuth": ["scans:read"]},
+        {"sessionCookie": ["scans:read"]},
+        {"queryToken": ["scans:read"]},
+        {"queryAccessToken": ["scans:read"]},
+    ]
 
 
 def declared_handlers() -> dict[str, Any]:
@@ -407,3 +451,29 @@ async def test_answers_the_fuzzing_cannot_reach_match_the_document(gateway, scan
             conforms(document, method, path, response.status, response.headers, body)
             if path == "/readyz":
                 assert body["data"]["checks"]["scanner:secret_scanner"] == "HTTP 404"
+
+
+def test_the_document_describes_the_identity_providers_tokens():
+    oidc = {"algorithms": ["RS256", "ES256"], "oidc_issuer": "https://id.example/realms/x/"}
+    document = openapi_for(config_from_dict({"jwt": oidc}))
+    validate(document, cls=OpenAPIV31SpecValidator)
+    schemes = document["components"]["securitySchemes"]
+    assert schemes["openIdConnect"]["openIdConnectUrl"] == (
+        "https://id.example/realms/x/.well-known/openid-configuration"
+    )
+    assert "OpenID provider `https://id.example/realms/x/`" in schemes["bearerAuth"]["description"]
+    assert "`scans:admin`" in schemes["bearerAuth"]["description"]
+    start = document["paths"]["/api/v1/scans/"]["post"]
+    assert {"openIdConnect": ["scans:write"]} in start["security"]
+    assert {"queryToken": ["scans:write"]} not in start["security"]  # no change by URL
+    stream = document["paths"]["/api/v1/scans/{scan_id}/stream"]["get"]
+    assert {"streamTicket": ["scans:read"]} in stream["security"]
+    for style, needle in (
+        ({"jwks_url": "https://id.example/certs"}, "the identity provider's key set"),
+        ({"public_key": public_pem("rsa")}, "the key whose public half is `jwt.public_key`"),
+        ({}, "the shared secret `jwt.secret`"),
+    ):
+        jwt_config = {"algorithms": ["RS256"], **style} if style else {}
+        schemes = openapi_for(config_from_dict({"jwt": jwt_config}))["components"]
+        assert needle in schemes["securitySchemes"]["bearerAuth"]["description"]
+        assert "openIdConnect" not in schemes["securitySchemes"]
