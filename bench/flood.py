@@ -94,7 +94,8 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 def write_config(directory: Path, gateway_port: int, scanner_port: int, seconds: float) -> Path:
     config = {
-        "server": {"host": "127.0.0.1", "port": gateway_port},
+        # No drain: the flood is stopped with SIGTERM and its scan should not outlive it.
+        "server": {"host": "127.0.0.1", "port": gateway_port, "drain_seconds": 0},
         "database": {"path": str(directory / "gateway.db")},
         "jwt": {"secret": secrets.token_hex(32)},
         "scanners": {SCANNER: f"http://127.0.0.1:{scanner_port}/scan"},

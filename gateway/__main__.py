@@ -13,13 +13,11 @@ from collections.abc import Sequence
 from importlib import metadata
 from typing import NoReturn
 
-from aiohttp import web
-
-from gateway import cli
+from gateway import cli, serving
 from gateway.app import create_app
 from gateway.config import Config, ConfigError, load_config, merged
 from gateway.http.auth import TokenVerifier
-from gateway.http.logs import RedactingAccessLogger, configure_logging
+from gateway.http.logs import configure_logging
 
 log = logging.getLogger("gateway")
 
@@ -168,19 +166,8 @@ def _bind(config: Config, host: str | None, port: int | None) -> Config:
 
 
 def _serve(config: Config) -> None:
-    server = config.server
-    loop = _event_loop(server.uvloop)
-    web.run_app(
-        create_app(config),
-        host=server.host,
-        port=server.port,
-        loop=loop,
-        handler_cancellation=True,  # a client that goes away ends its stream at once
-        keepalive_timeout=server.keepalive_timeout_seconds,  # also bounds dripped headers
-        access_log_class=RedactingAccessLogger,
-        shutdown_timeout=server.shutdown_grace_seconds,
-        print=lambda message: log.info("%s", message.strip()),
-    )
+    loop = _event_loop(config.server.uvloop)
+    serving.run(create_app(config), config.server, loop)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

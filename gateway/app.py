@@ -13,12 +13,14 @@ from aiohttp import web
 from gateway.backends.factory import open_backend, open_limits
 from gateway.config import Config
 from gateway.domain.models import ScanRecord, strict_json
+from gateway.engine.drain import Drain
 from gateway.engine.hub import Hub
 from gateway.engine.mock_mode import simulate
 from gateway.engine.runner import ScanRunner
 from gateway.http.appkeys import (
     BUS,
     CONFIG,
+    DRAIN,
     HTTP_CLIENT,
     LIMITS,
     METRICS,
@@ -75,20 +77,29 @@ def create_app(config: Config) -> web.Application:
             "token for any subject at POST /api/v1/dev/token; never use it in production",
             config.server.host,
         )
+    app[DRAIN] = Drain(config.server.drain_seconds)
     app[METRICS] = app_metrics(app)
     app.on_response_prepare.extend([add_cors_headers, add_request_id_header])
     app.on_shutdown.append(_shut_down)
     app.cleanup_ctx.extend(
-        [_key_set_ctx, _backend_ctx, _limits_ctx, _http_client_ctx, _runner_ctx, _heartbeat_ctx]
+        [
+            _key_set_ctx,
+            _backend_ctx,
+            _limits_ctx,
+            _http_client_ctx,
+            _runner_ctx,
+            _heartbeat_ctx,
+        ]
     )
     setup_routes(app)
     return app
 
 
 async def _shut_down(app: web.Application) -> None:
-    # Runs before the server waits for handlers, within the grace period: each open stream
-    # sends a reconnect hint and ends, so clients resume from their last id elsewhere (or
-    # here, after a restart); then running scans end interrupted, each with its terminal event.
+    # After the drain (gateway/serving.py), before the server waits for handlers, within the
+    # grace period: each open stream sends a reconnect hint and ends, so clients resume from
+    # their last id elsewhere (or here, after a restart); then the scans still running end
+    # interrupted, each with its terminal event.
     app[STREAMS].shutdown()
     await app[RUNNER].close()
 
@@ -117,9 +128,16 @@ async def _backend_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def _limits_ctx(app: web.Application) -> AsyncIterator[None]:
     # Closed after the runner and the streams have given their places back.
-    async with open_limits(app[CONFIG]) as limits:
+    config = app[CONFIG]
+    async with open_limits(config) as limits:
         app[LIMITS] = limits
-        app[STREAMS] = StreamRegistry(limits)
+        streams = app[STREAMS] = StreamRegistry(
+            limits, retry_ms=config.stream.retry_ms, spread_ms=config.stream.reconnect_spread_ms
+        )
+        if app[STORE].shared:
+            # Every other replica serves this one's streams from the shared log: a drain sends
+            # them there at once. An embedded store's streams are served here to the end.
+            app[DRAIN].on_begin(streams.shutdown)
         yield
 
 
@@ -192,5 +210,6 @@ async def _runner_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     app[STORE].on_lost(runner.abandon)
     app[RUNNER] = runner
+    app[DRAIN].track(runner)
     yield
     await runner.close()

@@ -26,18 +26,23 @@ done
 # gateway's graceful shutdown short.
 SETSID=$(command -v setsid || true)
 gateways=() scanner=() redis=()
+# stop_all SIGNAL PID...: signal each process once, then wait for them.
 stop_all() {
+    local signal=$1
+    shift
     (($#)) || return 0
-    kill "$@" 2>/dev/null || true
+    kill -s "$signal" "$@" 2>/dev/null || true
     wait "$@" 2>/dev/null || true
 }
 stop() {
     trap - EXIT
     trap '' INT TERM  # a second Ctrl-C must not cut the cleanup short
     echo "run-cluster: stopping the gateways, the mock scanner and Redis" >&2
-    stop_all "${gateways[@]}"  # first: on shutdown they write their scans' last events to Redis
-    stop_all "${scanner[@]}"
-    stop_all "${redis[@]}"
+    # First, and with SIGINT: stopped at once (SIGTERM would drain their running scans), they
+    # write their scans' last events to Redis.
+    stop_all INT "${gateways[@]}"
+    stop_all TERM "${scanner[@]}"
+    stop_all TERM "${redis[@]}"
 }
 trap stop EXIT
 trap 'exit 130' INT
@@ -116,6 +121,10 @@ cat <<TEXT
     kill -9 ${gateways[0]}
   and within about 20 s (redis.lease_seconds, then a sweep) the stream on :${GATEWAY_PORTS[1]} ends
   failed: "interrupted: replica lost".
+  A replica stopped as a deploy stops it drains instead: after
+    kill -TERM ${gateways[0]}
+  :${GATEWAY_PORTS[0]}/readyz answers 503, its streams are told to reconnect (to :${GATEWAY_PORTS[1]}), its running
+  scans run to their end, then it exits.
 
 TEXT
 wait

@@ -33,7 +33,13 @@ def gateway_config(
 ) -> dict[str, Any]:
     """One gateway's config: its own port and SQLite file, raised limits, warnings only."""
     config: dict[str, Any] = {
-        "server": {"host": "127.0.0.1", "port": port, "shutdown_grace_seconds": 3},
+        # No drain: a scenario stops its gateway with SIGTERM and wants it gone at once.
+        "server": {
+            "host": "127.0.0.1",
+            "port": port,
+            "shutdown_grace_seconds": 3,
+            "drain_seconds": 0,
+        },
         "database": {"path": str(db)},
         "jwt": {"secret": secret},
         "scanners": {name: f"{mock_url}/scanners/{name}/scan" for name in SCANNERS},

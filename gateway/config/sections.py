@@ -70,6 +70,9 @@ class ServerConfig(Section, frozen=True):
     # arrived, is closed this long after it opened (or after its last response).
     keepalive_timeout_seconds: PositiveNumber = 75
     shutdown_grace_seconds: PositiveNumber = 10
+    # SIGTERM: running scans may end on their own for this long before they are interrupted;
+    # the default, upstream.scan_timeout_seconds' own, lets any scan that may run finish.
+    drain_seconds: NonNegativeNumber = 3600
     uvloop: bool = True  # used when installed (the "fast" extra)
     # Take the scheme from X-Forwarded-Proto (the cookie CSRF check compares origins): only
     # behind a proxy that ends TLS and sets it, never where clients reach the gateway directly.
@@ -218,6 +221,11 @@ class StreamConfig(Section, frozen=True):
     # above it they queue (up to subscriber_buffer) for the stream's own task to send.
     write_high_water_bytes: Positive = 64 * 1024
     retry_ms: Positive = 3000  # the reconnection delay suggested to EventSource
+    # A stream told to reconnect elsewhere (a drain, a shutdown) gets retry_ms plus a random
+    # share of this, so that its clients do not all come back in the same instant.
+    reconnect_spread_ms: Annotated[
+        int, Meta(ge=0, le=3_600_000, extra={"why": "at most an hour"})
+    ] = 10_000
 
 
 class MockConfig(Section, frozen=True):

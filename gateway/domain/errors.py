@@ -19,13 +19,17 @@
     ├── ValidationError               422 validation_error
     ├── LimitExceeded                 429 limit_exceeded
     ├── StoreUnavailable              503 store_unavailable
-    └── KeysUnavailable               503 keys_unavailable (adds Retry-After)
+    ├── KeysUnavailable               503 keys_unavailable (adds Retry-After)
+    └── Draining                      503 draining (adds Retry-After)
 
 The stores raise ``ScanNotFound`` and ``ScanExists`` too, whichever backend they use, so no
 backend's own exceptions cross the store interface.
 
 Upstream faults are not HTTP errors: they end a scan ``failed`` (see ``upstream``), and
 ``UpstreamFault`` names each kind for logs and metrics.
+
+``Draining`` is this process refusing new work while it stops (a drain): the same request
+succeeds on another replica, or here once it is back.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from enum import StrEnum
 __all__ = [
     "BadRequest",
     "Conflict",
+    "Draining",
     "Forbidden",
     "GatewayError",
     "InvalidJSON",
@@ -183,6 +188,17 @@ class KeysUnavailable(GatewayError):
 
     status = 503
     code = "keys_unavailable"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.headers["Retry-After"] = str(retry_after)
+
+
+class Draining(GatewayError):
+    """This process is draining before it stops: it starts nothing new."""
+
+    status = 503
+    code = "draining"
 
     def __init__(self, message: str, *, retry_after: int) -> None:
         super().__init__(message)

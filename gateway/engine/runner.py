@@ -19,7 +19,7 @@ from collections.abc import AsyncGenerator, Callable, Coroutine, Mapping, Sequen
 from typing import Any
 
 from gateway.config import Config
-from gateway.domain.errors import GatewayError, StoreUnavailable, UpstreamFault
+from gateway.domain.errors import Draining, GatewayError, StoreUnavailable, UpstreamFault
 from gateway.domain.log_context import scan_id_var
 from gateway.domain.models import (
     TERMINAL_STATUSES,
@@ -72,6 +72,9 @@ class ScanRunner:
         self._cancel_requested: set[str] = set()
         self._abandoned: set[str] = set()  # ended elsewhere: stop without writing
         self._closing = False
+        self._draining = False
+        self._idle = asyncio.Event()  # set while no scan runs
+        self._idle.set()
         self._metrics = metrics
         self._started: dict[str, tuple[str, float]] = {}  # scan -> (scanner, start time)
         self._last_seq: dict[str, int] = {}  # scan -> its log's last sequence number
@@ -81,13 +84,21 @@ class ScanRunner:
         """Scans of this process admitted and not yet ended."""
         return len(self._admitted)
 
+    def drain(self) -> None:
+        """Start no new scan from now on (``Draining``); the running ones carry on."""
+        self._draining = True
+
+    async def idle(self) -> None:
+        """Return once no scan runs (nor waits for its admission)."""
+        await self._idle.wait()
+
     def submit(self, new: NewScan, first: EventDraft) -> asyncio.Future[ScanRecord]:
         """Admit, create and run a scan in a task the runner owns; the future gets its record,
         or the refusal (``LimitExceeded``, ``StoreUnavailable``).
 
         The task, not the request, creates the scan: a client that goes away while it is
         being admitted or stored cannot leave a scan that exists but never runs, nor a place
-        counted for a scan that never started.
+        counted for a scan that never started. While the runner drains, ``Draining`` at once.
         """
         return self.submit_all([new], first)[0]
 
@@ -96,6 +107,12 @@ class ScanRunner:
     ) -> list[asyncio.Future[ScanRecord]]:
         """As ``submit``, for several scans of one owner admitted all or none (one admission,
         which counts each against the running limits and the owner's rate of starts)."""
+        if self._draining:
+            raise Draining(
+                "this gateway is draining before it stops and starts no new scan; try again "
+                "(another replica takes it, or this one once it is back)",
+                retry_after=self._config.limits.retry_after_seconds,
+            )
         owners = {scan.owner for scan in scans}
         if len(owners) != 1:
             raise ValueError(f"submit_all takes scans of one owner, not {len(owners)}")
@@ -118,6 +135,7 @@ class ScanRunner:
             self._admit_and_run(new, first, admission, created), name=f"scan {new.scan_id}"
         )
         self._tasks[new.scan_id] = task
+        self._idle.clear()
         task.add_done_callback(lambda _: self._finished(new, admission, created))
         return created
 
@@ -174,6 +192,8 @@ class ScanRunner:
             self._chore(self._release_after(admission, scan.scan_id))
         if not created.done():
             created.set_exception(StoreUnavailable("interrupted"))
+        if not self._tasks:
+            self._idle.set()
 
     async def _release_after(self, admission: asyncio.Task[None], scan_id: str) -> None:
         await asyncio.wait([admission])

@@ -42,6 +42,9 @@ class Store(ABC):
     # How long a write that found the store unavailable waits for it to come back before the
     # writer gives up (a shared store can return; an embedded one fails for good, so 0).
     retry_seconds: float = 0
+    # Whether other processes serve the same logs: a process that stops can leave its streams
+    # to them (a shared store), or has to serve them to the end itself (an embedded one).
+    shared: bool = False
 
     def __init__(self) -> None:
         self._listeners: list[Callable[[Event], None]] = []

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import ClientSession, web
 
 from gateway.config import Config
+from gateway.engine.drain import Drain
 from gateway.engine.hub import Bus
 from gateway.engine.instruments import Metrics
 from gateway.engine.limits import Limits
@@ -16,6 +17,7 @@ from gateway.identity.tokens import Principal, TicketIssuer, TokenVerifier
 __all__ = [
     "BUS",
     "CONFIG",
+    "DRAIN",
     "HTTP_CLIENT",
     "LIMITS",
     "METRICS",
@@ -37,6 +39,7 @@ HTTP_CLIENT = web.AppKey("http_client", ClientSession)
 RUNNER = web.AppKey("runner", ScanRunner)
 LIMITS = web.AppKey("limits", Limits)
 STREAMS = web.AppKey("streams", StreamRegistry)
+DRAIN = web.AppKey("drain", Drain)
 METRICS = web.AppKey("metrics", Metrics)
 
 PRINCIPAL = web.RequestKey("principal", Principal)

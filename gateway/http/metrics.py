@@ -22,7 +22,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from gateway.engine.instruments import Metrics
-from gateway.http.appkeys import BUS, METRICS, RUNNER, STREAMS
+from gateway.http.appkeys import BUS, DRAIN, METRICS, RUNNER, STREAMS
 
 __all__ = ["app_metrics", "metrics_middleware"]
 
@@ -48,6 +48,18 @@ class _LiveCollector(Collector):
         yield GaugeMetricFamily("xployt_open_streams", "Open event streams", value=len(streams))
         yield GaugeMetricFamily(
             "xployt_running_scans", "Scans running", value=runner.running if runner else 0
+        )
+        drain = self._app[DRAIN]
+        yield GaugeMetricFamily(
+            "xployt_draining",
+            "1 while the gateway drains before it stops (SIGTERM), else 0",
+            value=int(drain.draining),
+        )
+        yield GaugeMetricFamily(
+            "xployt_drain_remaining_seconds",
+            "Seconds the drain still waits for running scans at most (server.drain_seconds "
+            "before it begins)",
+            value=drain.remaining(),
         )
         yield CounterMetricFamily(
             "xployt_events_in", "Events appended to scan logs", value=bus.stats.published

@@ -59,8 +59,8 @@ _ERROR_CODES = (
     "`forbidden` (403); `not_found`, `scan_not_found` (404); `method_not_allowed` (405); "
     "`not_acceptable` (406); `request_timeout` (408); `conflict`, `scan_not_ready` (409); "
     "`payload_too_large` (413); `unsupported_media_type` (415); `validation_error` (422); "
-    "`limit_exceeded` (429); `internal_error` (500); `store_unavailable`, `keys_unavailable` "
-    "(503); `http_error` for another status from the HTTP layer"
+    "`limit_exceeded` (429); `internal_error` (500); `store_unavailable`, `keys_unavailable`, "
+    "`draining` (503); `http_error` for another status from the HTTP layer"
 )
 
 Count = Annotated[int, Meta(ge=0)]

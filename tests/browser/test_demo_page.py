@@ -36,10 +36,11 @@ from tests.helpers import (
 WAIT_MS = 20_000  # every single wait; each test stays well under a minute
 DOCS_SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "demo.png"
 STREAM_PATH = re.compile(r"/api/v1/scans/(?P<scan_id>[^/]+)/stream")
-# The page's defaults: a 100 ms reconnect and mock scans of 10 steps 50 ms apart.
+# The page's defaults: a 100 ms reconnect (200 ms at most when told to) and mock scans of 10
+# steps 50 ms apart.
 PAGE_CONFIG: dict[str, Any] = {
     "dev_mode": True,
-    "stream": {"retry_ms": 100},
+    "stream": {"retry_ms": 100, "reconnect_spread_ms": 100},
     "mock": {"step_delay_seconds": 0.05, "steps": 10},
 }
 

@@ -53,7 +53,7 @@ from tests.processes import free_port
 pytestmark = pytest.mark.slow
 
 IMAGE_SIZE_AIM = 200_000_000  # bytes (the README states the measured size)
-SHUTDOWN_TAIL = b": gateway shutting down; reconnect to resume\n\n"
+STOP_SECONDS = 60  # podman stop's grace here: a killed gateway would take all of it
 # Run in the image: what of pip, setuptools, compilers, the wheels and caches it finds.
 LEFT_BEHIND = """
 import glob, importlib.util, shutil
@@ -140,9 +140,11 @@ def test_the_probes_and_the_grace_period_match_the_gateway() -> None:
     assert gateway["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": port}
     assert gateway["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": port}
     assert config["server"]["host"] == "0.0.0.0", "probes and Services reach the pod's address"
-    # SIGTERM, then the gateway's own shutdown, then some room before the kill.
+    # SIGTERM, then the gateway's drain and its own shutdown, then some room before the kill.
     grace = of_kind(documents, "Pod")["spec"]["terminationGracePeriodSeconds"]
-    assert grace > config["server"]["shutdown_grace_seconds"]
+    server = config["server"]
+    assert server["drain_seconds"] >= 600, "long enough for real scans to end"
+    assert grace > server["drain_seconds"] + server["shutdown_grace_seconds"]
 
 
 def test_the_config_map_is_a_config_the_gateway_accepts(tmp_path: Path) -> None:
@@ -306,32 +308,44 @@ def test_processes_run_as_non_root_on_a_read_only_root(podman: Podman, pod: Pod)
     assert database.name in found
 
 
-async def test_sigterm_ends_streams_and_scans_as_on_bare_metal(podman: Podman, pod: Pod) -> None:
-    """``podman stop`` sends the gateway SIGTERM: open streams are told to reconnect, the
-    running scan ends interrupted, the process exits 0 well within its grace period; started
-    again, it serves the scan from the SQLite file on the pod's volume."""
-    grace = gateway_config()["server"]["shutdown_grace_seconds"]
+async def status_of(http: aiohttp.ClientSession, path: str) -> int:
+    async with http.get(path) as response:
+        return response.status
+
+
+async def test_sigterm_drains_as_on_bare_metal(podman: Podman, pod: Pod) -> None:
+    """``podman stop`` sends the gateway SIGTERM: it is not ready any more and starts no new
+    scan, while the running one goes on to completion on its open stream; then the process
+    exits 0, long before its grace period. Started again, it serves the scan from the SQLite
+    file on the pod's volume."""
     gateway = pod.container("gateway")
     body = {
         "repository_name": "acme/web",
         "scanner_name": "secret_scanner",
-        "configurations": {"step_delay": 0.5, "steps": 400},
+        "configurations": {"step_delay": 0.5, "steps": 16},  # about 8 s
     }
     async with aiohttp.ClientSession(pod.url) as http:
         async with http.post("/api/v1/scans/?use_sse=true", json=body, headers=auth()) as started:
             scan_id = (await started.json())["data"]["scan_id"]
         async with http.get(f"/api/v1/scans/{scan_id}/stream", headers=auth()) as stream:
             await asyncio.wait_for(stream.content.readuntil(b"\n\nid: 3\n"), 60)  # live
-            began = time.monotonic()
             stop = await asyncio.create_subprocess_exec(
-                "podman", "stop", "--time", str(grace * 3), gateway, env=podman.env,
+                "podman", "stop", "--time", str(STOP_SECONDS), gateway, env=podman.env,
                 stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
             )  # fmt: skip
-            tail = await asyncio.wait_for(stream.content.read(), grace * 3)
-            assert await asyncio.wait_for(stop.wait(), grace * 3) == 0
+            began = time.monotonic()
+            while await status_of(http, "/readyz") != 503:  # until SIGTERM has reached it
+                assert time.monotonic() - began < STOP_SECONDS, "never drained"
+                await asyncio.sleep(0.1)
+            async with http.post("/api/v1/scans/", json=body, headers=auth()) as refused:
+                assert refused.status == 503
+                assert (await refused.json())["error"] == "draining"
+            tail = await asyncio.wait_for(stream.content.read(), STOP_SECONDS)
+            assert await asyncio.wait_for(stop.wait(), STOP_SECONDS) == 0
             took = time.monotonic() - began
-    assert tail.endswith(SHUTDOWN_TAIL), tail[-300:]
-    assert took < grace, f"stopped in {took:.1f} s: killed, not shut down?"
+    assert b'"status":"completed"' in tail.rsplit(b"id: ", 1)[-1], tail[-300:]
+    assert b"reconnect" not in tail, "served to its end, never told to go"
+    assert took < STOP_SECONDS / 2, f"stopped in {took:.1f} s: killed, not drained?"
     state = podman("inspect", "--format", "{{.State.ExitCode}}", gateway).stdout.strip()
     assert state == "0"
 
@@ -342,7 +356,7 @@ async def test_sigterm_ends_streams_and_scans_as_on_bare_metal(podman: Podman, p
         http.get(f"/api/v1/scans/{scan_id}", headers=auth()) as record,
     ):
         scan = (await record.json())["data"]
-    assert (scan["status"], scan["error"]) == ("failed", "interrupted: gateway shutting down")
+    assert (scan["status"], scan["error"]) == ("completed", None)
 
 
 def test_the_pod_spec_runs_in_a_deployment(

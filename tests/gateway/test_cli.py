@@ -194,7 +194,10 @@ async def test_json_lines_have_consecutive_ids_and_end_with_the_summary(client):
 
 
 async def test_resume_across_a_disconnect_repeats_and_skips_nothing(gateway):
-    client = await gateway(mock={"step_delay_seconds": 0.1, "steps": 6}, stream={"retry_ms": 10})
+    client = await gateway(
+        mock={"step_delay_seconds": 0.1, "steps": 6},
+        stream={"retry_ms": 10, "reconnect_spread_ms": 0},  # the hint exactly, for the check below
+    )
     scan_id = await start_scan(client)
     dropped: list[int] = []
 

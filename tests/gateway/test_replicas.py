@@ -24,7 +24,7 @@ from redis.asyncio import Redis
 from gateway.scanners.sse_parser import SSEEvent, SSEParser
 from mock_scanner.app import scan_finished
 from tests.helpers import auth, merge
-from tests.processes import free_port, gateway_process, write_config
+from tests.processes import ProcessLog, free_port, gateway_process, write_config
 from tests.redis_server import RedisServer
 
 LEASE = 1.0  # redis.lease_seconds
@@ -44,7 +44,7 @@ Log = list[tuple[int, str]]  # (id, data) of each event, in order
 class Replica:
     port: int
     process: asyncio.subprocess.Process
-    log: list[str]  # its stderr lines
+    log: ProcessLog  # its stderr lines
 
     @property
     def url(self) -> str:
@@ -88,7 +88,7 @@ async def replicas(
             config = write_config(directory, merge(base, overrides))
 
             async def one() -> Replica:
-                port, log = free_port(), list[str]()
+                port, log = free_port(), ProcessLog()
                 process = await stack.enter_async_context(gateway_process(config, port, log))
                 return Replica(port, process, log)
 

@@ -1,10 +1,12 @@
-"""SIGTERM with streams open: every stream is told to reconnect and ends, scans end
+"""Stopping at once (SIGINT; SIGTERM drains first, see test_serving.py) with streams open:
+every stream is told to reconnect, each with its own delay in the spread, and ends; scans end
 interrupted with a terminal event, the log stays intact."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import re
 import signal
 import sqlite3
 
@@ -15,9 +17,11 @@ from tests.processes import free_port, gateway_process, write_config
 
 STREAMS = 300
 GRACE = 5
+RETRY_MS, SPREAD_MS = 2500, 1000
+FAREWELL = re.compile(rb"retry: (\d+)\n: gateway shutting down; reconnect to resume\n\n\Z")
 
 
-async def test_sigterm_ends_every_stream_and_interrupts_scans(tmp_path, scanner):
+async def test_sigint_ends_every_stream_and_interrupts_scans(tmp_path, scanner):
     port = free_port()
     db = tmp_path / "gateway.db"
     config_path = write_config(
@@ -26,7 +30,7 @@ async def test_sigterm_ends_every_stream_and_interrupts_scans(tmp_path, scanner)
             "scanners": {"secret_scanner": str(scanner.make_url("/scanners/secret_scanner/scan"))},
             "mock": {"step_delay_seconds": 0.2, "steps": 500},
             "server": {"shutdown_grace_seconds": GRACE},
-            "stream": {"retry_ms": 2500},
+            "stream": {"retry_ms": RETRY_MS, "reconnect_spread_ms": SPREAD_MS},
             "limits": {"max_streams_per_subject": STREAMS},
         },
     )
@@ -59,11 +63,17 @@ async def test_sigterm_ends_every_stream_and_interrupts_scans(tmp_path, scanner)
         watchers = [asyncio.create_task(watch(i)) for i in range(STREAMS)]
         for _ in range(STREAMS):  # every stream is open and live
             await asyncio.wait_for(opened.acquire(), 60)
-        process.send_signal(signal.SIGTERM)
+        process.send_signal(signal.SIGINT)
         tails = await asyncio.wait_for(asyncio.gather(*watchers), GRACE + 5)
         assert await asyncio.wait_for(process.wait(), GRACE + 5) == 0
+    retries = []
     for tail in tails:
-        assert tail.endswith(b"retry: 2500\n: gateway shutting down; reconnect to resume\n\n")
+        told = FAREWELL.search(tail)
+        assert told is not None, tail[-200:]
+        retries.append(int(told[1]))
+    # Spread over the window, so that 300 clients do not come back in the same instant.
+    assert all(RETRY_MS <= retry <= RETRY_MS + SPREAD_MS for retry in retries)
+    assert max(retries) - min(retries) > SPREAD_MS // 2, sorted(retries)
 
     with sqlite3.connect(db) as conn:
         for scan_id in scan_ids:

@@ -67,6 +67,8 @@ TAIL_COUNT: Final = 500  # events one tail call returns at most
 
 
 class RedisStore(Store):
+    shared = True  # every replica serves every scan's log
+
     def __init__(
         self,
         client: Redis,

@@ -1,4 +1,4 @@
-"""Operations: readiness (store and scanners answer) and Prometheus metrics."""
+"""Operations: readiness (not draining; store and scanners answer) and Prometheus metrics."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from gateway.config import Config
 from gateway.domain.errors import NotFound, StoreUnavailable, Unauthorized
 from gateway.domain.models import utcnow
-from gateway.http.appkeys import CONFIG, HTTP_CLIENT, METRICS, STORE, VERIFIER
+from gateway.http.appkeys import CONFIG, DRAIN, HTTP_CLIENT, METRICS, STORE, VERIFIER
 from gateway.http.operations import enveloped, operation, text, unwrapped
 from gateway.http.responses import json_response, ok
 from gateway.http.schemas import NotReady, Readiness
@@ -60,13 +60,19 @@ async def _check(session: aiohttp.ClientSession, url: str, seconds: float) -> st
     description=(
         "Checks the store, the identity provider's key set once loaded (with `jwt.jwks_url` "
         "or `jwt.oidc_issuer`: not ready until a first one is) and, unless "
-        "`readiness.check_scanners` is false, each configured scanner's health URL."
+        "`readiness.check_scanners` is false, each configured scanner's health URL. A gateway "
+        "that is draining before it stops answers 503 at once, its one check `drain`."
     ),
     auth="public",
 )
 async def readyz(request: web.Request) -> web.Response:
-    """200 only when the store and (for SSE mode) every configured scanner answer."""
+    """200 only when the gateway is not draining and the store and (for SSE mode) every
+    configured scanner answer."""
     config = request.app[CONFIG]
+    drain = request.app[DRAIN]
+    if drain.draining:  # the load balancer is to send new work elsewhere: no need to ask more
+        left = f"{drain.running} running, {drain.remaining():.0f} s left at most"
+        return _not_ready({"drain": f"draining before it stops ({left})"})
     checks: dict[str, str] = {}
     try:
         await request.app[STORE].ping()
@@ -84,10 +90,13 @@ async def readyz(request: web.Request) -> web.Response:
         checks.update(
             {f"scanner:{name}": result for name, result in zip(urls, results, strict=True)}
         )
-    ready = all(result == "ok" for result in checks.values())
-    data = Readiness(status="ready" if ready else "not ready", checks=checks)
-    if ready:
-        return ok(data)
+    if all(result == "ok" for result in checks.values()):
+        return ok(Readiness(status="ready", checks=checks))
+    return _not_ready(checks)
+
+
+def _not_ready(checks: dict[str, str]) -> web.Response:
+    data = Readiness(status="not ready", checks=checks)
     failing = ", ".join(name for name, result in checks.items() if result != "ok")
     message = f"not ready: {failing}"
     body = NotReady(False, data, "not_ready", message, message, utcnow())

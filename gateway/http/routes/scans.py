@@ -130,6 +130,16 @@ def links(scan_id: str) -> ScanLinks:
     )
 
 
+# Starting a scan while the store is down, the key set not loaded yet, or while this gateway
+# drains before it stops.
+STARTS_NOTHING = (
+    503,
+    "The store does not answer (`store_unavailable`); the identity provider's key set is not "
+    "loaded yet (`keys_unavailable`, with `Retry-After`); or this gateway is draining before it "
+    "stops (`draining`, with `Retry-After`): another replica takes the same request.",
+)
+
+
 @routes.post(f"{API}/")
 @routes.post(API)
 @operation(
@@ -143,7 +153,7 @@ def links(scan_id: str) -> ScanLinks:
             {"Location": "The scan's URL (`status_url`)."},
         )
     },
-    errors=(400, 401, 403, 408, 413, 415, 422, 429, 503),
+    errors=(400, 401, 403, 408, 413, 415, 422, 429, STARTS_NOTHING),
     permission=Permission.WRITE,
     description=(
         "Starts a scan of `repository_name` with `scanner_name`. With `use_sse=true` the "

@@ -305,8 +305,8 @@ async def _serve(
         await _stream_scan(sender, app[STORE], scan, resume, live)
     except SlowSubscriber:
         await _last_words(sender.write(SLOW_COMMENT))
-    except ShuttingDown:
-        await _last_words(sender.write(retry + SHUTDOWN_COMMENT))
+    except ShuttingDown:  # a retry spread over a window: not every client back at once
+        await _last_words(sender.write(retry_field(streams.reconnect_ms()) + SHUTDOWN_COMMENT))
     except (FeedUnavailable, StoreUnavailable):
         await _last_words(sender.write(retry + UNAVAILABLE_COMMENT))
     except CredentialExpired:

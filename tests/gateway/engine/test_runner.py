@@ -16,7 +16,7 @@ import pytest
 
 from gateway.backends.sqlite import SQLiteStore
 from gateway.config import LimitsConfig, config_from_dict
-from gateway.domain.errors import LimitExceeded, StoreUnavailable, UpstreamFault
+from gateway.domain.errors import Draining, LimitExceeded, StoreUnavailable, UpstreamFault
 from gateway.domain.models import EventDraft, NewScan, ScanFinished, ScanRecord, Status
 from gateway.engine.hub import Hub
 from gateway.engine.limits import Limits
@@ -205,6 +205,29 @@ async def test_closing_while_an_admission_is_undecided_takes_no_place(make_runne
         await created
     gated.gate.set()
     await gated.admit_scans("alice", ["s2"])  # s1 holds no place
+
+
+async def test_a_draining_runner_starts_nothing_new_and_says_when_nothing_runs(make_runner, store):
+    feed = Feed()
+    runner = make_runner(feed, limits={"retry_after_seconds": 7})
+    await asyncio.wait_for(runner.idle(), 5)  # nothing runs yet
+    await submit(runner, "s1")
+    await submit(runner, "s2")
+    idle = asyncio.ensure_future(runner.idle())
+    runner.drain()
+    with pytest.raises(Draining, match="draining before it stops") as refused:
+        await submit(runner, "s3")
+    assert (refused.value.status, refused.value.code) == (503, "draining")
+    assert refused.value.headers["Retry-After"] == "7"
+    assert await store.get_scan("s3") is None
+    feed.put("s1", {"status": "completed"})
+    await scans_ended("s1")
+    assert runner.running == 1 and not idle.done()  # s2 still runs: the drain waits
+    feed.put("s2", {"status": "scanning", "progress_percent": 40}, {"status": "completed"})
+    await asyncio.wait_for(idle, 5)
+    assert runner.running == 0
+    for scan_id in ("s1", "s2"):  # both ran to their end: nothing was interrupted
+        assert terminal(await log(store, scan_id)) == ["completed"]
 
 
 async def test_cancel_ends_the_scan_cancelled_once_and_closes_its_source(make_runner, store):

@@ -37,6 +37,47 @@ async def test_readyz_checks_store_and_scanners(client):
     assert data["checks"]["scanner:sast_scanner"] == "ok"
 
 
+async def test_a_draining_gateway_is_not_ready_and_starts_no_scan(gateway):
+    """What SIGTERM begins (tests/gateway/test_serving.py sends it to real processes)."""
+    from gateway.http.appkeys import DRAIN
+
+    client = await gateway(
+        server={"drain_seconds": 600}, limits={"retry_after_seconds": 9}, mock={"steps": 500}
+    )
+    running = await start_scan(client)
+    before = await scrape(client)
+    assert before[("xployt_draining", ())] == 0
+    assert before[("xployt_drain_remaining_seconds", ())] == 600
+    client.app[DRAIN].begin()
+
+    response = await client.get("/readyz")
+    assert response.status == 503
+    body = await response.json()
+    assert body["error"] == "not_ready"
+    assert body["message"] == "not ready: drain"
+    checks = body["data"]["checks"]
+    assert list(checks) == ["drain"], "the scanners are not asked: the answer is known"
+    assert checks["drain"].startswith("draining before it stops (1 running, ")
+    refused = await client.post(
+        "/api/v1/scans/?use_sse=false",
+        json={"repository_name": "acme/web", "scanner_name": "secret_scanner"},
+        headers=auth(),
+    )
+    assert refused.status == 503
+    assert refused.headers["Retry-After"] == "9"
+    answer = await refused.json()
+    error_shape(answer)
+    assert answer["error"] == "draining"
+    assert "starts no new scan" in answer["message"]
+    during = await scrape(client)
+    assert during[("xployt_draining", ())] == 1
+    assert 0 < during[("xployt_drain_remaining_seconds", ())] <= 600
+    # The running scan goes on: it can be read, and cancelled, as before.
+    scan = await client.get(f"/api/v1/scans/{running}", headers=auth())
+    assert (await scan.json())["data"]["status"] not in ("failed", "cancelled")
+    assert (await client.delete(f"/api/v1/scans/{running}", headers=auth())).status == 200
+
+
 async def test_readyz_is_503_when_a_scanner_or_the_store_is_down(gateway, tmp_path):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
