@@ -15,11 +15,11 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import AsyncGenerator, Callable, Coroutine, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from typing import Any
 
 from gateway.config import Config
-from gateway.domain.errors import Draining, GatewayError, StoreUnavailable, UpstreamFault
+from gateway.domain.errors import Draining, StoreUnavailable, UpstreamFault
 from gateway.domain.log_context import scan_id_var
 from gateway.domain.models import (
     TERMINAL_STATUSES,
@@ -30,6 +30,7 @@ from gateway.domain.models import (
     ScanRecord,
     Status,
 )
+from gateway.engine.admissions import Admissions, refusal
 from gateway.engine.consumer import ScanConsumer
 from gateway.engine.hub import Bus
 from gateway.engine.instruments import Metrics
@@ -63,12 +64,10 @@ class ScanRunner:
         self._config = config
         self._upstream = upstream
         self._simulation = simulation
-        self._limits = limits if limits is not None else LocalLimits(config.limits)
+        self._admissions = Admissions(limits if limits is not None else LocalLimits(config.limits))
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._admitted: set[str] = set()  # scans admitted whose task has not ended
         self._holding: set[str] = set()  # scans whose place (asked or granted) is not given back
-        self._chores: set[asyncio.Task[None]] = set()  # admissions, late releases
-        self._admissions: set[asyncio.Task[None]] = set()  # admissions not yet decided
         self._cancel_requested: set[str] = set()
         self._abandoned: set[str] = set()  # ended elsewhere: stop without writing
         self._closing = False
@@ -116,13 +115,7 @@ class ScanRunner:
         owners = {scan.owner for scan in scans}
         if len(owners) != 1:
             raise ValueError(f"submit_all takes scans of one owner, not {len(owners)}")
-        admission = asyncio.create_task(
-            self._limits.admit_scans(owners.pop(), [scan.scan_id for scan in scans]),
-            name=f"admission of {len(scans)} scan(s)",
-        )
-        self._chore(admission)
-        self._admissions.add(admission)
-        admission.add_done_callback(self._admissions.discard)
+        admission = self._admissions.ask(owners.pop(), [scan.scan_id for scan in scans])
         return [self._start(scan, first, admission) for scan in scans]
 
     def _start(
@@ -147,10 +140,10 @@ class ScanRunner:
         created: asyncio.Future[ScanRecord],
     ) -> None:
         await asyncio.wait([admission])  # not cancelled with this task: it is the batch's
-        refusal = _refusal(admission)
-        if refusal is not None:
+        refused = refusal(admission)
+        if refused is not None:
             self._holding.discard(new.scan_id)  # the limits took nothing
-            created.set_exception(refusal)
+            created.set_exception(refused)
             return
         self._admitted.add(new.scan_id)
         try:
@@ -159,7 +152,7 @@ class ScanRunner:
             self._admitted.discard(new.scan_id)
             self._holding.discard(new.scan_id)
             # Before the task ends, so that whoever awaits it (a cancel) sees the place free.
-            await self._limits.release_scan(new.scan_id)
+            await self._admissions.limits.release_scan(new.scan_id)
 
     async def _create_and_run(
         self, new: NewScan, first: EventDraft, created: asyncio.Future[ScanRecord]
@@ -189,28 +182,11 @@ class ScanRunner:
         if scan.scan_id in self._holding:
             # Cancelled before its admission was decided: a place granted later is given back.
             self._holding.discard(scan.scan_id)
-            self._chore(self._release_after(admission, scan.scan_id))
+            self._admissions.release_when_decided(admission, scan.scan_id)
         if not created.done():
             created.set_exception(StoreUnavailable("interrupted"))
         if not self._tasks:
             self._idle.set()
-
-    async def _release_after(self, admission: asyncio.Task[None], scan_id: str) -> None:
-        await asyncio.wait([admission])
-        if _refusal(admission) is None:
-            await self._limits.release_scan(scan_id)
-
-    def _chore(self, work: Coroutine[Any, Any, None] | asyncio.Task[None]) -> None:
-        """Run ``work`` (an admission, a late release) as the runner's, awaited by ``close``."""
-        task = work if isinstance(work, asyncio.Task) else asyncio.create_task(work)
-        self._chores.add(task)
-        task.add_done_callback(self._chore_done)
-
-    def _chore_done(self, task: asyncio.Task[None]) -> None:
-        self._chores.discard(task)
-        error = None if task.cancelled() else task.exception()  # a refusal: its scans say it
-        if error is not None and not isinstance(error, GatewayError):
-            log.error("%s failed", task.get_name(), exc_info=error)
 
     async def cancel(self, scan_id: str) -> None:
         """Stop a scan (closing its upstream request) and end its log ``cancelled``."""
@@ -241,10 +217,8 @@ class ScanRunner:
         tasks = list(self._tasks.values())
         for task in tasks:
             task.cancel()
-        for admission in self._admissions:
-            admission.cancel()  # a scan's task waits for it no more: no place is taken now
         await asyncio.gather(*tasks, return_exceptions=True)
-        await asyncio.gather(*self._chores, return_exceptions=True)
+        await self._admissions.close()
 
     async def record(
         self,
@@ -375,16 +349,6 @@ class ScanRunner:
                 )
                 await self.record(scan.scan_id, EventDraft(Status.CONNECTING, progress_text=text))
                 await asyncio.sleep(delay)
-
-
-def _refusal(admission: asyncio.Task[None]) -> Exception | None:
-    """Why a decided admission let nothing in, or None when it admitted."""
-    if admission.cancelled():
-        return StoreUnavailable("interrupted")
-    error = admission.exception()
-    if error is None:
-        return None
-    return error if isinstance(error, Exception) else StoreUnavailable("interrupted")
 
 
 def _backoff(attempt: int, base: float, cap: float) -> float:
