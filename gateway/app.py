@@ -11,7 +11,7 @@ import aiohttp
 from aiohttp import web
 
 from gateway.backends.collections_factory import open_collections
-from gateway.backends.factory import open_backend
+from gateway.backends.factory import open_backend, open_limits
 from gateway.config import Config
 from gateway.domain.models import ScanRecord, strict_json
 from gateway.engine.collections import CollectionManager
@@ -26,6 +26,7 @@ from gateway.http.appkeys import (
     CONFIG,
     DRAIN,
     HTTP_CLIENT,
+    LIMITS,
     METRICS,
     REPORT_BUILDS,
     RUNNER,
@@ -81,12 +82,6 @@ def create_app(config: Config) -> web.Application:
             "token for any subject at POST /api/v1/dev/token; never use it in production",
             config.server.host,
         )
-    app[STREAMS] = StreamRegistry(
-        max_per_subject=config.limits.max_streams_per_subject,
-        retry_after=config.limits.retry_after_seconds,
-        retry_ms=config.stream.retry_ms,
-        spread_ms=config.stream.reconnect_spread_ms,
-    )
     app[DRAIN] = Drain(config.server.drain_seconds)
     app[REPORT_BUILDS] = asyncio.Semaphore(config.limits.max_report_builds)
     app[METRICS] = app_metrics(app)
@@ -97,6 +92,7 @@ def create_app(config: Config) -> web.Application:
             _key_set_ctx,
             _backend_ctx,
             _collections_ctx,
+            _limits_ctx,
             _http_client_ctx,
             _runner_ctx,
             _collection_runner_ctx,
@@ -135,10 +131,21 @@ async def _backend_ctx(app: web.Application) -> AsyncIterator[None]:
     hub = Hub(subscriber_buffer=app[CONFIG].stream.subscriber_buffer)
     async with open_backend(app[CONFIG], hub) as (store, bus):
         app[STORE], app[BUS] = store, bus
-        if store.shared:
+        yield
+
+
+async def _limits_ctx(app: web.Application) -> AsyncIterator[None]:
+    # Closed after the runner and the streams have given their places back.
+    config = app[CONFIG]
+    async with open_limits(config) as limits:
+        app[LIMITS] = limits
+        streams = app[STREAMS] = StreamRegistry(
+            limits, retry_ms=config.stream.retry_ms, spread_ms=config.stream.reconnect_spread_ms
+        )
+        if app[STORE].shared:
             # Every other replica serves this one's streams from the shared log: a drain sends
             # them there at once. An embedded store's streams are served here to the end.
-            app[DRAIN].on_begin(app[STREAMS].shutdown)
+            app[DRAIN].on_begin(streams.shutdown)
         yield
 
 
@@ -225,6 +232,7 @@ async def _runner_ctx(app: web.Application) -> AsyncIterator[None]:
         upstream=upstream,
         simulation=simulation,
         metrics=app[METRICS],
+        limits=app[LIMITS],
     )
     app[STORE].on_lost(runner.abandon)
     app[RUNNER] = runner

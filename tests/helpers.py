@@ -1,6 +1,7 @@
 """What tests share besides fixtures: the test secret, tokens, starting and streaming a scan,
-the one error shape, what a SARIF report must be, and the seams through which a test looks
-inside a running gateway. Fixtures live in conftest.py; this module has none."""
+the one error shape, what a SARIF report must be, a clock tests move, and the seams through
+which a test looks inside a running gateway. Fixtures live in conftest.py; this module has
+none."""
 
 from __future__ import annotations
 
@@ -36,6 +37,17 @@ BACKENDS = (
 
 MakeConfig = Callable[..., Config]
 Gateway = Callable[..., Awaitable[TestClient[Any, Any]]]
+
+
+class Clock:
+    """Seconds that pass only when the test says so (for code that takes a clock). It starts
+    far from zero, as Redis's clock does: arithmetic on it must not care."""
+
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
 
 
 def merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:

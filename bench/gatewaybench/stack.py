@@ -46,7 +46,10 @@ def gateway_config(
         "limits": {
             "max_running_scans": 2000,
             "max_running_scans_per_subject": 2000,
+            "max_streams": 100_000,
             "max_streams_per_subject": 50_000,
+            "scan_starts_per_second": 1000,
+            "scan_start_burst": 2000,
         },
         # A scenario may take a while to connect its subscribers before publishing.
         "upstream": {"idle_timeout_seconds": 3600, "scan_timeout_seconds": 7200},

@@ -1,6 +1,7 @@
 """The backends: which store and which event bus a gateway runs on, opened and closed as one.
 
-Code above this module gets a ``Store`` and a ``Bus`` and never asks which backend it has.
+Code above this module gets a ``Store``, a ``Bus`` and ``Limits`` and never asks which backend
+it has.
 The embedded backend is a SQLite file and the in-process hub: one process owns the file. The
 shared backend is Redis: its Streams hold the logs, and a ``RedisBus`` feeds this replica's hub
 from them, so an event appended by any replica reaches every replica's subscribers.
@@ -14,14 +15,16 @@ import logging
 import time
 from collections.abc import AsyncIterator
 
-from gateway.backends.redis import RedisBus, RedisStore
+from gateway.backends.redis import RedisBus, RedisLimits, RedisStore
 from gateway.backends.sqlite import SQLiteStore
 from gateway.config import Config
 from gateway.domain.errors import StoreUnavailable
 from gateway.engine.hub import Bus, Hub
+from gateway.engine.limits import Limits
+from gateway.engine.local_limits import LocalLimits
 from gateway.engine.store import Store
 
-__all__ = ["REPLICA_LOST", "RESTART_REASON", "open_backend"]
+__all__ = ["REPLICA_LOST", "RESTART_REASON", "open_backend", "open_limits"]
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +39,27 @@ async def open_backend(config: Config, hub: Hub) -> AsyncIterator[tuple[Store, B
     opener = _redis if config.backend == "redis" else _sqlite
     async with opener(config, hub) as backend:
         yield backend
+
+
+@contextlib.asynccontextmanager
+async def open_limits(config: Config) -> AsyncIterator[Limits]:
+    """What subjects may run and hold open: counted in this process with SQLite, across every
+    replica with Redis (the places a replica holds lapse with it, after ``lease_seconds``)."""
+    limits: Limits
+    if config.backend == "redis":
+        settings = config.redis
+        limits = await RedisLimits.open(
+            settings.url,
+            config.limits,
+            key_prefix=settings.key_prefix,
+            lease_seconds=settings.lease_seconds,
+        )
+    else:
+        limits = LocalLimits(config.limits)
+    try:
+        yield limits
+    finally:
+        await limits.close()
 
 
 @contextlib.asynccontextmanager

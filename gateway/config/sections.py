@@ -100,10 +100,20 @@ class CorsConfig(Section, frozen=True):
 
 
 class LimitsConfig(Section, frozen=True):
+    """What subjects may run and hold open at once, and how fast they may start scans: counted
+    in the process with SQLite, across every replica with Redis (see ``engine.limits``)."""
+
     max_running_scans: Positive = 100
     max_running_scans_per_subject: Positive = 10
+    max_streams: Positive = 10_000  # open streams in all (each holds a connection)
     max_streams_per_subject: Positive = 20
-    retry_after_seconds: Positive = 5
+    retry_after_seconds: Positive = 5  # Retry-After on a refusal for running scans or streams
+    # A token bucket of scan starts per subject: it refills at this rate and holds at most
+    # the burst; a start that finds it empty is 429 with Retry-After until it holds one.
+    scan_starts_per_second: Annotated[
+        float, Meta(ge=0.001, le=1_000_000, extra={"why": "a start at least every 1000 s"})
+    ] = 1.0
+    scan_start_burst: Annotated[int, Meta(ge=1, le=1_000_000)] = 20
     # Events one scan's log holds at most: past it the scan fails (the last place is kept for
     # the terminal event), so a scanner cannot fill the disk with progress.
     max_events_per_scan: Annotated[

@@ -22,7 +22,7 @@ from gateway.domain.collections import (
     CollectionRecord,
     NewCollection,
 )
-from gateway.domain.errors import StoreUnavailable
+from gateway.domain.errors import GatewayError, StoreUnavailable
 from gateway.domain.models import Event, EventDraft, NewScan, ScanFinished, ScanRecord
 from gateway.engine.aggregator import Aggregator
 from gateway.engine.collection_store import CollectionStore
@@ -66,7 +66,8 @@ class CollectionManager:
     def submit(
         self, new: NewCollection, scans: Sequence[NewScan], first: EventDraft
     ) -> asyncio.Future[CollectionRecord]:
-        """Start the children (all or none: ``LimitExceeded``) and the collection."""
+        """Start the children and the collection; the future gets its record, or the refusal
+        (``LimitExceeded`` for all the children or none, ``StoreUnavailable``)."""
         started = self._runner.submit_all(scans, first)
         created: asyncio.Future[CollectionRecord] = asyncio.get_running_loop().create_future()
         task = asyncio.create_task(
@@ -93,6 +94,8 @@ class CollectionManager:
                 created.set_exception(
                     exc if isinstance(exc, Exception) else StoreUnavailable("interrupted")
                 )
+            if isinstance(exc, GatewayError):
+                return  # refused (a limit, the store): the caller has it, nothing failed here
             raise
         created.set_result(record)
         await self._aggregate(record)

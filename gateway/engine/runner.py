@@ -3,6 +3,9 @@
 A source is an async iterator of raw upstream messages: the scanner's stream in SSE mode, the
 simulation in mock mode. Both go through the same normalisation, log and channels, so clients
 cannot tell them apart. Every scan ends with a terminal event, whatever goes wrong.
+
+Before it is stored, a scan is admitted by ``Limits`` (running scans per subject and in all,
+the subject's rate of starts); its task gives its place back however it ends.
 """
 
 from __future__ import annotations
@@ -12,12 +15,11 @@ import contextlib
 import logging
 import random
 import time
-from collections import Counter
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from typing import Any
 
 from gateway.config import Config
-from gateway.domain.errors import Draining, LimitExceeded, StoreUnavailable, UpstreamFault
+from gateway.domain.errors import Draining, StoreUnavailable, UpstreamFault
 from gateway.domain.log_context import scan_id_var
 from gateway.domain.models import (
     TERMINAL_STATUSES,
@@ -28,9 +30,12 @@ from gateway.domain.models import (
     ScanRecord,
     Status,
 )
+from gateway.engine.admissions import Admissions, refusal
 from gateway.engine.consumer import ScanConsumer
 from gateway.engine.hub import Bus
 from gateway.engine.instruments import Metrics
+from gateway.engine.limits import Limits
+from gateway.engine.local_limits import LocalLimits
 from gateway.engine.store import Store
 from gateway.scanners.client import UpstreamError
 
@@ -52,14 +57,17 @@ class ScanRunner:
         upstream: SourceFactory,
         simulation: SourceFactory,
         metrics: Metrics | None = None,
+        limits: Limits | None = None,
     ) -> None:
         self._store = store
         self._bus = bus
         self._config = config
         self._upstream = upstream
         self._simulation = simulation
+        self._admissions = Admissions(limits if limits is not None else LocalLimits(config.limits))
         self._tasks: dict[str, asyncio.Task[None]] = {}
-        self._owners: Counter[str] = Counter()  # running or admitted scans per subject
+        self._admitted: set[str] = set()  # scans admitted whose task has not ended
+        self._holding: set[str] = set()  # scans whose place (asked or granted) is not given back
         self._cancel_requested: set[str] = set()
         self._abandoned: set[str] = set()  # ended elsewhere: stop without writing
         self._closing = False
@@ -72,86 +80,79 @@ class ScanRunner:
 
     @property
     def running(self) -> int:
-        return len(self._tasks)
+        """Scans of this process admitted and not yet ended."""
+        return len(self._admitted)
 
     def drain(self) -> None:
         """Start no new scan from now on (``Draining``); the running ones carry on."""
         self._draining = True
 
     async def idle(self) -> None:
-        """Return once no scan runs."""
+        """Return once no scan runs (nor waits for its admission)."""
         await self._idle.wait()
 
-    def _admit(self, owner: str) -> None:
-        """Count one more scan for ``owner``, or refuse it (429)."""
-        limits = self._config.limits
-        if self._owners.total() >= limits.max_running_scans:
-            raise LimitExceeded(
-                f"the gateway runs its maximum of {limits.max_running_scans} scans; try later",
-                retry_after=limits.retry_after_seconds,
-            )
-        if self._owners[owner] >= limits.max_running_scans_per_subject:
-            raise LimitExceeded(
-                f"you already run {limits.max_running_scans_per_subject} scans, the maximum; "
-                "wait for one to end or cancel one",
-                retry_after=limits.retry_after_seconds,
-            )
-        self._owners[owner] += 1
+    def submit(self, new: NewScan, first: EventDraft) -> asyncio.Future[ScanRecord]:
+        """Admit, create and run a scan in a task the runner owns; the future gets its record,
+        or the refusal (``LimitExceeded``, ``StoreUnavailable``).
+
+        The task, not the request, creates the scan: a client that goes away while it is
+        being admitted or stored cannot leave a scan that exists but never runs, nor a place
+        counted for a scan that never started. While the runner drains, ``Draining`` at once.
+        """
+        return self.submit_all([new], first)[0]
 
     def submit_all(
         self, scans: Sequence[NewScan], first: EventDraft
     ) -> list[asyncio.Future[ScanRecord]]:
-        """Submit every scan of one owner, or none (429 saying how many could start now):
-        a collection's scans count against the running-scan limits like any others."""
-        limits = self._config.limits
-        wanted = len(scans)
-        owners = {scan.owner for scan in scans}
-        own_free = min(
-            limits.max_running_scans_per_subject - self._owners[owner] for owner in owners
-        )
-        if wanted > own_free:
-            raise LimitExceeded(
-                f"these {wanted} scans would take you past your maximum of "
-                f"{limits.max_running_scans_per_subject} running scans; "
-                f"{max(0, own_free)} more can start now",
-                retry_after=limits.retry_after_seconds,
-            )
-        free = limits.max_running_scans - self._owners.total()
-        if wanted > free:
-            raise LimitExceeded(
-                f"the gateway runs near its maximum of {limits.max_running_scans} scans and "
-                f"{max(0, free)} more can start now, not {wanted}; try later",
-                retry_after=limits.retry_after_seconds,
-            )
-        return [self.submit(scan, first) for scan in scans]
-
-    def _release(self, owner: str) -> None:
-        self._owners[owner] -= 1
-        if self._owners[owner] <= 0:
-            del self._owners[owner]
-
-    def submit(self, new: NewScan, first: EventDraft) -> asyncio.Future[ScanRecord]:
-        """Create and run a scan in a task the runner owns; the future gets its record.
-
-        The task, not the request, creates the scan: a client that goes away while it is
-        being stored cannot leave a scan that exists but never runs.
-        """
+        """As ``submit``, for several scans of one owner admitted all or none (one admission,
+        which counts each against the running limits and the owner's rate of starts)."""
         if self._draining:
             raise Draining(
                 "this gateway is draining before it stops and starts no new scan; try again "
                 "(another replica takes it, or this one once it is back)",
                 retry_after=self._config.limits.retry_after_seconds,
             )
-        self._admit(new.owner)
+        owners = {scan.owner for scan in scans}
+        if len(owners) != 1:
+            raise ValueError(f"submit_all takes scans of one owner, not {len(owners)}")
+        admission = self._admissions.ask(owners.pop(), [scan.scan_id for scan in scans])
+        return [self._start(scan, first, admission) for scan in scans]
+
+    def _start(
+        self, new: NewScan, first: EventDraft, admission: asyncio.Task[None]
+    ) -> asyncio.Future[ScanRecord]:
         created: asyncio.Future[ScanRecord] = asyncio.get_running_loop().create_future()
         self._started[new.scan_id] = (new.scanner_name, time.monotonic())
+        self._holding.add(new.scan_id)
         task = asyncio.create_task(
-            self._create_and_run(new, first, created), name=f"scan {new.scan_id}"
+            self._admit_and_run(new, first, admission, created), name=f"scan {new.scan_id}"
         )
         self._tasks[new.scan_id] = task
         self._idle.clear()
-        task.add_done_callback(lambda _: self._finished(new))
+        task.add_done_callback(lambda _: self._finished(new, admission, created))
         return created
+
+    async def _admit_and_run(
+        self,
+        new: NewScan,
+        first: EventDraft,
+        admission: asyncio.Task[None],
+        created: asyncio.Future[ScanRecord],
+    ) -> None:
+        await asyncio.wait([admission])  # not cancelled with this task: it is the batch's
+        refused = refusal(admission)
+        if refused is not None:
+            self._holding.discard(new.scan_id)  # the limits took nothing
+            created.set_exception(refused)
+            return
+        self._admitted.add(new.scan_id)
+        try:
+            await self._create_and_run(new, first, created)
+        finally:
+            self._admitted.discard(new.scan_id)
+            self._holding.discard(new.scan_id)
+            # Before the task ends, so that whoever awaits it (a cancel) sees the place free.
+            await self._admissions.limits.release_scan(new.scan_id)
 
     async def _create_and_run(
         self, new: NewScan, first: EventDraft, created: asyncio.Future[ScanRecord]
@@ -169,13 +170,21 @@ class ScanRunner:
         self._last_seq[scan.scan_id] = scan.last_seq
         await self._run(scan)
 
-    def _finished(self, scan: NewScan) -> None:
+    def _finished(
+        self, scan: NewScan, admission: asyncio.Task[None], created: asyncio.Future[ScanRecord]
+    ) -> None:
         self._tasks.pop(scan.scan_id, None)
         self._started.pop(scan.scan_id, None)
         self._last_seq.pop(scan.scan_id, None)
         self._cancel_requested.discard(scan.scan_id)
         self._abandoned.discard(scan.scan_id)
-        self._release(scan.owner)
+        self._admitted.discard(scan.scan_id)
+        if scan.scan_id in self._holding:
+            # Cancelled before its admission was decided: a place granted later is given back.
+            self._holding.discard(scan.scan_id)
+            self._admissions.release_when_decided(admission, scan.scan_id)
+        if not created.done():
+            created.set_exception(StoreUnavailable("interrupted"))
         if not self._tasks:
             self._idle.set()
 
@@ -187,10 +196,13 @@ class ScanRunner:
                 self._cancel_requested.add(scan_id)
                 task.cancel()
             await asyncio.wait([task])
-        # The task records the cancellation itself; this covers a task cancelled before it
-        # ever ran. A scan that had already ended raises ScanFinished here.
-        if task is None or not await self._ended(scan_id):
-            await self.record(scan_id, _CANCELLED)
+            # The task records the cancellation itself; this covers a task cancelled between
+            # storing the scan and running it. One cancelled before (being admitted) left none.
+            scan = await self._store.get_scan(scan_id)
+            if scan is None or scan.terminal:
+                return
+        # A scan that had already ended raises ScanFinished here.
+        await self.record(scan_id, _CANCELLED)
 
     def abandon(self, scan_id: str) -> None:
         """Stop a scan that ended elsewhere (another replica cancelled or interrupted it),
@@ -200,16 +212,13 @@ class ScanRunner:
             self._abandoned.add(scan_id)
             task.cancel()
 
-    async def _ended(self, scan_id: str) -> bool:
-        scan = await self._store.get_scan(scan_id)
-        return scan is not None and scan.terminal
-
     async def close(self) -> None:
         self._closing = True  # last words only: no waiting for a store to come back
         tasks = list(self._tasks.values())
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await self._admissions.close()
 
     async def record(
         self,

@@ -12,6 +12,7 @@ from gateway.engine.collections import CollectionManager
 from gateway.engine.drain import Drain
 from gateway.engine.hub import Bus
 from gateway.engine.instruments import Metrics
+from gateway.engine.limits import Limits
 from gateway.engine.runner import ScanRunner
 from gateway.engine.store import Store
 from gateway.http.streams import StreamRegistry
@@ -24,6 +25,7 @@ __all__ = [
     "CONFIG",
     "DRAIN",
     "HTTP_CLIENT",
+    "LIMITS",
     "METRICS",
     "PRINCIPAL",
     "REPORT_BUILDS",
@@ -44,6 +46,7 @@ HTTP_CLIENT = web.AppKey("http_client", ClientSession)
 RUNNER = web.AppKey("runner", ScanRunner)
 COLLECTIONS = web.AppKey("collections", CollectionStore)
 COLLECTION_RUNNER = web.AppKey("collection_runner", CollectionManager)
+LIMITS = web.AppKey("limits", Limits)
 STREAMS = web.AppKey("streams", StreamRegistry)
 DRAIN = web.AppKey("drain", Drain)
 METRICS = web.AppKey("metrics", Metrics)

@@ -184,11 +184,14 @@ def responses(config: Config) -> dict[str, Schema]:
             "names it."
         ),
         "LimitExceeded": error(
-            "A limit is reached (`limit_exceeded`); try again after `Retry-After` seconds.",
+            "A limit is reached (`limit_exceeded`); try again after `Retry-After` seconds. "
+            "With Redis the limits count every replica's scans and streams.",
             {
                 "Retry-After": header(
-                    f"Seconds to wait (`limits.retry_after_seconds`, {retry_after}).",
-                    {"type": "integer", "minimum": 0},
+                    "Seconds to wait: `limits.retry_after_seconds` "
+                    f"({retry_after}) for running scans and open streams; for the rate of "
+                    "starts, until the caller's bucket holds one again (at least 1).",
+                    {"type": "integer", "minimum": 1},
                 )
             },
         ),

@@ -1,4 +1,4 @@
-"""The registry of open event streams: per-subject limits, heartbeats, the shutdown notice.
+"""The registry of open event streams: counted in the limits, heartbeats, the shutdown notice.
 
 A stream told to reconnect (its process drains or stops) is sent a ``retry:`` delay of
 ``retry_ms`` plus a random share of ``spread_ms``: thousands of clients closed at one instant
@@ -10,10 +10,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections import Counter
+import uuid
 
-from gateway.domain.errors import LimitExceeded
 from gateway.engine.hub import EndOfStream, Subscription
+from gateway.engine.limits import Limits
 
 __all__ = ["StreamRegistry"]
 
@@ -21,40 +21,30 @@ log = logging.getLogger(__name__)
 
 
 class StreamRegistry:
-    def __init__(
-        self, *, max_per_subject: int, retry_after: int, retry_ms: int, spread_ms: int = 0
-    ) -> None:
+    def __init__(self, limits: Limits, *, retry_ms: int, spread_ms: int = 0) -> None:
         if retry_ms < 0 or spread_ms < 0:
             raise ValueError("retry_ms and spread_ms must not be negative")
-        self._max = max_per_subject
-        self._retry_after = retry_after
+        self._limits = limits
         self._retry_ms = retry_ms
         self._spread_ms = spread_ms
-        self._open: dict[Subscription, str] = {}  # subscription -> subject
-        self._per_subject: Counter[str] = Counter()
+        self._open: dict[Subscription, str] = {}  # subscription -> its id in the limits
         self.closing = False
         self.replayed = 0  # events sent from the log rather than live
 
     def __len__(self) -> int:
         return len(self._open)
 
-    def add(self, subject: str, subscription: Subscription) -> None:
-        """Count a stream for ``subject`` until ``remove``, or refuse it (429)."""
-        if self._per_subject[subject] >= self._max:
-            raise LimitExceeded(
-                f"you already have {self._max} streams open, the maximum; close one",
-                retry_after=self._retry_after,
-            )
+    async def add(self, subject: str, subscription: Subscription) -> None:
+        """Count a stream for ``subject`` until ``remove``, or refuse it (429; 503 when a
+        shared store cannot count it)."""
+        stream_id = uuid.uuid4().hex
+        await self._limits.open_stream(subject, stream_id)
         if self.closing:
             subscription.end(EndOfStream.SHUTDOWN)
-        self._open[subscription] = subject
-        self._per_subject[subject] += 1
+        self._open[subscription] = stream_id
 
-    def remove(self, subscription: Subscription) -> None:
-        subject = self._open.pop(subscription)
-        self._per_subject[subject] -= 1
-        if not self._per_subject[subject]:
-            del self._per_subject[subject]
+    async def remove(self, subscription: Subscription) -> None:
+        await self._limits.close_stream(self._open.pop(subscription))
 
     async def heartbeat(self, interval: float) -> None:
         """Every ``interval``, a heartbeat to each stream following live, so that proxies keep

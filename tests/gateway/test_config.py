@@ -277,6 +277,38 @@ def test_merged_lays_changes_over_a_config_and_checks_them_again():
         merged(config, {"server": {"port": -1}})
 
 
+def test_the_limits_in_config_yaml_are_the_defaults():
+    from gateway.config import LimitsConfig
+
+    assert load_config(None, {}).limits == LimitsConfig()
+
+
+@pytest.mark.parametrize(
+    ("limits", "message"),
+    [
+        (
+            {"scan_starts_per_second": 0.0009},
+            "limits.scan_starts_per_second: must be between 0.001 and 1000000 (a start at least "
+            "every 1000 s), got 0.0009",
+        ),
+        ({"scan_starts_per_second": 1_000_001}, "limits.scan_starts_per_second: must be between"),
+        ({"scan_start_burst": 0}, "limits.scan_start_burst: must be between 1 and 1000000, got 0"),
+        ({"scan_start_burst": 1_000_001}, "limits.scan_start_burst: must be between 1 and"),
+        ({"max_streams": 0}, "limits.max_streams: must be greater than 0, got 0"),
+    ],
+)
+def test_the_bounds_of_the_limits_are_checked(limits, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        config_from_dict({"limits": limits})
+
+
+def test_the_limits_at_their_bounds_are_accepted():
+    low = config_from_dict({"limits": {"scan_starts_per_second": 0.001, "scan_start_burst": 1}})
+    assert (low.limits.scan_starts_per_second, low.limits.scan_start_burst) == (0.001, 1)
+    high = {"scan_starts_per_second": 1_000_000, "scan_start_burst": 1_000_000, "max_streams": 1}
+    assert config_from_dict({"limits": high}).limits.scan_start_burst == 1_000_000
+
+
 KEY_SET = {"algorithms": ["RS256"], "jwks_url": "https://id.example/jwks"}
 
 

@@ -179,7 +179,11 @@ async def live(aiohttp_server, aiohttp_client, make_config) -> TestClient[Any, A
     config = make_config(
         dev_mode=True,  # so that the dev token route answers 200 too, not only 404
         # Fuzzing starts many scans; let it, so that POST finds 201 and not only 429.
-        limits={"max_running_scans_per_subject": 1000, "max_running_scans": 1000},
+        limits={
+            "max_running_scans_per_subject": 1000,
+            "max_running_scans": 1000,
+            "scan_start_burst": 1000,
+        },
     )
     client: TestClient[Any, Any] = await aiohttp_client(await aiohttp_server(create_app(config)))
     return client

@@ -1,8 +1,13 @@
-"""Limits on running scans and open streams."""
+"""Limits on running scans, open streams and the rate of scan starts, through the API, on
+both backends (one process with SQLite; a gateway on its own redis-server, counted there)."""
 
 from __future__ import annotations
 
-from tests.helpers import auth, error_shape, start_scan
+import pytest
+
+from tests.helpers import BACKENDS, auth, error_shape, start_scan
+
+pytestmark = pytest.mark.parametrize("backend", BACKENDS, indirect=True)
 
 BODY = {"repository_name": "acme/web", "scanner_name": "secret_scanner"}
 
@@ -73,3 +78,42 @@ async def test_open_streams_per_subject(gateway):
     assert again.status == 200
     again.close()
     second.close()
+
+
+async def test_starts_past_the_burst_are_refused_with_retry_after(gateway):
+    client = await gateway(
+        limits={"scan_starts_per_second": 0.01, "scan_start_burst": 2, "retry_after_seconds": 7}
+    )
+    await start_scan(client)
+    await start_scan(client)
+    refused = await post_scan(client, "alice")
+    assert refused.status == 429
+    body = await refused.json()
+    error_shape(body)
+    assert body["error"] == "limit_exceeded"
+    assert body["message"].startswith("you start scans faster than the 0.01 per second allowed")
+    # A whole number of seconds, the time one start takes to come back (100 s at 0.01/s).
+    retry_after = int(refused.headers["Retry-After"])
+    assert 1 <= retry_after <= 100
+    assert f"in {retry_after} s" in body["message"]
+    await start_scan(client, sub="bob")  # a bucket per subject
+    listed = await client.get("/api/v1/scans/", headers=auth("alice"))
+    assert len((await listed.json())["data"]) == 2, "the refused start stored nothing"
+
+
+async def test_open_streams_in_all(gateway):
+    client = await gateway(mock={"step_delay_seconds": 30}, limits={"max_streams": 2})
+    scans = {sub: await start_scan(client, sub=sub) for sub in ("alice", "bob", "carol")}
+    opened = [
+        await client.get(f"/api/v1/scans/{scans[sub]}/stream", headers=auth(sub))
+        for sub in ("alice", "bob")
+    ]
+    assert [response.status for response in opened] == [200, 200]
+    full = await client.get(f"/api/v1/scans/{scans['carol']}/stream", headers=auth("carol"))
+    assert full.status == 429
+    body = await full.json()
+    error_shape(body)
+    assert body["message"] == "the gateway serves its maximum of 2 streams; try later"
+    assert full.headers["Retry-After"] == "5"
+    for response in opened:
+        response.close()

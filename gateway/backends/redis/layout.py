@@ -16,6 +16,15 @@ The keys, under ``key_prefix`` (``xployt:`` by default):
     running        set     scan ids whose log has no terminal event yet
     lease:{id}     string  the id of the replica running the scan, expiring (PX)
 
+What ``limits`` counts, across replicas (each zset scored by when the place lapses, in Redis's
+clock's milliseconds, unless the replica holding it renews it; see ``limits``):
+
+    limits:scans              zset  running scans in all, by scan id
+    limits:scans:{subject}    zset  the subject's running scans
+    limits:streams            zset  open streams in all, by stream id
+    limits:streams:{subject}  zset  the subject's open streams
+    limits:starts:{subject}   hash  the subject's bucket of scan starts: tokens, at (ms)
+
 The SSE id of an event is the first part of its stream entry id: ``Last-Event-ID: 7`` resumes
 with ``XRANGE log:{id} (7-0 +`` and a live reader blocks in ``XREAD ... log:{id} 7-0``.
 """
@@ -54,6 +63,8 @@ class Keys:
         self.prefix = prefix
         self.running = f"{prefix}running"
         self.created = f"{prefix}created"
+        self.limit_scans = f"{prefix}limits:scans"
+        self.limit_streams = f"{prefix}limits:streams"
 
     def scan(self, scan_id: str) -> str:
         return f"{self.prefix}scan:{scan_id}"
@@ -72,6 +83,15 @@ class Keys:
 
     def lease(self, scan_id: str) -> str:
         return f"{self.prefix}lease:{scan_id}"
+
+    def scans_of(self, subject: str) -> str:
+        return f"{self.limit_scans}:{subject}"
+
+    def streams_of(self, subject: str) -> str:
+        return f"{self.limit_streams}:{subject}"
+
+    def starts_of(self, subject: str) -> str:
+        return f"{self.prefix}limits:starts:{subject}"
 
 
 def encode_record(record: ScanRecord) -> dict[EncodableT, EncodableT]:

@@ -176,8 +176,9 @@ STARTS_NOTHING = (
         "Starts a scan of `repository_name` with `scanner_name`. With `use_sse=true` the "
         "gateway POSTs it to the configured scanner once and reads its progress stream; "
         "otherwise it simulates the scan. 429 when the caller "
-        "(`limits.max_running_scans_per_subject`) or the gateway (`limits.max_running_scans`) "
-        "runs its maximum of scans."
+        "(`limits.max_running_scans_per_subject`) or the gateway (`limits.max_running_scans`; "
+        "with Redis, every replica) runs its maximum of scans, or when the caller starts scans "
+        "faster than `limits.scan_starts_per_second` (bursts of `limits.scan_start_burst`)."
     ),
     params=(USE_SSE,),
     body=ScanCreate,

@@ -108,7 +108,8 @@ Authentication: a bearer token, a stream ticket (`?ticket=`, see `POST .../strea
 the session cookie, or (unless `auth.query_tokens` is false) `?token=` / `?access_token=`; \
 with `scans:read` (a ticket carries it for its one scan).
 
-429 when the caller already has `limits.max_streams_per_subject` streams open."""
+429 when the caller already has `limits.max_streams_per_subject` streams open, or the \
+gateway (every replica, with Redis) serves `limits.max_streams`."""
 
 
 class _Sender:
@@ -337,7 +338,7 @@ async def _serve(
     config = app[CONFIG].stream
     who = principal(request)
     streams = app[STREAMS]
-    streams.add(who.subject, live)
+    await streams.add(who.subject, live)
     expiry = _end_at_expiry(who, live)
     response = _event_stream(config)
     sender = _Sender(response, live)
@@ -366,8 +367,8 @@ async def _serve(
     finally:
         if expiry is not None:
             expiry.cancel()
-        streams.remove(live)
         streams.count_replayed(sender.replayed)
+        await streams.remove(live)
     return response
 
 

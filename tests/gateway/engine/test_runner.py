@@ -1,5 +1,6 @@
-"""The scan runner on its own: admission limits, cancel, connect retries with capped backoff,
-and exactly one terminal event however a scan ends. A real SQLite store and hub; the sources
+"""The scan runner on its own: admission limits (and places given back however a scan ends,
+even before its admission is decided), cancel, connect retries with capped backoff, and
+exactly one terminal event however a scan ends. A real SQLite store and hub; the sources
 are the test's own, fed message by message."""
 
 from __future__ import annotations
@@ -7,17 +8,19 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from gateway.backends.sqlite import SQLiteStore
-from gateway.config import config_from_dict
-from gateway.domain.errors import Draining, LimitExceeded, UpstreamFault
+from gateway.config import LimitsConfig, config_from_dict
+from gateway.domain.errors import Draining, LimitExceeded, StoreUnavailable, UpstreamFault
 from gateway.domain.models import EventDraft, NewScan, ScanFinished, ScanRecord, Status
 from gateway.engine.hub import Hub
+from gateway.engine.limits import Limits
+from gateway.engine.local_limits import LocalLimits
 from gateway.engine.runner import ScanRunner
 from gateway.scanners.client import UpstreamError
 from tests.helpers import scans_ended
@@ -67,7 +70,9 @@ async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
 async def make_runner(store: SQLiteStore) -> AsyncIterator[MakeRunner]:
     runners: list[ScanRunner] = []
 
-    def make(feed: Feed, *, connect: Any = None, **config: Any) -> ScanRunner:
+    def make(
+        feed: Feed, *, connect: Any = None, admission: Limits | None = None, **config: Any
+    ) -> ScanRunner:
         hub = Hub(subscriber_buffer=100)
         store.on_append(hub.publish)
         runner = ScanRunner(
@@ -76,6 +81,7 @@ async def make_runner(store: SQLiteStore) -> AsyncIterator[MakeRunner]:
             config_from_dict(config),
             upstream=connect or feed.source,
             simulation=feed.source,
+            limits=admission,
         )
         runners.append(runner)
         return runner
@@ -120,6 +126,85 @@ async def test_admission_per_subject_and_in_total_at_the_limit_and_past_it(make_
     assert runner.running == 2
     await submit(runner, "a4")  # a place is free again, for alice too
     assert terminal(await log(store, "a3")) == [] and await store.get_scan("a3") is None
+
+
+QUEUED = EventDraft(Status.PENDING, 0, "queued")
+
+
+async def test_scans_submitted_together_are_admitted_all_or_none(make_runner, store):
+    feed = Feed()
+    runner = make_runner(feed, limits={"max_running_scans_per_subject": 3})
+    started = runner.submit_all([scan("a1"), scan("a2")], QUEUED)
+    assert [record.scan_id for record in await asyncio.gather(*started)] == ["a1", "a2"]
+    refused = runner.submit_all([scan("a3"), scan("a4")], QUEUED)
+    for future in refused:
+        with pytest.raises(LimitExceeded, match="1 more can start now"):
+            await future
+    assert await store.get_scan("a3") is None and await store.get_scan("a4") is None
+    assert runner.running == 2
+    await submit(runner, "a3")  # the refused pair took no place
+    with pytest.raises(ValueError, match="one owner"):
+        runner.submit_all([scan("x1"), scan("x2", "bob")], QUEUED)
+
+
+async def test_a_scan_that_fails_gives_its_place_back(make_runner, store):
+    feed = Feed()
+    runner = make_runner(feed, limits={"max_running_scans_per_subject": 1})
+    await submit(runner, "s1")
+    feed.put("s1", END)  # the scanner ends without a terminal event: failed
+    await scans_ended("s1")
+    assert terminal(await log(store, "s1")) == ["failed"]
+    await submit(runner, "s2")
+
+
+class GatedLimits(LocalLimits):
+    """Limits whose admissions wait for the test's gate, and that say when they release (a
+    seam: the runner takes any ``Limits``)."""
+
+    def __init__(self, config: LimitsConfig) -> None:
+        super().__init__(config)
+        self.gate = asyncio.Event()
+        self.asked = asyncio.Event()
+        self.released = asyncio.Event()
+
+    async def admit_scans(self, subject: str, scan_ids: Sequence[str]) -> None:
+        self.asked.set()
+        await self.gate.wait()
+        await super().admit_scans(subject, scan_ids)
+
+    async def release_scan(self, scan_id: str) -> None:
+        await super().release_scan(scan_id)
+        self.released.set()
+
+
+async def test_a_scan_cancelled_before_its_admission_is_decided_gives_its_place_back(
+    make_runner, store
+):
+    limits = {"max_running_scans_per_subject": 1}
+    gated = GatedLimits(config_from_dict({"limits": limits}).limits)
+    runner = make_runner(Feed(), admission=gated, limits=limits)
+    created = runner.submit(scan("s1"), QUEUED)
+    await asyncio.wait_for(gated.asked.wait(), 5)
+    await runner.cancel("s1")  # nothing stored yet: nothing to end
+    with pytest.raises(StoreUnavailable, match="interrupted"):
+        await created
+    assert await store.get_scan("s1") is None
+    gated.gate.set()  # the admission grants s1 its place after all ...
+    await asyncio.wait_for(gated.released.wait(), 5)  # ... and the runner gives it back
+    await submit(runner, "s2")
+
+
+async def test_closing_while_an_admission_is_undecided_takes_no_place(make_runner, store):
+    limits = {"max_running_scans_per_subject": 1}
+    gated = GatedLimits(config_from_dict({"limits": limits}).limits)
+    runner = make_runner(Feed(), admission=gated, limits=limits)
+    created = runner.submit(scan("s1"), QUEUED)
+    await asyncio.wait_for(gated.asked.wait(), 5)
+    await asyncio.wait_for(runner.close(), 5)  # does not wait for the gate
+    with pytest.raises(StoreUnavailable):
+        await created
+    gated.gate.set()
+    await gated.admit_scans("alice", ["s2"])  # s1 holds no place
 
 
 async def test_a_draining_runner_starts_nothing_new_and_says_when_nothing_runs(make_runner, store):

@@ -154,6 +154,7 @@ async def test_more_scans_than_aiohttp_s_default_pool_run_at_once(gateway):
             "max_running_scans": count,
             "max_running_scans_per_subject": count,
             "max_streams_per_subject": count,
+            "scan_start_burst": count,
         },
         upstream={"connect_timeout_seconds": 1, "connect_retries": 0},
     )

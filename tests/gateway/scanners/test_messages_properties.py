@@ -311,6 +311,8 @@ async def scanner_edge(gateway: Any, aiohttp_server: Any) -> ScannerEdge:
     client = await gateway(
         scanners={"sast_scanner": str(server.make_url("/scan"))},
         upstream={**E2E_LIMITS, "connect_retries": 0, "scan_timeout_seconds": 30},
+        # Every example starts a scan, one after the other: not a rate to refuse.
+        limits={"scan_starts_per_second": 1000, "scan_start_burst": 1000},
     )
     return ScannerEdge(client, scripts)
 

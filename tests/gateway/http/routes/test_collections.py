@@ -275,7 +275,7 @@ async def test_a_collection_that_would_pass_the_running_scan_limit_starts_nothin
         headers=auth(),
     )
     assert response.status == 429
-    assert "0 more can start now" in (await response.json())["message"]
+    assert "you already run 3 scans, the maximum" in (await response.json())["message"]
 
 
 async def test_the_gateway_wide_limit_counts_children_too(gateway):
@@ -284,6 +284,24 @@ async def test_the_gateway_wide_limit_counts_children_too(gateway):
     response = await client.post(f"{API}/", json=body, headers=auth())
     assert response.status == 429
     assert "2 more can start now, not 3" in (await response.json())["message"]
+
+
+async def test_each_child_takes_a_scan_start_from_the_subjects_bucket(gateway, caplog):
+    client = await gateway(limits={"scan_starts_per_second": 0.001, "scan_start_burst": 6})
+    await start_collection(client)  # four starts of six
+    body = {"repository_name": "r", "scanners": list(SCANNERS)}
+    response = await client.post(f"{API}/", json=body, headers=auth())
+    assert response.status == 429
+    answer = await response.json()
+    error_shape(answer)
+    assert "faster than the 0.001 per second allowed" in answer["message"]
+    assert int(response.headers["Retry-After"]) >= 1
+    assert len(await get_data(client, API)) == 1
+    assert len(await get_data(client, "/api/v1/scans/")) == 4
+    # A refusal is the caller's answer, not a failure of the gateway.
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+    # Another subject has a bucket of its own.
+    await start_collection(client, sub="bob")
 
 
 async def test_results_before_the_end_are_409(client):
