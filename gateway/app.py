@@ -162,6 +162,7 @@ async def _collection_runner_ctx(app: web.Application) -> AsyncIterator[None]:
         app[RUNNER], app[STORE], app[BUS], app[COLLECTIONS], app[CONFIG], app[METRICS]
     )
     app[COLLECTION_RUNNER] = manager
+    app[DRAIN].track(manager)
     await manager.start()
     yield
     await manager.close()

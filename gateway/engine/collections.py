@@ -6,6 +6,12 @@ a task of its own, so a client that goes away cannot leave half a collection. Co
 that no process runs (this one restarted, or the replica running them died) are taken over
 from their stored cursors: when this process starts, and every ``sweep_interval`` with a
 shared store.
+
+A drain (``engine/drain.py``) waits for the collections started here: their children run in
+this process's runner, so once those end the aggregator has only their last events to write.
+It does not wait for the collections taken over (their children may run anywhere and for
+long; another process takes them over from the stored cursor), and takes over none while it
+lasts.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from gateway.domain.collections import (
     CollectionRecord,
     NewCollection,
 )
-from gateway.domain.errors import GatewayError, StoreUnavailable
+from gateway.domain.errors import Draining, GatewayError, StoreUnavailable
 from gateway.domain.models import Event, EventDraft, NewScan, ScanFinished, ScanRecord
 from gateway.engine.aggregator import Aggregator
 from gateway.engine.collection_store import CollectionStore
@@ -57,23 +63,48 @@ class CollectionManager:
         self._config = config
         self._metrics = metrics
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._started_here: set[str] = set()  # aggregated here, children in this runner
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._draining = False
         self._sweeper: asyncio.Task[None] | None = None
 
     @property
-    def running(self) -> int:
+    def aggregating(self) -> int:
+        """Collections this process aggregates, started here or taken over."""
         return len(self._tasks)
+
+    @property
+    def running(self) -> int:
+        """Collections started here and not yet ended: what a drain waits for."""
+        return len(self._started_here)
+
+    def drain(self) -> None:
+        """Start no new collection (``Draining``) and take none over from now on."""
+        self._draining = True
+
+    async def idle(self) -> None:
+        """Return once every collection started here has ended."""
+        await self._idle.wait()
 
     def submit(
         self, new: NewCollection, scans: Sequence[NewScan], first: EventDraft
     ) -> asyncio.Future[CollectionRecord]:
         """Start the children and the collection; the future gets its record, or the refusal
-        (``LimitExceeded`` for all the children or none, ``StoreUnavailable``)."""
+        (``LimitExceeded`` for all the children or none, ``StoreUnavailable``). While the
+        manager drains, ``Draining`` at once."""
+        if self._draining:
+            raise Draining(
+                "this gateway is draining before it stops and starts no new collection; try "
+                "again (another replica takes it, or this one once it is back)",
+                retry_after=self._config.limits.retry_after_seconds,
+            )
         started = self._runner.submit_all(scans, first)
         created: asyncio.Future[CollectionRecord] = asyncio.get_running_loop().create_future()
         task = asyncio.create_task(
             self._create_and_run(new, started, created), name=f"collection {new.collection_id}"
         )
-        self._track(new.collection_id, task)
+        self._track(new.collection_id, task, started_here=True)
         return created
 
     async def _create_and_run(
@@ -111,12 +142,21 @@ class CollectionManager:
         if aggregator.outcome is not None:
             self._metrics.collections.labels(aggregator.outcome.value).inc()
 
-    def _track(self, collection_id: str, task: asyncio.Task[None]) -> None:
+    def _track(
+        self, collection_id: str, task: asyncio.Task[None], *, started_here: bool = False
+    ) -> None:
         self._tasks[collection_id] = task
+        if started_here:
+            self._started_here.add(collection_id)
+            self._idle.clear()
 
         def done(finished: asyncio.Task[None]) -> None:
             if self._tasks.get(collection_id) is finished:
                 del self._tasks[collection_id]
+            if started_here:
+                self._started_here.discard(collection_id)
+                if not self._started_here:
+                    self._idle.set()
             self._collections.release(collection_id)
             if not finished.cancelled() and finished.exception() is not None:
                 log.error("collection %s: aggregator failed", collection_id,
@@ -136,8 +176,11 @@ class CollectionManager:
                 await follow_log(self._store, self._bus, record.log_id, record.last_seq, _ignore)
 
     async def take_over(self) -> int:
-        """Run the unfinished collections no process runs; how many were taken."""
+        """Run the unfinished collections no process runs; how many were taken (none while
+        draining: this process is about to stop)."""
         taken = 0
+        if self._draining:
+            return taken
         for record in await self._collections.claim_unfinished():
             if record.collection_id in self._tasks:
                 continue

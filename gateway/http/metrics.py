@@ -65,7 +65,7 @@ class _LiveCollector(Collector):
         yield GaugeMetricFamily(
             "xployt_running_collections",
             "Scan collections this replica aggregates",
-            value=manager.running if manager else 0,
+            value=manager.aggregating if manager else 0,
         )
         yield CounterMetricFamily(
             "xployt_events_in", "Events appended to scan logs", value=bus.stats.published
