@@ -171,7 +171,8 @@ class CollectionResults(_Closed):
         list[dict[str, Any]],
         Meta(
             description="this page of the merged findings: one per fingerprint, each with "
-            "`fingerprint` and `reported_by` (the scanners that reported it)"
+            "`fingerprint` and `reported_by` (the scanners that reported it), and "
+            "`related_lines` of all of them when they listed other lines"
         ),
     ]
     summary: MergedSummary
