@@ -1,10 +1,10 @@
-"""The collection API's shapes, each declared once as a msgspec ``Struct`` (as ``schemas``)."""
+"""The collection API's shapes, each declared once as a msgspec ``Struct`` (as ``schemas``),
+registered for the document's components in ``COLLECTION_COMPONENTS``."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Final, Literal
 
-import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
 from gateway.domain.collections import (
@@ -15,6 +15,7 @@ from gateway.domain.collections import (
     MergedSummary,
 )
 from gateway.domain.models import Status
+from gateway.http.components import Components
 from gateway.http.schemas import MAX_REPOSITORY_NAME
 
 __all__ = [
@@ -29,7 +30,6 @@ __all__ = [
     "CollectionStatusView",
     "ScanOutcome",
     "ScanProgress",
-    "collection_components",
     "collection_view",
 ]
 
@@ -171,7 +171,8 @@ class CollectionResults(_Closed):
         list[dict[str, Any]],
         Meta(
             description="this page of the merged findings: one per fingerprint, each with "
-            "`fingerprint` and `reported_by` (the scanners that reported it)"
+            "`fingerprint` and `reported_by` (the scanners that reported it), and "
+            "`related_lines` of all of them when they listed other lines"
         ),
     ]
     summary: MergedSummary
@@ -199,7 +200,7 @@ class CollectionResetEvent(CollectionView):
     timestamp: Annotated[str, Meta(extra_json_schema=_DATE_TIME)]
 
 
-COLLECTION_COMPONENTS: Final = (
+COLLECTION_COMPONENTS: Final = Components(
     CollectionStatus,
     CollectionCreate,
     CollectionCreated,
@@ -210,18 +211,6 @@ COLLECTION_COMPONENTS: Final = (
     CollectionEventPayload,
     CollectionResetEvent,
 )
-
-
-def collection_components() -> dict[str, dict[str, Any]]:
-    """``components.schemas`` for ``COLLECTION_COMPONENTS`` (``schemas.components`` does the
-    rest; the document holds both)."""
-    _, schemas = msgspec.json.schema_components(
-        COLLECTION_COMPONENTS, ref_template="#/components/schemas/{name}"
-    )
-    for schema in schemas.values():  # docstrings, as one line each
-        if "description" in schema:
-            schema["description"] = " ".join(schema["description"].split())
-    return schemas
 
 
 def collection_view(record: CollectionRecord) -> CollectionView:

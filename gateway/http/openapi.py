@@ -4,9 +4,10 @@
 ``SchemaGenerator`` does, and writes each one's operation from the declaration beside its
 handler (``operations``: how to declare one): the method and the path come from the router,
 the rest from the declaration. A route without one fails the build (``UndeclaredRoute``). The
-components are the Structs of ``schemas``; the parts every operation shares (error responses
-by status, security schemes, the config-bound schemas) come from ``openapi_shared``; texts may
-name config values, filled here from the gateway's config.
+components are the Structs ``schemas`` and ``collection_schemas`` register, in one registry
+(``DOCUMENT_COMPONENTS``, see ``components``); the parts every operation shares (error
+responses by status, security schemes, the config-bound schemas) come from ``openapi_shared``;
+texts may name config values, filled here from the gateway's config.
 """
 
 from __future__ import annotations
@@ -22,11 +23,19 @@ from aiohttp import web
 
 from gateway.config import Config
 from gateway.http import openapi_shared as shared
-from gateway.http.collection_schemas import COLLECTION_COMPONENTS, collection_components
+from gateway.http.collection_schemas import COLLECTION_COMPONENTS
+from gateway.http.components import Components
 from gateway.http.operations import Answer, Operation, Param, Undocumented, declaration
-from gateway.http.schemas import component_name, components
+from gateway.http.schemas import COMPONENTS
 
-__all__ = ["DOCS_PATH", "OPENAPI_PATH", "TAGS", "UndeclaredRoute", "build_openapi"]
+__all__ = [
+    "DOCS_PATH",
+    "DOCUMENT_COMPONENTS",
+    "OPENAPI_PATH",
+    "TAGS",
+    "UndeclaredRoute",
+    "build_openapi",
+]
 
 OPENAPI_PATH = "/api/v1/openapi.json"
 DOCS_PATH = "/api/v1/docs"
@@ -44,6 +53,9 @@ TAGS: Final = {
 
 Schema = dict[str, Any]
 _PATH_VARIABLE = re.compile(r"\{(\w+)")
+# Every Struct the document names, from both modules of shapes (the collections' listed first,
+# as the document always has them).
+DOCUMENT_COMPONENTS: Final[Components] = COLLECTION_COMPONENTS | COMPONENTS
 
 
 class UndeclaredRoute(LookupError):
@@ -55,7 +67,7 @@ class UndeclaredRoute(LookupError):
 def _generated() -> dict[str, Schema]:
     """The components declared once in ``gateway.http.schemas`` and ``collection_schemas``:
     the same for every config."""
-    return {**collection_components(), **components()}
+    return DOCUMENT_COMPONENTS.schemas()
 
 
 def _schemas(config: Config) -> dict[str, Schema]:
@@ -82,7 +94,7 @@ def _shape(data: type | str | Schema | None) -> Schema:
     if data is None:
         return {"type": "null"}
     if isinstance(data, type):
-        return shared.ref(data.__name__ if data in COLLECTION_COMPONENTS else component_name(data))
+        return shared.ref(DOCUMENT_COMPONENTS.name(data))
     if isinstance(data, str):
         return shared.ref(data)
     return data

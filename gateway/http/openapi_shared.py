@@ -14,6 +14,7 @@ from gateway.domain.models import SEVERITIES
 from gateway.http.operations import Auth
 from gateway.identity.principal import Permission
 from gateway.scanners.findings import TRUNCATED
+from gateway.scanners.lines import MAX_LINE_ITEMS, MAX_POSITION, MAX_RELATED_LINES
 
 __all__ = [
     "ERROR_RESPONSES",
@@ -91,6 +92,19 @@ def _vulnerability(config: Config, chars: int) -> Schema:
             "description": {"type": ["string", "null"], "maxLength": chars},
             "file_path": {"type": ["string", "null"], "maxLength": chars},
             "line": {"type": ["integer", "null"], "minimum": 0},
+            "related_lines": {
+                "type": "array",
+                "items": {"type": "integer", "minimum": 1, "maximum": MAX_POSITION},
+                "minItems": 1,
+                "maxItems": MAX_RELATED_LINES,
+                "uniqueItems": True,
+                "description": (
+                    "only on a finding whose scanner gave `line` as a list (`[12, 40]`, "
+                    '`["12", "40-42"]`): its other lines, ascending, at most '
+                    f"{MAX_RELATED_LINES}; `line` is the list's first. SARIF gives them as "
+                    "`relatedLocations`."
+                ),
+            },
             "column": {"type": ["integer", "null"], "minimum": 0},
             "code_snippet": {"type": ["string", "null"], "maxLength": chars},
             "confidence": {"type": ["string", "number", "null"], "maxLength": chars},
@@ -113,11 +127,13 @@ def _vulnerability(config: Config, chars: int) -> Schema:
                 "description": (
                     "only on a finding the gateway cut: the fields cut. A text field cut "
                     f"ends with `{TRUNCATED}`; metadata loses the keys that did not fit "
-                    "and its values nested too deep become that marker."
+                    "and its values nested too deep become that marker; `related_lines` "
+                    f"keeps {MAX_RELATED_LINES} of the lines the scanner listed (from its "
+                    f"first {MAX_LINE_ITEMS} items)."
                 ),
             },
         },
-        optional=("truncated_fields",),
+        optional=("related_lines", "truncated_fields"),
         description=(
             "One finding, normalised whatever the scanner's own shape. Text fields hold at "
             f"most {chars} characters (`findings.max_field_chars`)."

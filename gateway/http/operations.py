@@ -21,9 +21,10 @@ below the route decorator::
 
 - the operation id (unique), a one-line summary, and a tag (one of ``openapi.TAGS``).
 - ``answers``: what the route sends on success, per status: ``enveloped(Struct, text)`` (the
-  API's ``{success, data, ...}`` envelope around a Struct of ``schemas.COMPONENTS``, a
-  component's name, or None for ``data: null``), ``unwrapped(schema, text)`` (a JSON body as
-  it is), ``text(media_type, text)`` (a string body) or ``no_content(text)``. ``headers`` name
+  API's ``{success, data, ...}`` envelope around a Struct the document's components registry
+  holds (``openapi.DOCUMENT_COMPONENTS``), a component's name, or None for ``data: null``),
+  ``unwrapped(schema, text)`` (a JSON body as it is), ``text(media_type, text)`` (a string
+  body) or ``no_content(text)``. ``headers`` name
   required response headers and say what they hold; ``enveloped(..., also={media: schema})``
   adds media types the status may answer with instead (``Accept``), each a whole-body schema.
 - ``errors``: the error statuses it can answer. A bare status uses the document's shared

@@ -2,10 +2,10 @@
 
 A request body is decoded and checked against its Struct (``validation``), a view is built as
 its Struct and turned into JSON values with ``msgspec.to_builtins`` (the routes), and the
-OpenAPI document's ``components.schemas`` are generated from the same Structs
-(``msgspec.json.schema_components``, whose JSON Schema OpenAPI 3.1 takes as is). Field order is
-the order the JSON bodies have. What depends on the deployment (the scanners' names, the
-findings' bounds) the document adds to the generated schemas.
+OpenAPI document's ``components.schemas`` are generated from the same Structs, registered in
+``COMPONENTS`` (``http.components``). Field order is the order the JSON bodies have. What
+depends on the deployment (the scanners' names, the findings' bounds) the document adds to the
+generated schemas.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
 from gateway.domain.models import EventPayload, ScanRecord, SeveritySummary, Status
+from gateway.http.components import Components
 
 __all__ = [
     "COMPONENTS",
@@ -41,8 +42,6 @@ __all__ = [
     "Session",
     "SeveritySummary",
     "StreamTicket",
-    "component_name",
-    "components",
     "scan_detail",
     "scan_view",
 ]
@@ -320,8 +319,9 @@ class DevToken(_Closed):
     expires_in: Annotated[int, Meta(ge=1, description="seconds")]
 
 
-# The shapes the document's components hold, generated from the declarations above.
-COMPONENTS: Final = (
+# The shapes the document's components hold, generated from the declarations above (the
+# collection API's register in ``collection_schemas``; ``openapi`` holds both).
+COMPONENTS: Final = Components(
     Status,
     Envelope,
     Error,
@@ -342,40 +342,9 @@ COMPONENTS: Final = (
     NotReady,
     DevTokenRequest,
     DevToken,
+    names={ScanView: "Scan", EventPayload: "Event"},
+    declared_order=(Status,),  # the lifecycle's order
 )
-# A component's name in the document where it is not the class's.
-_NAMES: Final[dict[type, str]] = {ScanView: "Scan", EventPayload: "Event"}
-
-
-def component_name(cls: type) -> str:
-    """The name ``cls`` has under ``components.schemas``; it must be one of ``COMPONENTS``."""
-    if cls not in COMPONENTS:
-        raise ValueError(f"{cls.__name__} is not a component of the document (schemas.COMPONENTS)")
-    return _NAMES.get(cls, cls.__name__)
-
-
-def components() -> dict[str, dict[str, Any]]:
-    """``components.schemas`` for ``COMPONENTS``, references as ``#/components/schemas/Name``."""
-    _, schemas = msgspec.json.schema_components(
-        COMPONENTS,
-        ref_template="#/components/schemas/{name}",
-    )
-    for cls, name in _NAMES.items():
-        schemas = _renamed(schemas, cls.__name__, name)
-    schemas["Status"]["enum"] = [status.value for status in Status]  # in lifecycle order
-    for schema in schemas.values():  # docstrings, as one line each
-        if "description" in schema:
-            schema["description"] = " ".join(schema["description"].split())
-    return schemas
-
-
-def _renamed(schemas: dict[str, Any], old: str, new: str) -> dict[str, Any]:
-    text = msgspec.json.encode(schemas).replace(
-        f'"#/components/schemas/{old}"'.encode(), f'"#/components/schemas/{new}"'.encode()
-    )
-    renamed: dict[str, Any] = msgspec.json.decode(text)
-    renamed[new] = {**renamed.pop(old), "title": new}
-    return renamed
 
 
 def scan_view(scan: ScanRecord) -> ScanView:

@@ -2,9 +2,9 @@
 
 Fingerprints and SARIF read the same things the same way: the rule id, the repository-relative
 path, the lines and the column. A finding is normally what ``gateway.scanners.vulnerability``
-made of a scanner's (``type``, ``file_path``, ``line``, ``column``), but nothing here trusts
-that: any value of any type is read or ignored, every string is cut before it is worked on, and
-a list of lines is read only as far as ``MAX_LINE_ITEMS``.
+made of a scanner's (``type``, ``file_path``, ``line``, ``related_lines``, ``column``), but
+nothing here trusts that: any value of any type is read or ignored, every string is cut before
+it is worked on, and a list of lines is read only as far as ``MAX_LINE_ITEMS``.
 
 Paths are made repository-relative, as SARIF and code scanning want them: the scheme and host of
 a ``file:`` URL, a drive letter and leading slashes go; backslashes become slashes; ``.`` and
@@ -24,7 +24,7 @@ from typing import Any
 
 from gateway.domain.models import SEVERITIES
 from gateway.domain.text import CONTROLS
-from gateway.scanners.vulnerability import MAX_POSITION
+from gateway.scanners.lines import MAX_LINE_ITEMS, MAX_RELATED_LINES, position, related_lines
 
 __all__ = [
     "MAX_INPUT_CHARS",
@@ -35,6 +35,7 @@ __all__ = [
     "column",
     "cut_with_hash",
     "file_path",
+    "first_line",
     "lines",
     "repository_path",
     "rule_id",
@@ -49,17 +50,13 @@ MAX_INPUT_CHARS = 16_384
 # ones that differ only past the cut still differ.
 MAX_PATH_CHARS = 1024
 MAX_RULE_CHARS = 128
-# A list-valued ``line``: at most this many items are looked at, and at most ``MAX_LINES``
-# distinct lines kept (the first is the finding's, the others related locations).
-MAX_LINE_ITEMS = 1000
-MAX_LINES = 51
-_MAX_DIGITS = 24  # int() is never handed a longer string of digits
+# A finding's lines: its first and at most ``MAX_RELATED_LINES`` others (``scanners.lines``).
+MAX_LINES = 1 + MAX_RELATED_LINES
 
 _FILE_KEYS = ("file_path", "file", "path", "url")
 _RULE_KEYS = ("type", "rule_id", "check_id", "rule")
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 _DRIVE = re.compile(r"[A-Za-z]:(?:/|$)")
-_INTEGER = re.compile(r"[+-]?\d+", re.ASCII)
 _NOT_WORD = re.compile(r"[^0-9a-z]+")
 _SEVERITY_SET = frozenset(SEVERITIES)
 
@@ -154,36 +151,32 @@ def _port(parts: urllib.parse.SplitResult) -> int | None:
         return None
 
 
-def lines(finding: Mapping[str, Any]) -> list[int]:
-    """The finding's lines (1-based), distinct, in the order given: ``line`` as a number, a
-    string of digits, or a list of them. Zero, negative, huge and unreadable values are left
-    out; a finding without any has none."""
+def first_line(finding: Mapping[str, Any]) -> int | None:
+    """The finding's line (1-based): ``line`` as a number, a string of digits, or the first
+    item of a list that is one. Zero, negative, huge and unreadable values are left out."""
     value = finding.get("line")
     items = itertools.islice(value, MAX_LINE_ITEMS) if isinstance(value, list | tuple) else [value]
-    found: dict[int, None] = {}
     for item in items:
-        line = _position(item)
+        line = position(item)
         if line is not None and line >= 1:
-            found[line] = None
-            if len(found) >= MAX_LINES:
-                break
-    return list(found)
+            return line
+    return None
+
+
+def lines(finding: Mapping[str, Any]) -> list[int]:
+    """``first_line``, then the others, ascending: those of a list-valued ``line`` and of
+    ``related_lines`` (``scanners.lines.related_lines`` reads both). Without a first line,
+    the others alone."""
+    first = first_line(finding)
+    others = [
+        value if isinstance(value, list | tuple) else ()
+        for value in (finding.get("line"), finding.get("related_lines"))
+    ]
+    related = related_lines(itertools.chain(*others), first).lines
+    return related if first is None else [first, *related]
 
 
 def column(finding: Mapping[str, Any]) -> int | None:
     """The finding's column (1-based), or ``None``."""
-    value = _position(finding.get("column"))
+    value = position(finding.get("column"))
     return value if value is not None and value >= 1 else None
-
-
-def _position(value: object) -> int | None:
-    if isinstance(value, str):
-        stripped = value.strip()
-        if len(stripped) > _MAX_DIGITS or not _INTEGER.fullmatch(stripped):
-            return None
-        value = int(stripped)
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_POSITION:
-        return value
-    return None

@@ -11,8 +11,9 @@ too (``absent``).
 What code scanning needs and SARIF leaves optional is always there: a location with a
 repository-relative ``artifactLocation.uri`` (``NO_FILE`` for a finding that names no file,
 since code scanning refuses a result without one), a ``region`` whose ``startLine`` is at least
-1 (1 when the finding has no line), ``security-severity`` as a number in a string. A
-list-valued ``line`` gives the region its first line and the others as ``relatedLocations``.
+1 (1 when the finding has no line), ``security-severity`` as a number in a string. A finding
+with several lines (``related_lines`` beside its ``line``, or a list-valued ``line``) has its
+region at the first and the others as ``relatedLocations`` in the same file.
 
 Every text is cut (``MAX_*_CHARS``, ending with ``TRUNCATED``), so a result is bounded whatever
 the finding holds.

@@ -8,6 +8,7 @@ import pytest
 
 from gateway.http.appkeys import REPORT_BUILDS
 from gateway.report.fingerprint import VERSION
+from mock_scanner import scenario
 from tests.helpers import (
     COLLECTIONS_API,
     SCANNERS,
@@ -61,6 +62,27 @@ async def test_the_sarif_of_a_scan_validates_and_holds_every_finding(client, kin
     assert {r["ruleId"] for r in run["results"]} == rules
     assert all(set(r["partialFingerprints"]) == {VERSION} for r in run["results"])
     assert all("baselineState" not in r for r in run["results"])
+
+
+async def test_a_list_of_lines_is_stored_whole_and_reported_as_related_locations(client):
+    listed = {
+        raw["rule_id"]: sorted(set(raw["line"]) - {raw["line"][0]})
+        for raw in scenario.findings("secret_scanner", "acme/web")
+    }
+    scan_id = await completed_scan(client, "secret_scanner")
+    data = await json_results(client, scan_id)
+    stored = {f["type"]: f.get("related_lines", []) for f in data["vulnerabilities"]}
+    assert stored == listed and any(stored.values())
+    document = await (await results(client, scan_id, "?format=sarif")).json(content_type=SARIF)
+    assert_valid_sarif(document)
+    (run,) = document["runs"]
+    reported = {
+        r["ruleId"]: [
+            n["physicalLocation"]["region"]["startLine"] for n in r.get("relatedLocations", [])
+        ]
+        for r in run["results"]
+    }
+    assert reported == listed
 
 
 async def test_format_sarif_is_the_same_document_as_accept(client):

@@ -1,5 +1,6 @@
-"""The API's shapes are declared once: the document's components come from the Structs, and the
-answers the routes send decode as those Structs, field for field and in their order."""
+"""The API's shapes are declared once: the answers the routes send decode as those Structs,
+field for field and in their order. (That the document's components are generated from them:
+``test_components.py``.)"""
 
 from __future__ import annotations
 
@@ -7,9 +8,7 @@ import json
 
 import msgspec
 
-from gateway.config import config_from_dict
 from gateway.http.schemas import (
-    COMPONENTS,
     DEFAULT_SUBJECT,
     MAX_SUBJECT,
     DevToken,
@@ -21,31 +20,8 @@ from gateway.http.schemas import (
     ScanDetail,
     ScanLinks,
     ScanView,
-    components,
 )
-from tests.helpers import auth, openapi_for, start_scan, stream
-
-# What the document adds to a generated component because it depends on the config.
-CONFIGURED = {
-    ("ScanCreate", "scanner_name"): {"enum"},
-    ("Results", "vulnerabilities"): {"items", "maxItems"},
-}
-
-
-def test_the_documents_components_are_the_generated_ones():
-    document = openapi_for(config_from_dict({"scanners": {"s": "http://127.0.0.1:9/"}}))
-    schemas = document["components"]["schemas"]
-    generated = components()
-    assert len(generated) == len(COMPONENTS)
-    for name, schema in generated.items():
-        served = json.loads(json.dumps(schemas[name]))
-        for (component, field), keys in CONFIGURED.items():
-            if component == name:
-                for key in keys:
-                    served["properties"][field].pop(key)
-                    schema["properties"][field].pop(key, None)
-        assert served == schema, name
-    assert schemas["ScanCreate"]["properties"]["scanner_name"]["enum"] == ["s"]
+from tests.helpers import auth, start_scan, stream
 
 
 def decoded(body: bytes, data_type: object) -> object:

@@ -98,6 +98,23 @@ def test_a_list_of_lines_counts_by_its_first_line():
     assert fingerprint({**bare, "line": [13, 40]}) != fingerprint({**bare, "line": 12})
 
 
+def test_a_stored_finding_with_related_lines_keeps_the_fingerprint_it_had():
+    # Before related lines were kept, normalisation stored the first line alone: the
+    # finding it stores now has the fingerprint that one had, and a baseline taken then
+    # still matches.
+    for raw_line in ([88, 90, 95], ["88", "90-95"], [88, *range(1, 100_000)]):
+        now = normalised({**SQLI, "line_number": raw_line})
+        assert now["line"] == 88 and now["related_lines"]
+        before = {key: value for key, value in now.items() if key != "related_lines"}
+        assert fingerprint(now) == fingerprint(before) == fingerprint(normalised(SQLI))
+    # Without a first line, related lines are not taken for one.
+    bare = {"type": "t", "file_path": "a.py"}
+    assert fingerprint({**bare, "related_lines": [7]}) == fingerprint(bare)
+    assert fingerprint({**bare, "line": 0, "related_lines": [7]}) == fingerprint(
+        {**bare, "line": 0}
+    )
+
+
 def test_hostile_values_give_a_fingerprint_and_no_error():
     for finding in (
         {},
@@ -105,6 +122,7 @@ def test_hostile_values_give_a_fingerprint_and_no_error():
         {"type": ["a"], "title": {"x": 1}, "line": -4, "file_path": "/" * 100_000},
         {"type": None, "line": list(range(100_000)), "file_path": "../" * 10_000 + "x"},
         {"type": "\x1b[31m", "code_snippet": "\ud800", "description": 3.5},
+        {"line": 3, "related_lines": [[1], "9" * 5000, *range(100_000)]},
     ):
         assert re.fullmatch(r"[0-9a-f]{32}", fingerprint(finding))
 

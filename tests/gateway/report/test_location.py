@@ -8,6 +8,7 @@ from gateway.report.location import (
     MAX_LINES,
     MAX_PATH_CHARS,
     MAX_RULE_CHARS,
+    first_line,
     lines,
     repository_path,
     rule_id,
@@ -70,6 +71,31 @@ def test_a_huge_path_is_cut_and_keeps_what_tells_it_apart():
 )
 def test_lines_keep_what_is_a_line(line, found):
     assert lines({"line": line}) == found
+
+
+@pytest.mark.parametrize(
+    ("finding", "first", "found"),
+    [
+        # As normalisation stores a list-valued line: the first, and the others beside it.
+        ({"line": 12, "related_lines": [40, 41]}, 12, [12, 40, 41]),
+        ({"line": 12, "related_lines": [41, 12, 40, 40]}, 12, [12, 40, 41]),
+        ({"line": [12, "40-41"]}, 12, [12, 40, 41]),
+        ({"line": [12, 50], "related_lines": [40]}, 12, [12, 40, 50]),
+        # Related lines are never the first line, and never read as one.
+        ({"related_lines": [40, 41]}, None, [40, 41]),
+        ({"line": 0, "related_lines": [12]}, None, [12]),
+        ({"line": 12, "related_lines": "40"}, 12, [12]),
+        ({"line": 12, "related_lines": [[40], True, 0, -1, "x", 10**40]}, 12, [12]),
+        (
+            {"line": 12, "related_lines": list(range(100_000))},
+            12,
+            [12, *(n for n in range(1, MAX_LINES + 1) if n != 12)],
+        ),
+    ],
+)
+def test_related_lines_follow_the_first_line(finding, first, found):
+    assert first_line(finding) == first
+    assert lines(finding) == found
 
 
 def test_a_list_of_thousands_of_lines_is_read_only_so_far():

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from gateway.domain.models import SEVERITIES
 from gateway.report.fingerprint import fingerprint
+from gateway.report.location import lines
 from gateway.report.merge import merge_findings, summary
+from gateway.scanners.lines import MAX_RELATED_LINES
 from gateway.scanners.vulnerability import normalise_vulnerability
 from mock_scanner.scenario import findings
 
@@ -90,3 +92,39 @@ def test_the_summary_counts_every_severity():
         "by_severity": {"critical": 0, "high": 2, "medium": 0, "low": 0, "info": 1, "unknown": 2},
     }
     assert list(counted["by_severity"]) == list(SEVERITIES)
+
+
+def test_alike_findings_keep_every_scanners_lines():
+    merged = merge_findings(
+        {
+            "sast_scanner": [{**LEAK, "severity": "high", "related_lines": [40, 9]}],
+            "secret_scanner": [{**LEAK, "severity": "low", "line": [4, 41, 40]}],
+        }
+    )
+    (finding,) = merged
+    assert finding["severity"] == "high"
+    assert (finding["line"], finding["related_lines"]) == (4, [9, 40, 41])
+    assert lines(finding) == [4, 9, 40, 41]
+
+
+def test_merged_lines_keep_the_kept_findings_own_first_and_stay_bounded():
+    own = list(range(1000, 1000 + MAX_RELATED_LINES - 2))
+    merged = merge_findings(
+        {
+            "a": [{**LEAK, "severity": "high", "related_lines": own}],
+            "b": [{**LEAK, "severity": "low", "related_lines": list(range(5, 500))}],
+        }
+    )
+    (finding,) = merged
+    assert finding["related_lines"] == [5, 6, *own]
+    assert len(finding["related_lines"]) == MAX_RELATED_LINES
+
+
+def test_a_finding_no_other_adds_a_line_to_is_as_it_was():
+    alone = {**LEAK, "related_lines": [9]}
+    same = {**LEAK, "line": [4, 9]}
+    bare = dict(LEAK)
+    merged = merge_findings({"a": [alone], "b": [same], "c": [bare]})
+    assert merged == [{**alone, "fingerprint": fingerprint(LEAK), "reported_by": ["a", "b", "c"]}]
+    (single,) = merge_findings({"a": [bare]})
+    assert "related_lines" not in single

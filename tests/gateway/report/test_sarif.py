@@ -120,6 +120,27 @@ def test_a_list_of_lines_is_a_region_and_related_locations():
     ]
 
 
+def test_a_stored_findings_related_lines_are_related_locations_in_its_file():
+    raw = {"type": "t", "file": "app/x.py", "line": ["12", "40-41", 12], "column": 3}
+    stored = normalise_vulnerability(raw, scanner="s", index=0)
+    assert (stored["line"], stored["related_lines"]) == (12, [40, 41])
+    document = to_sarif([SarifRun("s", [stored])])
+    assert_valid_sarif(document)
+    (result,) = only_run(document)["results"]
+    assert result["locations"][0]["physicalLocation"]["region"] == {
+        "startLine": 12,
+        "startColumn": 3,
+    }
+    related = result["relatedLocations"]
+    assert [r["id"] for r in related] == [1, 2]
+    assert [r["physicalLocation"]["region"]["startLine"] for r in related] == [40, 41]
+    assert {r["physicalLocation"]["artifactLocation"]["uri"] for r in related} == {"app/x.py"}
+    assert [r["message"]["text"] for r in related] == ["line 40", "line 41"]
+    # Its fingerprint is the one the first line alone gives.
+    alone = normalise_vulnerability({**raw, "line": 12}, scanner="s", index=0)
+    assert result["partialFingerprints"] == {VERSION: fingerprint(alone)}
+
+
 def test_a_finding_without_file_or_line_still_has_a_location():
     run = only_run(to_sarif([SarifRun("s", [{"title": "Header missing"}])]))
     location = run["results"][0]["locations"][0]["physicalLocation"]
@@ -201,6 +222,8 @@ HOSTILE = [
     {"file_path": "http://[::1", "confidence": 10**30, "reported_by": ["a"] * 10_000},
     {"id": None, "scanner": 3, "code_snippet": "\n\n", "remediation": "   "},
     {"line": True, "column": "12", "file_path": "file://host/srv/a.py"},
+    {"line": 3, "related_lines": [[1], True, "9" * 5000, "1-99999999", *range(100_000)]},
+    {"related_lines": {"a": 1}, "line": [0, "2147483647-2147483647"]},
     # Found by the property test: a path no UTF-8 can hold, a state that is not a string.
     {"file_path": "a\ud800b.py", "baseline_state": ["new"]},
 ]

@@ -3,7 +3,8 @@
 Findings are drawn as arbitrary JSON-like mappings, biased towards the keys the report reads
 (``type``, ``file_path``, ``line``, ...) with values of any type: text with control characters
 and lone surrogates, paths with ``..`` and schemes, zero, negative and huge lines, lists of
-lines, nested containers. The "ci" profile (tests/conftest.py) runs the same examples each time.
+lines and ranges, related lines, nested containers. The "ci" profile (tests/conftest.py) runs
+the same examples each time.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ KEYS = (
     "file_path",
     "url",
     "line",
+    "related_lines",
     "column",
     "code_snippet",
     "confidence",
@@ -58,6 +60,8 @@ scalars = (
             "9" * 60,
             "0",
             "-1",
+            "40-42",
+            "1-99999999",
             "\x1b[2J",
             "\ud800",
             "",

@@ -463,6 +463,7 @@ def test_full_finding() -> None:
         "description": "Tainted input reaches execute().",
         "file_path": "app.py",
         "line": 10,
+        "related_lines": [12],
         "column": 4,
         "code_snippet": "    cur.execute(q)\n",
         "confidence": "HIGH",

@@ -1,6 +1,7 @@
 """A collection's results as a report, end to end over the mock scanner on both backends:
-SARIF with one run per scanner, a baseline (an earlier collection, a scan), and findings two
-scanners report alike merged with ``reported_by``."""
+SARIF with one run per scanner, a baseline (an earlier collection, a scan), findings two
+scanners report alike merged with ``reported_by``, and a finding's other lines stored and
+reported as related locations."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from gateway.report.fingerprint import VERSION
+from mock_scanner import scenario
 from tests.helpers import (
     BACKENDS,
     SCANNERS,
@@ -111,6 +113,50 @@ async def test_findings_two_scanners_report_alike_are_one_with_reported_by(clien
     )
     assert all(len(f["reported_by"]) == 1 for f in apart["vulnerabilities"])
     assert apart["total_findings"] == sum(scan["findings"] for scan in apart["scans"])
+
+
+def listed_lines(kind: str) -> dict[str, list[int]]:
+    """The other lines each of the mock's findings of ``kind`` lists, by its rule."""
+    return {
+        raw["rule_id"]: sorted(set(raw["line"]) - {raw["line"][0]})
+        for raw in scenario.findings(kind, "acme/web")
+        if isinstance(raw.get("line"), list)
+    }
+
+
+async def test_a_findings_other_lines_are_stored_and_reported_and_survive_the_merge(client):
+    # The secret scanner lists lines ([start, end]); the SAST scanner reports its findings too,
+    # so each is merged from two scanners.
+    expected = {rule: lines for rule, lines in listed_lines("secret_scanner").items() if lines}
+    assert expected  # the mock does list other lines
+    cid = await ended(
+        client,
+        scanners=["secret_scanner", "sast_scanner"],
+        configurations={"per_scanner": {"sast_scanner": {"findings_of": "secret_scanner"}}},
+    )
+    data = await json_results(client, cid)
+    found = {f["type"]: f for f in data["vulnerabilities"]}
+    assert {rule: f["related_lines"] for rule, f in found.items() if "related_lines" in f} == (
+        expected
+    )
+    assert all(f["reported_by"] == ["sast_scanner", "secret_scanner"] for f in found.values())
+
+    document = await sarif(client, cid)
+    for run in document["runs"]:
+        for result in run["results"]:
+            rule = result["ruleId"]
+            where = result["locations"][0]["physicalLocation"]
+            assert where["region"]["startLine"] == found[rule]["line"]
+            related = result.get("relatedLocations", [])
+            assert [r["physicalLocation"]["region"]["startLine"] for r in related] == (
+                expected.get(rule, [])
+            )
+            for number, location in enumerate(related, start=1):
+                assert location["id"] == number
+                assert (
+                    location["physicalLocation"]["artifactLocation"] == (where["artifactLocation"])
+                )
+                assert location["message"]["text"]
 
 
 async def test_against_an_earlier_collection_findings_are_new_unchanged_or_fixed(client):
