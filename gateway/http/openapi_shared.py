@@ -132,8 +132,21 @@ def _vulnerability(config: Config, chars: int) -> Schema:
                     f"first {MAX_LINE_ITEMS} items)."
                 ),
             },
+            "fingerprint": {
+                "type": "string",
+                "pattern": "^[0-9a-f]{32}$",
+                "description": "only with `?baseline=`: what identifies the finding across runs",
+            },
+            "baseline_state": {
+                "type": "string",
+                "enum": ["new", "unchanged", "absent"],
+                "description": (
+                    "only with `?baseline=`: `new` or `unchanged` against the baseline; "
+                    "`absent` on the baseline's fixed findings (`fixed`)"
+                ),
+            },
         },
-        optional=("related_lines", "truncated_fields"),
+        optional=("related_lines", "truncated_fields", "fingerprint", "baseline_state"),
         description=(
             "One finding, normalised whatever the scanner's own shape. Text fields hold at "
             f"most {chars} characters (`findings.max_field_chars`)."

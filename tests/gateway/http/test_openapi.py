@@ -28,7 +28,7 @@ from gateway.http.routes.demo import DEFAULT_SUBJECT, MAX_SUBJECT, STATIC_DIR
 from gateway.http.routes.openapi import openapi_document
 from gateway.http.routes.scans import LIST_DEFAULT, LIST_MAX, SCAN_ID
 from gateway.http.schemas import Health
-from tests.helpers import auth, error_shape, openapi_for, start_scan, token
+from tests.helpers import auth, error_shape, openapi_for, start_scan, stream, token
 from tests.keys import public_pem
 
 HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
@@ -477,3 +477,27 @@ def test_the_document_describes_the_identity_providers_tokens():
         schemes = openapi_for(config_from_dict({"jwt": jwt_config}))["components"]
         assert needle in schemes["securitySchemes"]["bearerAuth"]["description"]
         assert "openIdConnect" not in schemes["securitySchemes"]
+
+
+async def test_results_against_a_baseline_match_the_document(client):
+    """Each finding against a baseline carries ``fingerprint`` and ``baseline_state``: the
+    document's finding allows them (it allows nothing else it does not name)."""
+    document = await served(client)
+    before = await start_scan(client, use_sse=True)
+    after = await start_scan(client, use_sse=True, scanner="sast_scanner")
+    await stream(client, before)
+    await stream(client, after)
+    response = await client.get(
+        f"/api/v1/scans/{after}/results", params={"baseline": before}, headers=auth()
+    )
+    assert response.status == 200, await response.text()
+    body = await response.json()
+    findings = body["data"]["vulnerabilities"]
+    assert findings and {f["baseline_state"] for f in findings} == {"new"}
+    path = "/api/v1/scans/{scan_id}/results"
+    conforms(document, "GET", path, 200, response.headers, body)
+    plain = await client.get(f"/api/v1/scans/{after}/results", headers=auth())
+    conforms(document, "GET", path, 200, plain.headers, await plain.json())
+    findings[0]["surprise"] = 1
+    with pytest.raises(jsonschema.ValidationError):
+        conforms(document, "GET", path, 200, response.headers, body)
