@@ -24,7 +24,13 @@ from typing import Any
 
 from gateway.domain.models import SEVERITIES
 from gateway.domain.text import CONTROLS
-from gateway.scanners.lines import MAX_LINE_ITEMS, MAX_RELATED_LINES, position, related_lines
+from gateway.scanners.lines import (
+    MAX_LINE_ITEMS,
+    MAX_RELATED_LINES,
+    first_named,
+    position,
+    related_lines,
+)
 
 __all__ = [
     "MAX_INPUT_CHARS",
@@ -152,28 +158,30 @@ def _port(parts: urllib.parse.SplitResult) -> int | None:
 
 
 def first_line(finding: Mapping[str, Any]) -> int | None:
-    """The finding's line (1-based): ``line`` as a number, a string of digits, or the first
-    item of a list that is one. Zero, negative, huge and unreadable values are left out."""
-    value = finding.get("line")
-    items = itertools.islice(value, MAX_LINE_ITEMS) if isinstance(value, list | tuple) else [value]
-    for item in items:
-        line = position(item)
-        if line is not None and line >= 1:
+    """The finding's line (1-based): ``line`` as a number, a string of digits or a range, or
+    the first line named by the items of a list. Zero, negative, huge and unreadable values are
+    left out."""
+    for item in itertools.islice(_line_items(finding), MAX_LINE_ITEMS):
+        line = first_named(item)
+        if line is not None:
             return line
     return None
 
 
 def lines(finding: Mapping[str, Any]) -> list[int]:
-    """``first_line``, then the others, ascending: those of a list-valued ``line`` and of
-    ``related_lines`` (``scanners.lines.related_lines`` reads both). Without a first line,
+    """``first_line``, then the others, ascending: those of a list-valued or range ``line`` and
+    of ``related_lines`` (``scanners.lines.related_lines`` reads both). Without a first line,
     the others alone."""
     first = first_line(finding)
-    others = [
-        value if isinstance(value, list | tuple) else ()
-        for value in (finding.get("line"), finding.get("related_lines"))
-    ]
-    related = related_lines(itertools.chain(*others), first).lines
+    related_value = finding.get("related_lines")
+    others = related_value if isinstance(related_value, list | tuple) else ()
+    related = related_lines(itertools.chain(_line_items(finding), others), first).lines
     return related if first is None else [first, *related]
+
+
+def _line_items(finding: Mapping[str, Any]) -> list[Any] | tuple[Any, ...]:
+    value = finding.get("line")
+    return value if isinstance(value, list | tuple) else (value,)
 
 
 def column(finding: Mapping[str, Any]) -> int | None:

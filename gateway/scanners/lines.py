@@ -2,10 +2,11 @@
 
 ``position`` reads one line or column: a non-negative int, an integral float or a string of at
 most ``MAX_DIGITS`` digits, up to ``MAX_POSITION``. A list-valued ``line`` (``[12, 40, 41]``,
-``["12", "40-42"]``) names several lines: the finding's ``line`` is its first item (as it has
-always been), and ``related_lines`` gives the others -- each item a position or a range
-``"a-b"`` (both ends at least 1 and at most ``MAX_POSITION``, ``a <= b``), zero, negative,
-bool, nested, fractional and unreadable items left out.
+``["12", "40-42"]``) or a range (``"40-42"``) names several lines: the finding's ``line`` is
+its first item (as it has always been; a range's start when that is a range), and
+``related_lines`` gives the others -- each item a position or a range ``"a-b"`` (both ends at
+least 1 and at most ``MAX_POSITION``, ``a <= b``), zero, negative, bool, nested, fractional and
+unreadable items left out.
 
 Whatever the list holds, the work and the result are bounded by constants, not config: the
 SARIF a finding becomes has one related location per line, and a scanner gains nothing by
@@ -28,6 +29,8 @@ __all__ = [
     "MAX_POSITION",
     "MAX_RELATED_LINES",
     "RelatedLines",
+    "first_named",
+    "line_and_related",
     "position",
     "related_lines",
 ]
@@ -63,6 +66,24 @@ def position(value: object) -> int | None:
     if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_POSITION:
         return value
     return None
+
+
+def line_and_related(value: object) -> tuple[int | None, RelatedLines]:
+    """A scanner's ``line`` value read whole: its first line and the others it names. A list
+    whose first item names no line gives none (the finding's line may come from another key)."""
+    items = value if isinstance(value, list | tuple) else (value,)
+    head = items[0] if items else None
+    first = position(head)
+    if first is None:
+        first = first_named(head)
+    if first is None:
+        return None, RelatedLines([], cut=False)
+    return first, related_lines(items, first)
+
+
+def first_named(item: object) -> int | None:
+    """The first line (at least 1) one item names: a position, or a range's start."""
+    return next(_item_lines(item, 1), None)
 
 
 def related_lines(items: Iterable[object], first: int | None) -> RelatedLines:

@@ -58,6 +58,9 @@ def test_a_huge_path_is_cut_and_keeps_what_tells_it_apart():
         (12.0, [12]),
         ([12, 40, 12], [12, 40]),
         ([0, -1, "x", None, 7], [7]),
+        ("40-42", [40, 41, 42]),
+        (["40-42", 12], [40, 12, 41, 42]),
+        ([0, "5-3", "7-8"], [7, 8]),
         (0, []),
         (-5, []),
         (True, []),
@@ -80,6 +83,7 @@ def test_lines_keep_what_is_a_line(line, found):
         ({"line": 12, "related_lines": [40, 41]}, 12, [12, 40, 41]),
         ({"line": 12, "related_lines": [41, 12, 40, 40]}, 12, [12, 40, 41]),
         ({"line": [12, "40-41"]}, 12, [12, 40, 41]),
+        ({"line": "40-41", "related_lines": [12]}, 40, [40, 12, 41]),
         ({"line": [12, 50], "related_lines": [40]}, 12, [12, 40, 50]),
         # Related lines are never the first line, and never read as one.
         ({"related_lines": [40, 41]}, None, [40, 41]),

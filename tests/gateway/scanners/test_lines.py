@@ -11,6 +11,7 @@ from gateway.scanners.lines import (
     MAX_POSITION,
     MAX_RELATED_LINES,
     RelatedLines,
+    line_and_related,
     position,
     related_lines,
 )
@@ -98,3 +99,26 @@ def test_items_past_the_ones_looked_at_are_never_read_and_make_a_cut():
     assert related_lines([0] * MAX_LINE_ITEMS, 1) == RelatedLines([], cut=False)
     # A list that never ends is read only as far.
     assert related_lines(itertools.repeat("3-4"), 1) == RelatedLines([3, 4], cut=True)
+
+
+@pytest.mark.parametrize(
+    ("value", "first", "related"),
+    [
+        (12, 12, []),
+        (0, 0, []),
+        ([12, "40-41"], 12, [40, 41]),
+        # A range, alone or first, gives its start as the line and the rest as related.
+        ("40-42", 40, [41, 42]),
+        (["40-42", 12, 41], 40, [12, 41, 42]),
+        ("1-99999999", 1, list(range(2, MAX_RELATED_LINES + 2))),
+        # A first item that names no line gives none, whatever follows.
+        (["0-3", 12], None, []),
+        ([None, 12], None, []),
+        ([], None, []),
+        ("9" * 5000 + "-1", None, []),
+    ],
+    ids=ident,
+)
+def test_a_line_value_read_whole(value, first, related):
+    line, others = line_and_related(value)
+    assert (line, others.lines) == (first, related)
