@@ -17,6 +17,7 @@ from gateway.report.location import file_path, lines, rule_id, severity
 
 __all__ = ["findings_table", "location", "show_report", "show_sarif", "show_verdict", "table_row"]
 
+_MAX_ALSO = 5  # other lines of a finding named in its location; the rest counted
 _MAX_CELL = 200  # characters of one cell: a table row stays a few lines at most
 
 
@@ -26,12 +27,17 @@ def _cut(value: object) -> str:
 
 
 def location(finding: Mapping[str, Any]) -> str:
-    """``file:line`` as SARIF reads them (repository-relative), or ``-``."""
+    """``file:line`` as SARIF reads them (repository-relative), its other lines after it
+    (``app.py:12 (also 40, 41)``), or ``-``."""
     path = file_path(finding)
     found = lines(finding)
-    if path is None:
-        return f"line {found[0]}" if found else "-"
-    return f"{path}:{found[0]}" if found else path
+    if not found:
+        return path or "-"
+    where = "line " if path is None else f"{path}:"
+    also = ", ".join(map(str, found[1 : 1 + _MAX_ALSO]))
+    if len(found) > 1 + _MAX_ALSO:
+        also += f" and {len(found) - 1 - _MAX_ALSO} more"
+    return f"{where}{found[0]}" + (f" (also {also})" if also else "")
 
 
 def table_row(finding: Mapping[str, Any]) -> dict[str, Any]:

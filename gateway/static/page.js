@@ -150,11 +150,16 @@ export function chip(severity, text = severity) {
   return node;
 }
 
-// file:line (the first line of a list-valued one).
+// file:line, then the finding's other lines: five named, the rest counted (as the CLI).
+const MAX_ALSO = 5;
 export function where(vuln) {
   if (!vuln.file_path) return "—";
   const line = Array.isArray(vuln.line) ? vuln.line[0] : vuln.line;
-  return line != null ? `${vuln.file_path}:${line}` : vuln.file_path;
+  if (line == null) return vuln.file_path;
+  const others = Array.isArray(vuln.related_lines) ? vuln.related_lines : [];
+  let also = others.slice(0, MAX_ALSO).join(", ");
+  if (others.length > MAX_ALSO) also += ` and ${others.length - MAX_ALSO} more`;
+  return `${vuln.file_path}:${line}` + (also ? ` (also ${also})` : "");
 }
 
 // The severity cell and the finding cell (its title, and file:line below it).

@@ -91,6 +91,9 @@ async def test_bars_live_findings_merged_table_and_sarif(
     assert await rows.count() == len(findings) == len(record["results"]) > 0
     reporters = await page.locator(f"{card} .results .reported-by").all_inner_texts()
     assert sorted(reporters) == sorted(", ".join(f["reported_by"]) for f in findings)
+    # a finding's other lines beside its first (the secret scanner's line is a list)
+    places = await page.locator(f"{card} .results .location").all_inner_texts()
+    assert "deploy/keys/id_rsa:1 (also 27)" in places
     total = await page.inner_text(f"{card} .results .summary .total")
     assert total == f"{len(findings)} findings"
     assert await page.is_hidden(f"{card} .live-findings")

@@ -143,12 +143,21 @@ def test_a_findings_row_reads_the_finding_as_sarif_does():
     )
     assert row == {
         "severity": "high",
-        "location": "src/app/queries.py:88",
+        "location": "src/app/queries.py:88 (also 90)",
         "rule": "sql-injection",
         "title": "SQL built from input",
     }
     assert table_row({"severity": "whatever", "title": 3})["location"] == "-"
     assert table_row({"line": "7"})["location"] == "line 7"
+    assert table_row({"file_path": "a.py"})["location"] == "a.py"
+
+
+def test_a_findings_row_names_the_other_lines_and_counts_past_five():
+    assert table_row({"file_path": "a.py", "line": 3, "related_lines": [9, 4]})["location"] == (
+        "a.py:3 (also 4, 9)"
+    )
+    many = table_row({"file_path": "a.py", "line": "10-30"})["location"]
+    assert many == "a.py:10 (also 11, 12, 13, 14, 15 and 15 more)"
 
 
 async def test_all_asks_for_every_scanner_the_gateway_has(client):
