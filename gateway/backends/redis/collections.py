@@ -34,14 +34,13 @@ from typing import Final, cast
 import msgspec
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
-from redis.backoff import ExponentialWithJitterBackoff
-from redis.retry import Retry
 from redis.typing import EncodableT
 
 from gateway.backends.redis.layout import Entry, Keys, as_text
 from gateway.backends.redis.pages import read_findings
 from gateway.backends.redis.store import SOCKET_TIMEOUT
 from gateway.backends.redis.transaction import answering, multi, transaction
+from gateway.backends.redis.transaction import client as redis_client
 from gateway.config import RedisConfig
 from gateway.domain.collections import (
     LOG_PREFIX,
@@ -89,16 +88,7 @@ class RedisCollections(CollectionStore):
 
     @classmethod
     async def open(cls, settings: RedisConfig) -> RedisCollections:
-        # As the scan store's client: bounded waits, so a Redis that stops answering is
-        # StoreUnavailable rather than a hang, and one quick retry over a closed connection.
-        client = Redis.from_url(
-            settings.url,
-            decode_responses=False,
-            protocol=2,
-            socket_timeout=SOCKET_TIMEOUT,
-            socket_connect_timeout=5.0,
-            retry=Retry(ExponentialWithJitterBackoff(base=0.01, cap=0.1), retries=1),
-        )
+        client = redis_client(settings.url, socket_timeout=SOCKET_TIMEOUT)
         return cls(client, settings, uuid.uuid4().hex)
 
     async def close(self) -> None:

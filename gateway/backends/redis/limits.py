@@ -29,13 +29,11 @@ from collections.abc import Callable, Sequence
 from typing import Final
 
 from redis.asyncio import Redis
-from redis.backoff import ExponentialWithJitterBackoff
 from redis.commands.core import AsyncScript
-from redis.retry import Retry
 
 from gateway.backends.redis.batches import Batches, Queue
 from gateway.backends.redis.layout import Keys
-from gateway.backends.redis.transaction import answering
+from gateway.backends.redis.transaction import connect
 from gateway.config import LimitsConfig
 from gateway.domain.errors import StoreUnavailable
 from gateway.engine.limits import Limits, scans_refused, starts_refused, streams_refused
@@ -158,23 +156,8 @@ class RedisLimits(Limits):
         lease_seconds: float = 15.0,
         clock: Callable[[], float] | None = None,
     ) -> RedisLimits:
-        client = Redis.from_url(
-            url,
-            decode_responses=False,
-            protocol=2,
-            socket_timeout=SOCKET_TIMEOUT,
-            socket_connect_timeout=SOCKET_TIMEOUT,
-            max_connections=4,  # one writer; the others only while one is being replaced
-            # Every command here is safe to send twice (ids are counted once), so one quick
-            # retry rides over a pooled connection Redis closed.
-            retry=Retry(ExponentialWithJitterBackoff(base=0.01, cap=0.1), retries=1),
-        )
-        try:
-            with answering():
-                await client.ping()
-        except BaseException:
-            await client.aclose()
-            raise
+        # One writer; the others only while one is being replaced.
+        client = await connect(url, socket_timeout=SOCKET_TIMEOUT, max_connections=4)
         return cls(client, config, key_prefix=key_prefix, lease_seconds=lease_seconds, clock=clock)
 
     async def close(self) -> None:

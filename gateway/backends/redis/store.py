@@ -23,8 +23,6 @@ from typing import Any, Final, TypeVar, cast
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
-from redis.backoff import ExponentialWithJitterBackoff
-from redis.retry import Retry
 from redis.typing import EncodableT
 
 from gateway.backends.redis import pages
@@ -39,7 +37,7 @@ from gateway.backends.redis.layout import (
     queue_event,
 )
 from gateway.backends.redis.leases import Leases
-from gateway.backends.redis.transaction import answering, multi, transaction
+from gateway.backends.redis.transaction import answering, connect, multi, transaction
 from gateway.domain.errors import ScanExists, ScanNotFound, StoreUnavailable
 from gateway.domain.models import (
     Event,
@@ -116,23 +114,7 @@ class RedisStore(Store):
             raise ValueError("retention_seconds and lease_seconds must be positive")
         if record_retention_seconds < retention_seconds:
             raise ValueError("record_retention_seconds must be at least retention_seconds")
-        client = Redis.from_url(
-            url,
-            decode_responses=False,
-            protocol=2,  # the reply shapes below are RESP2's
-            socket_timeout=SOCKET_TIMEOUT,
-            socket_connect_timeout=5.0,
-            max_connections=MAX_CONNECTIONS,
-            # One quick retry rides over a pooled connection Redis closed (a restart); more
-            # would only make callers wait longer for StoreUnavailable.
-            retry=Retry(ExponentialWithJitterBackoff(base=0.01, cap=0.1), retries=1),
-        )
-        try:
-            with answering():
-                await client.ping()
-        except BaseException:
-            await client.aclose()
-            raise
+        client = await connect(url, socket_timeout=SOCKET_TIMEOUT, max_connections=MAX_CONNECTIONS)
         return cls(
             client,
             key_prefix=key_prefix,

@@ -1,4 +1,5 @@
-"""Talking to Redis: its failures as ``StoreUnavailable``, and optimistic transactions.
+"""Talking to Redis: one way to connect, its failures as ``StoreUnavailable``, and optimistic
+transactions.
 
 A transaction WATCHes its keys, reads, queues its writes after ``multi`` and EXECs; another
 process writing a watched key first makes it start over. A connection lost with EXEC sent
@@ -17,10 +18,12 @@ from typing import Any, Final, TypeVar
 from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.retry import Retry
 
 from gateway.domain.errors import StoreUnavailable
 
-__all__ = ["MAX_ATTEMPTS", "UNAVAILABLE", "answering", "multi", "transaction"]
+__all__ = ["MAX_ATTEMPTS", "UNAVAILABLE", "answering", "client", "connect", "multi", "transaction"]
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +39,35 @@ UNAVAILABLE: Final = (
     redis_errors.TryAgainError,
 )
 MAX_ATTEMPTS: Final = 50  # an optimistic transaction starts over at most this often
+CONNECT_TIMEOUT: Final = 5.0  # seconds to open a connection
+
+
+def client(url: str, *, socket_timeout: float, max_connections: int | None = None) -> Redis:
+    """A client as every part of the backend uses one: RESP2 replies as bytes, bounded waits
+    (a Redis that stops answering is ``StoreUnavailable``, not a hang), and one quick retry
+    that rides over a pooled connection Redis closed (every command sent is safe to send twice;
+    more retries would only make callers wait longer)."""
+    return Redis.from_url(
+        url,
+        decode_responses=False,
+        protocol=2,  # the reply shapes the backend reads are RESP2's
+        socket_timeout=socket_timeout,
+        socket_connect_timeout=CONNECT_TIMEOUT,
+        max_connections=max_connections,
+        retry=Retry(ExponentialWithJitterBackoff(base=0.01, cap=0.1), retries=1),
+    )
+
+
+async def connect(url: str, *, socket_timeout: float, max_connections: int | None = None) -> Redis:
+    """``client``, once Redis has answered a PING (``StoreUnavailable`` when it does not)."""
+    made = client(url, socket_timeout=socket_timeout, max_connections=max_connections)
+    try:
+        with answering():
+            await made.ping()
+    except BaseException:
+        await made.aclose()
+        raise
+    return made
 
 
 @contextmanager
