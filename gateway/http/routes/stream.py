@@ -11,9 +11,7 @@ final id and gets 204 No Content, which per the WHATWG rules stops it for good.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 
@@ -33,7 +31,7 @@ from gateway.engine.hub import (
 from gateway.engine.store import Store
 from gateway.http.access import visible_scan
 from gateway.http.appkeys import BUS, CONFIG, STORE, STREAMS
-from gateway.http.auth import STREAM_ROUTE, Principal, principal
+from gateway.http.auth import STREAM_ROUTE, principal
 from gateway.http.operations import Param, Permission, no_content, operation, text
 from gateway.http.routes.scans import API, SCAN_ID
 from gateway.http.schemas import AuthExpiredEvent, ResetEvent, scan_view
@@ -338,8 +336,7 @@ async def _serve(
     config = app[CONFIG].stream
     who = principal(request)
     streams = app[STREAMS]
-    await streams.add(who.subject, live)
-    expiry = _end_at_expiry(who, live)
+    await streams.add(who.subject, live, who.expires_at)  # ended when the credential expires
     response = _event_stream(config)
     sender = _Sender(response, live)
     retry = retry_field(config.retry_ms)
@@ -365,20 +362,9 @@ async def _serve(
         if request.transport is not None:
             request.transport.abort()
     finally:
-        if expiry is not None:
-            expiry.cancel()
         streams.count_replayed(sender.replayed)
         await streams.remove(live)
     return response
-
-
-def _end_at_expiry(who: Principal, live: Subscription) -> asyncio.TimerHandle | None:
-    """End the stream when the caller's credential expires (one timer, no task)."""
-    if who.expires_at is None:
-        return None
-    loop = asyncio.get_running_loop()
-    when = loop.time() + (who.expires_at - time.time())
-    return loop.call_at(when, live.end, EndOfStream.EXPIRED)
 
 
 async def _retry_later(request: web.Request) -> web.StreamResponse:

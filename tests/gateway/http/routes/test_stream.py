@@ -197,3 +197,5 @@ async def test_an_idle_stream_keeps_no_frame_of_what_only_passed_it_on(gateway):
         assert chain[-1][0].endswith(":_Sender.follow"), "it waits on a future, not a coroutine"
         held = [type(value).__name__ for _, names in chain for value in names.values()]
         assert ScanRecord.__name__ not in held
+        # Its credential expires (auth() tokens do): the registry's one timer ends it then.
+        assert "TimerHandle" not in held, "no timer of its own per stream"
