@@ -23,7 +23,13 @@ import uuid
 from gateway.engine.hub import EndOfStream, Subscription
 from gateway.engine.limits import Limits
 
-__all__ = ["StreamRegistry"]
+__all__ = ["COLLECTION_STREAM_ROUTE", "STREAM_ROUTE", "STREAM_ROUTES", "StreamRegistry"]
+
+# The routes that serve streams: a scan's, a collection's (tickets open them, metrics leave
+# them out).
+STREAM_ROUTE = "scan-stream"
+COLLECTION_STREAM_ROUTE = "collection-stream"
+STREAM_ROUTES = frozenset({STREAM_ROUTE, COLLECTION_STREAM_ROUTE})
 
 log = logging.getLogger(__name__)
 
