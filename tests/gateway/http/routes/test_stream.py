@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import inspect
 import json
 from typing import Any
 
@@ -171,6 +173,10 @@ def _awaited_frames(task: asyncio.Task[object]) -> list[tuple[str, dict[str, obj
     return frames
 
 
+def _code(generator: Any) -> Any:
+    return getattr(generator, "ag_code", None) or generator.gi_code
+
+
 def _closure(value: object) -> tuple[Any, ...]:
     return getattr(value, "__closure__", None) or ()
 
@@ -205,3 +211,8 @@ async def test_an_idle_stream_keeps_no_frame_of_what_only_passed_it_on(gateway):
         assert ScanRecord.__name__ not in held, "not even in the snapshot's closure"
         # Its credential expires (auth() tokens do): the registry's one timer ends it then.
         assert "TimerHandle" not in held, "no timer of its own per stream"
+        # Nor a generator's frame for its subscription (the Redis bus's was one).
+        generators = [
+            o for o in gc.get_objects() if inspect.isasyncgen(o) or inspect.isgenerator(o)
+        ]
+        assert [g for g in generators if "subscribe" in _code(g).co_name] == []
