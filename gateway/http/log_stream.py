@@ -86,29 +86,27 @@ class _Sender:
                 return False
         return False
 
-    async def follow(self, store: Store, live: Subscription) -> None:
-        """Send live events until the terminal one: the fan-out writes them while the client
-        keeps up; this task sends what queued up meanwhile, and fills gaps from the log."""
-        try:
-            while True:
-                if live.ended is EndOfStream.EXPIRED:
-                    raise CredentialExpired(live.scan_id)  # not one event more
-                live.last = self.last
-                if not live.follow(self.response):
-                    events = live.take()
-                    if not events:
-                        _raise_for_end(live)
-                        return
-                    if await self._send_pending(store, events):
-                        return
-                    continue
-                await live.wait()
-                if live.ended is EndOfStream.TERMINAL:
-                    return  # the fan-out wrote the terminal event itself
-                self.last = live.last
-        finally:
-            live.take()  # whatever happens next is written by this task alone
-            self.last = max(self.last, live.last)
+    async def send_queued(self, store: Store, live: Subscription) -> bool:
+        """Send what queued up for this client (filling gaps from the log), then hand it to the
+        fan-out, which writes live events while the client keeps up: False then, until the
+        subscription wakes it; True once the terminal event is sent."""
+        while True:
+            if live.ended is EndOfStream.EXPIRED:
+                raise CredentialExpired(live.scan_id)  # not one event more
+            live.last = self.last
+            if live.follow(self.response):
+                return False
+            events = live.take()
+            if not events:
+                _raise_for_end(live)
+                return True
+            if await self._send_pending(store, events):
+                return True
+
+    def unfollow(self, live: Subscription) -> None:
+        """Take the stream back from the fan-out: what happens next, this task writes alone."""
+        live.take()
+        self.last = max(self.last, live.last)
 
     async def _send_pending(self, store: Store, events: list[Event]) -> bool:
         """Send events that queued for this client; True once the terminal one is sent."""
@@ -229,8 +227,14 @@ async def serve_log(opened: Opened, request: web.Request) -> web.StreamResponse:
                 # nor the record the log was opened from (the snapshot holds it).
                 ended = await _catch_up(sender, app[STORE], head, resume, snapshot)
                 del head, snapshot
-                if not ended:
-                    await sender.follow(app[STORE], live)
+                try:
+                    # Idle, the stream waits here, on a future: no frame but this one.
+                    while not ended and not await sender.send_queued(app[STORE], live):
+                        await live.wait()
+                        sender.last = live.last
+                        ended = live.ended is EndOfStream.TERMINAL  # the fan-out wrote it
+                finally:
+                    sender.unfollow(live)
             except SlowSubscriber:
                 await _last_words(sender.write(SLOW_COMMENT))
             except ShuttingDown:  # a retry spread over a window: not every client back at once
