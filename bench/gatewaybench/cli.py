@@ -65,6 +65,13 @@ def parser(description: str | None) -> argparse.ArgumentParser:
         help="NxRATExSECONDS list of the replicas part: two gateways on one Redis, N/2 "
         f"subscribers on each (default {DEFAULT_REPLICAS})",
     )
+    p.add_argument(
+        "--backend",
+        choices=("sqlite", "redis"),
+        default="sqlite",
+        help="the gateway's backend in the fan-out part and the memory profile (redis: a "
+        "redis-server of the scenario's own)",
+    )
     p.add_argument("--anchors-json", help="the anchors' JSON of this session")
     p.add_argument("--anchors-prefix", help="find $SSEBENCH_WORK/results/<prefix>-*.json")
     p.add_argument("--anchors-since", type=float, help="...written after this epoch time")
@@ -142,7 +149,13 @@ class Session:
         for spec in self.report["meta"]["fanout_specs"]:
             log(f"fan-out {spec}")
             try:
-                row = fanout(self.harness, self.shared, spec, self.logdir)
+                row = fanout(
+                    self.harness,
+                    self.shared,
+                    spec,
+                    self.logdir,
+                    redis=self.args.backend == "redis",
+                )
             except Exception as exc:  # keep going with the next scenario
                 log(f"fan-out {spec} failed: {exc}")
                 row = failed_row("xployt-gateway", spec, str(exc))
@@ -242,6 +255,7 @@ class Session:
                     replay_events=args.replay_events,
                     pipeline_rate=args.pipeline_rate,
                     pipeline_seconds=args.pipeline_seconds,
+                    redis=args.backend == "redis",
                 )
             except Exception as exc:
                 log(f"profile {item} failed: {exc}")

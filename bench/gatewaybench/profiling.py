@@ -59,13 +59,15 @@ def run_profile(
     replay_events: int,
     pipeline_rate: float,
     pipeline_seconds: float,
+    redis: bool = False,
 ) -> dict[str, Any]:
-    """The profile one ``--profile`` item names, written beside ``out``."""
+    """The profile one ``--profile`` item names, written beside ``out`` (``memory`` on
+    ``backend: redis`` with ``redis``)."""
     kind, _, arg = item.partition(":")
     if kind == "fanout":
         return profile_fanout(harness, logdir, int(arg), 20, 10, out)
     if kind == "memory":
-        return profile_memory(harness, logdir, int(arg), out)
+        return profile_memory(harness, logdir, int(arg), out, redis=redis)
     if kind == "pipeline":
         row = pipeline(harness, logdir, int(arg), pipeline_rate, pipeline_seconds, profile=out)
         profile: dict[str, Any] = row["profile"]

@@ -18,10 +18,12 @@ from gateway.config import AuthConfig, Config
 from gateway.domain.collections import log_id
 from gateway.domain.errors import Forbidden, Unauthorized
 from gateway.http.appkeys import CONFIG, PRINCIPAL, TICKETS, VERIFIER
+from gateway.http.streams import COLLECTION_STREAM_ROUTE, STREAM_ROUTE
 from gateway.identity.tokens import Principal, TicketIssuer, TokenVerifier
 
 # Principal, TicketIssuer and TokenVerifier live in .tokens (below the app's state, which
-# holds them); they are named here too, as what authentication hands out and works with.
+# holds them); they are named here too, as what authentication hands out and works with. The
+# routes that accept stream tickets are named where streams are (``streams``).
 __all__ = [
     "COLLECTION_STREAM_ROUTE",
     "STREAM_ROUTE",
@@ -35,9 +37,6 @@ __all__ = [
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Paths under this prefix need a credential; health probes and the like do not.
 PROTECTED_PREFIX = "/api/"
-# The routes that accept stream tickets: a scan's stream, a collection's.
-STREAM_ROUTE = "scan-stream"
-COLLECTION_STREAM_ROUTE = "collection-stream"
 # Routes under the prefix that need no credential: clearing a session cookie, the API
 # description, and the dev-only token endpoint (absent unless dev_mode).
 PUBLIC_ROUTES = frozenset({"session-delete", "openapi-json", "openapi-docs", "dev-token"})

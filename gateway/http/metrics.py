@@ -9,7 +9,7 @@ updated as they happen (request latency by the middleware here).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -23,6 +23,7 @@ from prometheus_client.registry import Collector
 
 from gateway.engine.instruments import Metrics
 from gateway.http.appkeys import BUS, COLLECTION_RUNNER, DRAIN, METRICS, RUNNER, STREAMS
+from gateway.http.streams import STREAM_ROUTES
 
 __all__ = ["app_metrics", "metrics_middleware"]
 
@@ -96,13 +97,20 @@ class _LiveCollector(Collector):
 
 
 @web.middleware
-async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+def metrics_middleware(request: web.Request, handler: Handler) -> Awaitable[web.StreamResponse]:
+    """Request latency by route. The stream routes are left out, whatever they answer: they
+    last as long as scans, and passed on without a coroutine they keep no frame of it."""
+    if request.match_info.route.name in STREAM_ROUTES:
+        return handler(request)
+    return _timed(request, handler)
+
+
+async def _timed(request: web.Request, handler: Handler) -> web.StreamResponse:
     started = time.perf_counter()
     response = await handler(request)  # outermost but for preflights: errors are responses
-    if response.content_type != "text/event-stream":
-        resource = request.match_info.route.resource
-        route = resource.canonical if resource is not None else "unmatched"
-        request.app[METRICS].request_latency.labels(
-            request.method, route, str(response.status)
-        ).observe(time.perf_counter() - started)
+    resource = request.match_info.route.resource
+    route = resource.canonical if resource is not None else "unmatched"
+    request.app[METRICS].request_latency.labels(
+        request.method, route, str(response.status)
+    ).observe(time.perf_counter() - started)
     return response

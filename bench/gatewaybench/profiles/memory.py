@@ -104,11 +104,14 @@ def _figures(by_line: list[tracemalloc.StatisticDiff], rss: list[int], est: int)
     }
 
 
-def profile_memory(harness: Harness, logdir: Path, n: int, out: Path) -> dict[str, Any]:
-    """tracemalloc snapshots of the gateway with no stream and with N idle streams."""
+def profile_memory(
+    harness: Harness, logdir: Path, n: int, out: Path, *, redis: bool = False
+) -> dict[str, Any]:
+    """tracemalloc snapshots of the gateway with no stream and with N idle streams (on
+    ``backend: redis`` with ``redis``)."""
     snapdir = out.parent / f"{out.stem}-snapshots"
     shutil.rmtree(snapdir, ignore_errors=True)
-    with Stack(f"profile-memory-{n}", logdir, snapshots=snapdir) as stack:
+    with Stack(f"profile-memory-{n}", logdir, snapshots=snapdir, redis=redis) as stack:
         scan_id = stack.start_bench_scan()
         snaps: list[tracemalloc.Snapshot] = []
         rss: list[int] = []

@@ -39,11 +39,14 @@ def latest_result(harness: Harness, prefix: str, since: float) -> Path | None:
     return found[-1] if found else None
 
 
-def fanout(harness: Harness, shared: Path, spec: str, logdir: Path) -> dict[str, Any]:
-    """One harness scenario against a fresh gateway, one bench scan."""
+def fanout(
+    harness: Harness, shared: Path, spec: str, logdir: Path, *, redis: bool = False
+) -> dict[str, Any]:
+    """One harness scenario against a fresh gateway, one bench scan; with ``redis``, the
+    gateway on ``backend: redis`` (a redis-server of its own)."""
     seconds = parse_scenario(spec)[2]
-    tag = f"fanout-{spec}"
-    with Stack(tag, logdir) as stack:
+    tag = f"fanout-{spec}{'-redis' if redis else ''}"
+    with Stack(tag, logdir, redis=redis) as stack:
         scan_id = stack.start_bench_scan()
         prefix = f"xployt-gateway-{spec}"
         cmd = harness_cmd(shared, stack, scan_id, spec, prefix)
@@ -63,6 +66,7 @@ def fanout(harness: Harness, shared: Path, spec: str, logdir: Path) -> dict[str,
             return failed_row(SERVER, spec, "the harness wrote no result")
         data = json.loads(found.read_text())
         row: dict[str, Any] = data["rows"][-1]
+        row["backend"] = "redis" if redis else "sqlite"
         row["harness_json"] = str(found)
         row["harness_meta"] = data["meta"]
         row["mock_cpu_s"] = round(mock_cpu_s, 2)

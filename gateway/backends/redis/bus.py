@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Protocol
 
 from gateway.domain.errors import StoreUnavailable
@@ -62,26 +60,26 @@ class RedisBus(Bus):
     async def wait_idle(self) -> None:
         await self._hub.wait_idle()
 
-    @asynccontextmanager
-    async def subscribe(self, scan_id: str) -> AsyncIterator[Subscription]:
-        async with self._hub.subscribe(scan_id) as sub:
-            reader = self._readers.get(scan_id)
-            if reader is None:
-                reader = self._readers[scan_id] = _Reader()
-                reader.task = asyncio.create_task(
-                    self._read(scan_id, reader), name=f"xread {scan_id}"
-                )
-            reader.users += 1
-            try:
-                await asyncio.shield(reader.ready)
-                yield sub
-            finally:
-                reader.users -= 1
-                if not reader.users:
-                    if self._readers.get(scan_id) is reader:
-                        del self._readers[scan_id]
-                    if reader.task is not None:
-                        reader.task.cancel()
+    def subscribe(self, scan_id: str) -> _Subscribing:
+        return _Subscribing(self, scan_id)
+
+    def _join(self, scan_id: str) -> _Reader:
+        """The scan's reader, started for its first subscriber, with one more user."""
+        reader = self._readers.get(scan_id)
+        if reader is None:
+            reader = self._readers[scan_id] = _Reader()
+            reader.task = asyncio.create_task(self._read(scan_id, reader), name=f"xread {scan_id}")
+        reader.users += 1
+        return reader
+
+    def _leave(self, scan_id: str, reader: _Reader) -> None:
+        """One user less; the last one stops the reader."""
+        reader.users -= 1
+        if not reader.users:
+            if self._readers.get(scan_id) is reader:
+                del self._readers[scan_id]
+            if reader.task is not None:
+                reader.task.cancel()
 
     async def _read(self, scan_id: str, reader: _Reader) -> None:
         assert self._log is not None, "attach the store first"
@@ -113,3 +111,33 @@ class RedisBus(Bus):
             # A later subscriber starts a reader of its own rather than join a dead one.
             if self._readers.get(scan_id) is reader:
                 del self._readers[scan_id]
+
+
+class _Subscribing:
+    """``async with bus.subscribe(scan_id) as sub``: a plain object rather than a generator,
+    since every open stream holds one (as the hub's own, which it holds)."""
+
+    __slots__ = ("_bus", "_joined", "_reader", "_scan_id")
+
+    def __init__(self, bus: RedisBus, scan_id: str) -> None:
+        self._bus = bus
+        self._scan_id = scan_id
+        self._joined = bus._hub.subscribe(scan_id)
+        self._reader: _Reader | None = None
+
+    async def __aenter__(self) -> Subscription:
+        sub = await self._joined.__aenter__()
+        try:
+            self._reader = self._bus._join(self._scan_id)
+            await asyncio.shield(self._reader.ready)
+        except BaseException as exc:
+            await self.__aexit__(type(exc), exc, exc.__traceback__)
+            raise
+        return sub
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        try:
+            if self._reader is not None:
+                self._bus._leave(self._scan_id, self._reader)
+        finally:
+            await self._joined.__aexit__(*exc_info)

@@ -1,7 +1,9 @@
 """A collection's event stream and its tickets: the scan stream's code, on the collection's
-log (``stream.serve_log``), with every guarantee a scan's stream has."""
+log (``log_stream.serve_log``), with every guarantee a scan's stream has."""
 
 from __future__ import annotations
+
+import functools
 
 import msgspec
 from aiohttp import web
@@ -11,19 +13,14 @@ from gateway.http.access import visible_collection
 from gateway.http.appkeys import COLLECTIONS
 from gateway.http.auth import COLLECTION_STREAM_ROUTE
 from gateway.http.collection_schemas import CollectionResetEvent, collection_view
+from gateway.http.log_stream import LogHead, Snapshot, serve_log
 from gateway.http.operations import Permission, enveloped, no_content, operation, text
 from gateway.http.routes.collections import (
     COLLECTION_ID,
     COLLECTIONS_API,
     NOT_FOUND,
 )
-from gateway.http.routes.stream import (
-    LAST_EVENT_ID,
-    LAST_EVENT_ID_QUERY,
-    LogHead,
-    Snapshot,
-    serve_log,
-)
+from gateway.http.routes.stream import LAST_EVENT_ID, LAST_EVENT_ID_QUERY
 from gateway.http.routes.stream_tickets import issue_ticket
 from gateway.http.schemas import StreamTicket
 
@@ -32,45 +29,48 @@ __all__ = ["routes"]
 routes = web.RouteTableDef()
 
 
-@routes.get(COLLECTIONS_API + "/{collection_id}/stream", name=COLLECTION_STREAM_ROUTE)
-@operation(
-    "streamCollection",
-    "Watch a collection's events (Server-Sent Events)",
-    "stream",
-    {
-        200: text(
-            "text/event-stream",
-            "The collection's events; each one's data is "
-            "`components.schemas.CollectionEventPayload`.",
+async def _collection_log(request: web.Request) -> tuple[LogHead, Snapshot]:
+    record = await visible_collection(request, Permission.READ, "watching a collection")
+    collections = request.app[COLLECTIONS]
+
+    async def snapshot(reason: str) -> tuple[int, bool, dict[str, object]]:
+        current = await collections.get(record.collection_id) or record
+        view = msgspec.structs.asdict(collection_view(current))
+        data = CollectionResetEvent(**view, reason=reason, timestamp=utcnow())
+        return current.last_seq, current.terminal, msgspec.to_builtins(data)
+
+    head = LogHead(record.log_id, record.last_seq, record.terminal, "collection")
+    return head, snapshot
+
+
+# A partial, not a coroutine of its own: an open stream would keep its frame.
+collection_stream = functools.partial(serve_log, _collection_log)
+routes.get(COLLECTIONS_API + "/{collection_id}/stream", name=COLLECTION_STREAM_ROUTE)(
+    operation(
+        "streamCollection",
+        "Watch a collection's events (Server-Sent Events)",
+        "stream",
+        {
+            200: text(
+                "text/event-stream",
+                "The collection's events; each one's data is "
+                "`components.schemas.CollectionEventPayload`.",
+            ),
+            204: no_content("The client already holds the terminal event: nothing more will come."),
+        },
+        errors=(401, 403, NOT_FOUND, 429, 503),
+        description=(
+            "As a scan's stream (ids from 1 without gaps, `Last-Event-ID`, `event: reset` with a "
+            "`CollectionResetEvent`, `retry:`, heartbeats, 204 after the end, the same "
+            "credentials and tickets), over the collection's own log: one event per event of its "
+            "scans, with the collection's status and progress, the scan event that caused it and "
+            "the findings new in it; the terminal one adds the merged `summary`."
         ),
-        204: no_content("The client already holds the terminal event: nothing more will come."),
-    },
-    errors=(401, 403, NOT_FOUND, 429, 503),
-    description=(
-        "As a scan's stream (ids from 1 without gaps, `Last-Event-ID`, `event: reset` with a "
-        "`CollectionResetEvent`, `retry:`, heartbeats, 204 after the end, the same "
-        "credentials and tickets), over the collection's own log: one event per event of its "
-        "scans, with the collection's status and progress, the scan event that caused it and "
-        "the findings new in it; the terminal one adds the merged `summary`."
-    ),
-    params=(COLLECTION_ID, LAST_EVENT_ID, LAST_EVENT_ID_QUERY),
-    auth="ticket",
-    permission=Permission.READ,
+        params=(COLLECTION_ID, LAST_EVENT_ID, LAST_EVENT_ID_QUERY),
+        auth="ticket",
+        permission=Permission.READ,
+    )(collection_stream)
 )
-async def collection_stream(request: web.Request) -> web.StreamResponse:
-    async def opened() -> tuple[LogHead, Snapshot]:
-        record = await visible_collection(request, Permission.READ, "watching a collection")
-
-        async def snapshot(reason: str) -> tuple[int, bool, dict[str, object]]:
-            current = await request.app[COLLECTIONS].get(record.collection_id) or record
-            view = msgspec.structs.asdict(collection_view(current))
-            data = CollectionResetEvent(**view, reason=reason, timestamp=utcnow())
-            return current.last_seq, current.terminal, msgspec.to_builtins(data)
-
-        head = LogHead(record.log_id, record.last_seq, record.terminal, "collection")
-        return head, snapshot
-
-    return await serve_log(request, opened)
 
 
 @routes.post(COLLECTIONS_API + "/{collection_id}/stream-ticket")
