@@ -90,7 +90,7 @@ def storm_replicas(
                 time.sleep(BEFORE_S)  # a window to measure, not a wait for something
                 signal_at, signal_epoch = time.monotonic(), time.time()
                 st.sigterm(0)
-                caught_up = crowd.wait_caught_up(STORM_BOUND_S)
+                caught_up, row["all_caught_up"] = crowd.wait_caught_up(STORM_BOUND_S)
             row["steal_pct"] = steal_pct(steal0)
             publisher.stop()
             st.finish(scan_id)
@@ -131,7 +131,7 @@ def storm_restart(
             row["listening_again_s"] = round(time.monotonic() - signal_at, 2)
             with Meters(harness, {"gateway": st.gw_pid}) as meters:
                 listening = time.monotonic()
-                caught_up = crowd.wait_caught_up(STORM_BOUND_S)
+                caught_up, row["all_caught_up"] = crowd.wait_caught_up(STORM_BOUND_S)
             results = crowd.results(120)
         finally:
             publisher.stop()

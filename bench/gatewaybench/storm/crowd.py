@@ -11,8 +11,10 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
-from ..common import PY, ROOT
+from ..common import PY, ROOT, log
 from ..procs import clean_env, raise_nofile, stop_process
+
+PROGRESS_EVERY_S = 5.0
 
 
 class Crowd:
@@ -53,24 +55,32 @@ class Crowd:
                     self._caught_up[index] = int(line.split()[1])
                 self._changed.notify_all()
 
-    def _wait(self, done: Any, timeout: float, what: str) -> None:
-        """Until ``done()``, or every process has ended (their results then say why)."""
+    def _wait(self, done: Any, timeout: float) -> bool:
+        """Until ``done()`` (True), the timeout or every process ended (False); the count of
+        those caught up is logged every few seconds meanwhile."""
         deadline = time.monotonic() + timeout
+        told = time.monotonic()
         with self._changed:
-            while not done() and any(p.poll() is None for p in self.procs):
+            while not done():
                 left = deadline - time.monotonic()
-                if left <= 0:
-                    raise RuntimeError(f"{what}: not within {timeout:g} s")
+                if left <= 0 or not any(p.poll() is None for p in self.procs):
+                    return False
                 self._changed.wait(min(left, 1.0))
+                if time.monotonic() - told >= PROGRESS_EVERY_S:
+                    told = time.monotonic()
+                    log(f"  {self._ready} processes ready, {sum(self._caught_up)} caught up")
+        return True
 
     def wait_ready(self, timeout: float) -> None:
         """Until every subscriber has its first event."""
-        self._wait(lambda: self._ready == len(self.procs), timeout, "subscribers ready")
+        if not self._wait(lambda: self._ready == len(self.procs), timeout):
+            raise RuntimeError(f"the subscribers were not all connected within {timeout:g} s")
 
-    def wait_caught_up(self, timeout: float) -> float:
-        """Until every subscriber is back and caught up after a reconnect; monotonic time."""
-        self._wait(lambda: sum(self._caught_up) >= self.n, timeout, "all caught up")
-        return time.monotonic()
+    def wait_caught_up(self, timeout: float) -> tuple[float, bool]:
+        """Until every subscriber is back and caught up after a reconnect: the monotonic time
+        and whether all were."""
+        done = self._wait(lambda: sum(self._caught_up) >= self.n, timeout)
+        return time.monotonic(), done
 
     def results(self, timeout: float) -> list[dict[str, Any]]:
         """Wait for the processes to end (at their terminal event); what each saw."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import sys
 import time
 from pathlib import Path
@@ -52,11 +53,18 @@ async def run(urls: list[str], n: int, token: str, seconds: float) -> list[Recor
             if i % RAMP_BATCH == RAMP_BATCH - 1:
                 await asyncio.sleep(RAMP_PAUSE)
         progress = asyncio.create_task(_progress(subs, tasks))
-        records = await asyncio.gather(*tasks)
+        # SIGTERM (the scenario gave up waiting): end them, and still say what they saw.
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, _cancel, tasks)
+        await asyncio.gather(*tasks, return_exceptions=True)
         await asyncio.wait([progress], timeout=PROGRESS_EVERY * 4)  # its last count
         progress.cancel()
         await asyncio.gather(progress, return_exceptions=True)
-    return list(records)
+    return [sub.record for sub in subs]
+
+
+def _cancel(tasks: list[asyncio.Task[Record]]) -> None:
+    for task in tasks:
+        task.cancel()
 
 
 def summary(records: list[Record]) -> dict[str, Any]:
