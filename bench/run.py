@@ -10,7 +10,7 @@ Run from the project root with the project's venv (``make bench`` does, after th
         [--collections 100 --collection-scanners 4 --collection-rate 10 --collection-seconds 10]
         [--anchors-prefix anchors-xployt --anchors-since EPOCH | --anchors-json FILE]
         [--profile fanout:5000,fanout:1000,memory:10000,pipeline:100,first,replay]
-        [--storm 5000x5 --storm-kinds replicas,restart --storm-spreads 10000,0 --storm-runs 1
+        [--storm 5000x2 --storm-kinds replicas,restart --storm-spreads 10000,0 --storm-runs 1
          --storm-workers 4 [--storm-backlog 128]]
 
 Every scenario starts its own mock scanner (``bench/mock_server.py``, bench mode) and gateway

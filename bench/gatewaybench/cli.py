@@ -69,8 +69,8 @@ def parser(description: str | None) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--storm",
-        default="5000x5",
-        help="NxRATE of the storm part: N subscribers of one scan, R events/s (default 5000x5)",
+        default="5000x2",
+        help="NxRATE of the storm part: N subscribers of one scan, R events/s (default 5000x2)",
     )
     p.add_argument("--storm-kinds", default="replicas,restart", help="replicas (Redis), restart")
     p.add_argument(

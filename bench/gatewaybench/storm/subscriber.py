@@ -4,7 +4,7 @@ and goes to the next URL of its list each time (the last one stays): a balancer 
 a draining replica out. It stops at the scan's terminal event or at its deadline.
 
 It checks the ids as they come (exactly 1..n: a gap is a loss, an id again a duplicate) and
-keeps the latency of each live event: one emitted after the connection that got it opened
+keeps the latency of each live event: one emitted after the stream that got it was answered
 (a replayed event's age says nothing about the storm)."""
 
 from __future__ import annotations
@@ -68,16 +68,18 @@ class Subscriber:
         headers = dict(self.headers)
         if self.record.last_id:
             headers["Last-Event-ID"] = str(self.record.last_id)
-        opened = time.time()
-        left = max(0.1, self.deadline - opened)
+        left = max(0.1, self.deadline - time.time())
         async with session.get(url, headers=headers, timeout=aiohttp.ClientTimeout(left)) as r:
             if r.status != 200:
                 self.record.failures += 1
                 return
+            # From its answer on, not its connect: a connection may wait in the accept queue,
+            # and what was emitted meanwhile comes as a replay, not live.
+            opened = time.time()
             self.record.connections += 1
             later = self.record.connections > 1
             if later and self.record.back_at is None:
-                self.record.back_at = time.time()
+                self.record.back_at = opened
             await self._read(r.content, opened, later)
 
     async def _read(self, content: aiohttp.StreamReader, opened: float, later: bool) -> None:
