@@ -43,7 +43,7 @@ def _line(row: Row) -> str:
         f"{ids['duplicated']} | {ids['subscribers_not_exact']} | {fmt(times['all_left_s'], 2)} | "
         f"{fmt(times['all_back_s'], 2)} | {fmt(times['all_caught_up_s'], 2)} "
         f"({fmt(times['median_caught_up_s'], 2)}) | {fmt(lat['before']['p99'])} | "
-        f"{fmt(lat['storm']['p99'])} | {_cpu(row.get('cpu_pct_before'))} | "
+        f"{fmt(lat.get('storm', {}).get('p99'))} | {_cpu(row.get('cpu_pct_before'))} | "
         f"{_cpu(row.get('cpu_pct_storm'))} | {row.get('uptime')} |"
     )
 

@@ -137,15 +137,21 @@ def storm_restart(
             publisher.stop()
             crowd.stop()
     row["cpu_pct_storm"] = _cpu(meters, listening, caught_up)
-    return _tallied(row, results, before_epoch, signal_epoch)
+    return _tallied(row, results, before_epoch, signal_epoch, live_in_storm=False)
 
 
 def _tallied(
-    row: dict[str, Any], results: list[dict[str, Any]], before: float, signal_at: float
+    row: dict[str, Any],
+    results: list[dict[str, Any]],
+    before: float,
+    signal_at: float,
+    *,
+    live_in_storm: bool = True,
 ) -> dict[str, Any]:
+    """The row with the subscribers' figures; ``live_in_storm`` False where nothing is
+    published during the storm (a restart: the scan ended with the gateway)."""
     row["ids"] = tally.ids(results)
     row["times"] = tally.timings(results, signal_at)
-    row["latency_ms"] = tally.live_latency(
-        results, before, signal_at, row["times"]["all_caught_up_s"]
-    )
+    storm_s = row["times"]["all_caught_up_s"] if live_in_storm else None
+    row["latency_ms"] = tally.live_latency(results, before, signal_at, storm_s)
     return row

@@ -68,7 +68,9 @@ def live_latency(
     results: list[dict[str, Any]], before: float, signal_at: float, storm_s: float | None
 ) -> dict[str, Any]:
     """Live events' latency (ms, from the scanner's emit) before the signal and in the storm,
-    from the signal until all were caught up."""
+    from the signal until all were caught up (``storm_s``; None: not measured)."""
     live = _joined(results, "live")
-    end = signal_at + (storm_s if storm_s is not None else 0.0)
-    return {"before": _latency(live, before, signal_at), "storm": _latency(live, signal_at, end)}
+    figures = {"before": _latency(live, before, signal_at)}
+    if storm_s is not None:
+        figures["storm"] = _latency(live, signal_at, signal_at + storm_s)
+    return figures
