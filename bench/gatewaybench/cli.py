@@ -27,7 +27,7 @@ from .scenarios.replay import replay
 from .scenarios.replicas import SERVER as REPLICAS_SERVER
 from .scenarios.replicas import replicas
 from .scenarios.spec import failed_row, split_list
-from .scenarios.storm import storm_replicas, storm_restart
+from .scenarios.storm import Storm, storm_replicas, storm_restart
 
 DEFAULT_FANOUT: Final = "100x20x10,1000x20x10,5000x20x10,10000x20x10,1000x500x5"
 DEFAULT_PARTS: Final = "fanout,first,replay,pipeline,collections,replicas"
@@ -255,16 +255,9 @@ class Session:
             for spread in [int(x) for x in split_list(args.storm_spreads)]:
                 for run in range(1, args.storm_runs + 1):
                     log(f"storm {kind}, {int(n)} streams, spread {spread} ms, run {run}")
+                    storm = Storm(int(n), rate, spread, args.storm_workers, args.storm_backlog)
                     try:
-                        row = STORMS[kind](
-                            self.harness,
-                            self.logdir,
-                            int(n),
-                            rate,
-                            spread,
-                            args.storm_workers,
-                            args.storm_backlog,
-                        )
+                        row = STORMS[kind](self.harness, self.logdir, storm)
                     except Exception as exc:
                         log(f"storm {kind} failed: {exc}")
                         row = {"kind": kind, "spread_ms": spread, "status": "error"}

@@ -17,6 +17,7 @@ the signal and over the storm; CPU over the same windows.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
@@ -33,11 +34,32 @@ SUBSCRIBER_S: Final = 420.0  # each subscriber's own deadline
 READY_BOUND_S: Final = 180.0
 
 
-def storm_config(spread_ms: int, backlog: int | None, drain_s: float) -> dict[str, Any]:
-    server: dict[str, Any] = {"drain_seconds": drain_s}
-    if backlog is not None:
-        server["backlog"] = backlog
-    return {"server": server, "stream": {"reconnect_spread_ms": spread_ms}}
+@dataclass(frozen=True)
+class Storm:
+    """One storm's shape: N subscribers, R events/s, the retry spread, the subscriber
+    processes, and ``server.backlog`` (None: the gateway's default)."""
+
+    n: int
+    rate: float
+    spread_ms: int
+    workers: int
+    backlog: int | None = None
+
+    def config(self, drain_s: float) -> dict[str, Any]:
+        server: dict[str, Any] = {"drain_seconds": drain_s}
+        if self.backlog is not None:
+            server["backlog"] = self.backlog
+        return {"server": server, "stream": {"reconnect_spread_ms": self.spread_ms}}
+
+    def row(self, kind: str) -> dict[str, Any]:
+        return {
+            "kind": kind,
+            "n": self.n,
+            "rate": self.rate,
+            "spread_ms": self.spread_ms,
+            "backlog": self.backlog or "default (4096)",
+            "status": "ok",
+        }
 
 
 def _bench_scan(stack: Stack) -> str:
@@ -51,34 +73,20 @@ def _cpu(meters: Meters, start: float, end: float) -> dict[str, Any]:
     return {k[: -len("_cpu_pct")]: v for k, v in figures.items() if k.endswith("_cpu_pct")}
 
 
-def _row(kind: str, n: int, rate: float, spread_ms: int, backlog: int | None) -> dict[str, Any]:
-    return {
-        "kind": kind,
-        "n": n,
-        "rate": rate,
-        "spread_ms": spread_ms,
-        "backlog": backlog or "default (4096)",
-        "status": "ok",
-    }
+def _publisher(st: Stack, scan_id: str, storm: Storm) -> Publisher:
+    return Publisher(st.publish_url(scan_id), storm.rate, round(storm.rate * SUBSCRIBER_S))
 
 
-def storm_replicas(
-    harness: Harness,
-    logdir: Path,
-    n: int,
-    rate: float,
-    spread_ms: int,
-    workers: int,
-    backlog: int | None = None,
-) -> dict[str, Any]:
+def storm_replicas(harness: Harness, logdir: Path, storm: Storm) -> dict[str, Any]:
     """N subscribers on replica A, A drains, all resume on replica B (see the module)."""
-    row = _row("replicas", n, rate, spread_ms, backlog)
-    config = storm_config(spread_ms, backlog, drain_s=600)
-    with Stack(f"storm-replicas-{spread_ms}", logdir, replicas=2, redis=True, config=config) as st:
+    row = storm.row("replicas")
+    config = storm.config(drain_s=600)
+    tag = f"storm-replicas-{storm.spread_ms}"
+    with Stack(tag, logdir, replicas=2, redis=True, config=config) as st:
         scan_id = _bench_scan(st)
         urls = [st.stream_url(scan_id, 0), st.stream_url(scan_id, 1)]
-        crowd = Crowd(urls, n, st.token, workers, SUBSCRIBER_S, st.tmp)
-        publisher = Publisher(st.publish_url(scan_id), rate, round(rate * SUBSCRIBER_S))
+        crowd = Crowd(urls, storm.n, st.token, storm.workers, SUBSCRIBER_S, st.tmp)
+        publisher = _publisher(st, scan_id, storm)
         try:
             crowd.wait_ready(READY_BOUND_S)
             pids = {"gateway_a": st.gw_pids[0], "gateway_b": st.gw_pids[1]}
@@ -104,22 +112,15 @@ def storm_replicas(
     return _tallied(row, results, before_epoch, signal_epoch)
 
 
-def storm_restart(
-    harness: Harness,
-    logdir: Path,
-    n: int,
-    rate: float,
-    spread_ms: int,
-    workers: int,
-    backlog: int | None = None,
-) -> dict[str, Any]:
+def storm_restart(harness: Harness, logdir: Path, storm: Storm) -> dict[str, Any]:
     """One gateway on SQLite restarted under N open streams (see the module)."""
-    row = _row("restart", n, rate, spread_ms, backlog)
-    config = storm_config(spread_ms, backlog, drain_s=0)
-    with Stack(f"storm-restart-{spread_ms}", logdir, config=config) as st:
+    row = storm.row("restart")
+    config = storm.config(drain_s=0)
+    with Stack(f"storm-restart-{storm.spread_ms}", logdir, config=config) as st:
         scan_id = _bench_scan(st)
-        crowd = Crowd([st.stream_url(scan_id)], n, st.token, workers, SUBSCRIBER_S, st.tmp)
-        publisher = Publisher(st.publish_url(scan_id), rate, round(rate * SUBSCRIBER_S))
+        urls = [st.stream_url(scan_id)]
+        crowd = Crowd(urls, storm.n, st.token, storm.workers, SUBSCRIBER_S, st.tmp)
+        publisher = _publisher(st, scan_id, storm)
         try:
             crowd.wait_ready(READY_BOUND_S)
             publisher.start()
