@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help install run run-mock run-cluster mock-scanner test lint format clean bench bench-flood image
+.PHONY: help install run run-mock run-cluster mock-scanner test lint format clean bench bench-flood bench-storm image
 
 help:
 	@echo "make run-mock     start the mock scanner and the gateway (demo, Ctrl-C stops both)"
@@ -13,6 +13,7 @@ help:
 	@echo "make test         run the whole test suite"
 	@echo "make lint         ruff, mypy and the import contracts (setup.cfg [importlinter])"
 	@echo "make bench-flood  the gateway's memory under hostile scanner floods (FLOOD_ARGS=...)"
+	@echo "make bench-storm  5000 streams reconnecting at once: drain and restart (STORM_ARGS=...)"
 	@echo "make image        the container image $(IMAGE) (podman or docker; BASE_IMAGE=...)"
 
 $(STAMP): setup.cfg pyproject.toml
@@ -79,6 +80,16 @@ bench: $(STAMP)
 	fi; \
 	SSEBENCH_WORK=$(SSEBENCH_WORK) $(BIN)/python bench/run.py --shared $(SHARED_BENCH) \
 		--fanout $(BENCH_SCENARIOS) $$anchors $(BENCH_ARGS)
+
+# Reconnect storms (issue 14): 5000 streams of one scan told to reconnect at once, on two
+# replicas on Redis (one drains) and on one gateway restarted; with and without the retry spread
+# (about 6 minutes on 2 cores; see docs/BENCHMARKS.md). Not in `make bench`: a storm that goes
+# badly runs for minutes. STORM_ARGS passes options to bench/run.py, e.g. --storm-runs 2.
+STORM_ARGS ?=
+
+bench-storm: $(STAMP)
+	$(BIN)/python bench/run.py --shared $(SHARED_BENCH) --parts storm \
+		--out bench/results/$$(date +%Y-%m-%d-%H%M)-storm $(STORM_ARGS)
 
 # The gateway's memory while a hostile scanner floods it, one shape at a time (about 8 minutes;
 # see docs/BENCHMARKS.md). FLOOD_ARGS passes options to bench/flood.py, e.g.

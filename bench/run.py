@@ -5,11 +5,13 @@ collections through it, and two replicas on Redis.
 Run from the project root with the project's venv (``make bench`` does, after the anchors):
 
     .venv/bin/python bench/run.py [--shared ../shared/bench]
-        [--parts fanout,first,replay,pipeline,collections,replicas]
+        [--parts fanout,first,replay,pipeline,collections,replicas[,storm]]
         [--fanout 100x20x10,1000x20x10,5000x20x10,10000x20x10,1000x500x5] [--replicas 5000x20x10]
         [--collections 100 --collection-scanners 4 --collection-rate 10 --collection-seconds 10]
         [--anchors-prefix anchors-xployt --anchors-since EPOCH | --anchors-json FILE]
         [--profile fanout:5000,fanout:1000,memory:10000,pipeline:100,first,replay]
+        [--storm 5000x2 --storm-kinds replicas,restart --storm-spreads 10000,0 --storm-runs 1
+         --storm-workers 4 [--storm-backlog 128]]
 
 Every scenario starts its own mock scanner (``bench/mock_server.py``, bench mode) and gateway
 (``python -m gateway`` with a config in a temp dir: its own SQLite file, raised limits, log level
@@ -38,6 +40,12 @@ WARNING) on free 127.0.0.1 ports, and stops both afterwards, also on failure.
   into a sink (``--pub-pipe``), so it still expects every event and measures latency from the
   stamp ``t`` A's publisher wrote. Both replicas', Redis's and the mock's CPU and RSS are
   sampled from /proc.
+* storm (not in the default parts): N subscribers of one running bench scan, in a few
+  ``bench/storm_subscribers.py`` processes, each resuming with ``Last-Event-ID`` after the
+  ``retry:`` it was sent. ``replicas``: all on replica A of two on Redis; A drains (SIGTERM),
+  all come back on B while events go on. ``restart``: one gateway on SQLite is restarted under
+  them. Per subscriber the ids must be exactly 1..n; times from the SIGTERM until all left, were
+  back and were caught up; live events' p99 before and during; each process's CPU.
 
 Results: ``bench/results/<date>-gateway.md`` and ``.json`` (profiles beside them). The shared
 harness (``../shared/bench``) is only called, never copied; its outputs go to

@@ -79,7 +79,7 @@ async def serve(app: web.Application, server: ServerConfig) -> None:
 
 async def _listen(runner: web.AppRunner, server: ServerConfig) -> None:
     await runner.setup()  # the app's startup: its cleanup_ctx, the store first
-    site = web.TCPSite(runner, server.host, server.port)
+    site = web.TCPSite(runner, server.host, server.port, backlog=server.backlog)
     await site.start()
     log.info("======== Running on %s ========", site.name)
 

@@ -9,7 +9,9 @@ Modules, from the bottom up:
 * ``loadgen``: the harness's C load generator: specs, one synchronised run of several.
 * ``stats`` and ``meters``: figures from the loadgens' results and from ``/proc``.
 * ``scenarios``: one module per part (fan-out, first event, replay, pipeline,
-  collections, replicas).
+  collections, replicas, storm).
+* ``storm``: the reconnect storm's own subscribers (``bench/storm_subscribers.py`` runs them),
+  its publisher, and the tally of what they saw.
 * ``profiles``: py-spy and tracemalloc profiles of the gateway under a scenario's load.
 * ``report``: the verdicts against the targets and the Markdown report.
 * ``cli``: the command line, the order of the parts and the result files.

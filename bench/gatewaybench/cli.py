@@ -13,7 +13,7 @@ from typing import Any, Final
 
 from .common import PY, RESULTS, ROOT, log
 from .harness import Harness, load_harness
-from .meters import machine, steal_jiffies, steal_pct
+from .meters import load_average, machine, steal_jiffies, steal_pct
 from .procs import redis_missing, shell_quote
 from .profiling import profile_path, run_profile
 from .report.markdown import markdown
@@ -27,10 +27,12 @@ from .scenarios.replay import replay
 from .scenarios.replicas import SERVER as REPLICAS_SERVER
 from .scenarios.replicas import replicas
 from .scenarios.spec import failed_row, split_list
+from .scenarios.storm import Storm, storm_replicas, storm_restart
 
 DEFAULT_FANOUT: Final = "100x20x10,1000x20x10,5000x20x10,10000x20x10,1000x500x5"
 DEFAULT_PARTS: Final = "fanout,first,replay,pipeline,collections,replicas"
 DEFAULT_REPLICAS: Final = "5000x20x10"
+STORMS: Final = {"replicas": storm_replicas, "restart": storm_restart}
 
 
 def parser(description: str | None) -> argparse.ArgumentParser:
@@ -71,6 +73,20 @@ def parser(description: str | None) -> argparse.ArgumentParser:
         default="sqlite",
         help="the gateway's backend in the fan-out part and the memory profile (redis: a "
         "redis-server of the scenario's own)",
+    )
+    p.add_argument(
+        "--storm",
+        default="5000x2",
+        help="NxRATE of the storm part: N subscribers of one scan, R events/s (default 5000x2)",
+    )
+    p.add_argument("--storm-kinds", default="replicas,restart", help="replicas (Redis), restart")
+    p.add_argument(
+        "--storm-spreads", default="10000,0", help="stream.reconnect_spread_ms values, in ms"
+    )
+    p.add_argument("--storm-runs", type=int, default=1, help="runs of each kind and spread")
+    p.add_argument("--storm-workers", type=int, default=4, help="subscriber processes")
+    p.add_argument(
+        "--storm-backlog", type=int, help="server.backlog (default: the gateway's own, 4096)"
     )
     p.add_argument("--anchors-json", help="the anchors' JSON of this session")
     p.add_argument("--anchors-prefix", help="find $SSEBENCH_WORK/results/<prefix>-*.json")
@@ -240,6 +256,29 @@ class Session:
             self.report["replicas"].append(row)
             self.save()
 
+    def run_storm(self) -> None:
+        args = self.args
+        n, rate = (float(x) for x in args.storm.lower().split("x"))
+        self.report["storm"] = []
+        kinds = split_list(args.storm_kinds)
+        if "replicas" in kinds and redis_missing():
+            log(f"storm on two replicas skipped: {redis_missing()}")
+            kinds.remove("replicas")
+        for kind in kinds:
+            for spread in [int(x) for x in split_list(args.storm_spreads)]:
+                for run in range(1, args.storm_runs + 1):
+                    log(f"storm {kind}, {int(n)} streams, spread {spread} ms, run {run}")
+                    storm = Storm(int(n), rate, spread, args.storm_workers, args.storm_backlog)
+                    try:
+                        row = STORMS[kind](self.harness, self.logdir, storm)
+                    except Exception as exc:
+                        log(f"storm {kind} failed: {exc}")
+                        row = {"kind": kind, "spread_ms": spread, "status": "error"}
+                        row["error"] = str(exc)
+                    row["run"], row["uptime"] = run, load_average()
+                    self.report["storm"].append(row)
+                    self.save()
+
     def run_profiles(self) -> None:
         args = self.args
         self.report["profiles"] = {}
@@ -272,6 +311,7 @@ class Session:
             ("pipeline", self.run_pipeline),
             ("collections", self.run_collections),
             ("replicas", self.run_replicas),
+            ("storm", self.run_storm),
         ):
             if part in self.parts:
                 step()

@@ -67,6 +67,11 @@ class Meters:
         return out
 
 
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages: the machine may be shared."""
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
 def machine() -> dict[str, Any]:
     info: dict[str, Any] = {
         "nproc": os.cpu_count(),

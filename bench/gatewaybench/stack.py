@@ -8,6 +8,7 @@ import contextlib
 import json
 import secrets
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -29,9 +30,15 @@ from .procs import (
 
 
 def gateway_config(
-    port: int, db: Path, secret: str, mock_url: str, redis_url: str | None
+    port: int,
+    db: Path,
+    secret: str,
+    mock_url: str,
+    redis_url: str | None,
+    extra: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """One gateway's config: its own port and SQLite file, raised limits, warnings only."""
+    """One gateway's config: its own port and SQLite file, raised limits, warnings only; the
+    sections of ``extra`` laid over it key by key."""
     config: dict[str, Any] = {
         # No drain: a scenario stops its gateway with SIGTERM and wants it gone at once.
         "server": {
@@ -59,6 +66,8 @@ def gateway_config(
     if redis_url:
         config["backend"] = "redis"
         config["redis"] = {"url": redis_url, "key_prefix": "xployt-bench:"}
+    for section, keys in (extra or {}).items():
+        config[section] = {**config.get(section, {}), **keys}
     return config
 
 
@@ -74,6 +83,7 @@ class Stack:
 
     ``replicas`` > 1 with ``redis``: that many gateways sharing one JWT secret and one
     ``redis-server`` of their own (``backend: redis``); replica 0 is the one ``gw`` names.
+    ``config``: sections laid over every gateway's config (``gateway_config``).
     """
 
     def __init__(
@@ -84,6 +94,7 @@ class Stack:
         snapshots: Path | None = None,
         replicas: int = 1,
         redis: bool = False,
+        config: dict[str, dict[str, Any]] | None = None,
     ) -> None:
         self.tag = tag
         self.logdir = logdir
@@ -100,6 +111,7 @@ class Stack:
         self.gw_ports = [free_port(ports) for _ in range(replicas)]
         self.redis_port = free_port(ports) if redis else None
         self.config_paths: list[Path] = []
+        self.extra_config = config
 
     # -- URLs and credentials
     def gw_url(self, replica: int = 0) -> str:
@@ -180,20 +192,36 @@ class Stack:
         for replica, port in enumerate(self.gw_ports):
             path = self.tmp / f"gateway-{replica}.yaml"  # JSON is YAML
             db = self.tmp / f"gateway-{replica}.db"
-            config = gateway_config(port, db, self.secret, self.mock_url, self.redis_url)
+            config = gateway_config(
+                port, db, self.secret, self.mock_url, self.redis_url, self.extra_config
+            )
             path.write_text(json.dumps(config, indent=1))
             self.config_paths.append(path)
 
-    def _start_gateways(self) -> None:
+    def _gateway_cmd(self, replica: int) -> list[str]:
         if self.snapshots is not None:
             cmd = [PY, str(ROOT / "bench" / "gateway_traced.py"), str(self.snapshots)]
         else:
             cmd = [PY, "-m", "gateway"]
-        for replica, path in enumerate(self.config_paths):
+        return [*cmd, "--config", str(self.config_paths[replica])]
+
+    def _start_gateways(self) -> None:
+        for replica in range(len(self.config_paths)):
             name = "gateway" if len(self.config_paths) == 1 else f"gateway-{replica}"
-            self.gateways.append(self._spawn(name, [*cmd, "--config", str(path)]))
+            self.gateways.append(self._spawn(name, self._gateway_cmd(replica)))
         for replica, proc in enumerate(self.gateways):
             wait_http(f"{self.gw_url(replica)}/healthz", proc)
+
+    def sigterm(self, replica: int = 0) -> None:
+        """Begin a replica's drain (it exits on its own once the drain is over)."""
+        self.gateways[replica].send_signal(signal.SIGTERM)
+
+    def restart(self, replica: int = 0) -> None:
+        """SIGTERM a gateway, wait for it to exit, start it again on its port and config."""
+        stop_process(self.gateways[replica], timeout=60)
+        proc = self._spawn(f"gateway-{replica}-restarted", self._gateway_cmd(replica))
+        self.gateways[replica] = proc
+        wait_http(f"{self.gw_url(replica)}/healthz", proc)
 
     def _mint_token(self) -> str:
         cmd = [PY, "-m", "gateway", "token", "--sub", "bench", "--ttl", "7200"]

@@ -70,6 +70,12 @@ class ServerConfig(Section, frozen=True):
     # arrived, is closed this long after it opened (or after its last response).
     keepalive_timeout_seconds: PositiveNumber = 75
     shutdown_grace_seconds: PositiveNumber = 10
+    # Connections the kernel may hold accepted but not yet taken by the gateway: thousands of
+    # streams reconnecting at once overflow a short queue, and every dropped SYN costs its
+    # client a backoff of 1, 3, 7, 15... s. The kernel caps it at net.core.somaxconn.
+    backlog: Annotated[
+        int, Meta(ge=1, le=65535, extra={"why": "connections waiting to be accepted"})
+    ] = 4096
     # SIGTERM: running scans may end on their own for this long before they are interrupted;
     # the default, upstream.scan_timeout_seconds' own, lets any scan that may run finish.
     drain_seconds: NonNegativeNumber = 3600

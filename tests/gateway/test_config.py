@@ -222,6 +222,12 @@ def test_values_that_would_fail_later_are_refused_at_load(data, message):
         config_from_dict(data)
 
 
+def test_the_listen_backlog_defaults_to_4096_and_takes_its_bounds():
+    assert load_config(None, {}).server.backlog == 4096
+    for backlog in (1, 65535):
+        assert config_from_dict({"server": {"backlog": backlog}}).server.backlog == backlog
+
+
 def test_the_bounds_of_those_values_are_accepted():
     config = config_from_dict(
         {"jwt": {"leeway_seconds": 300}, "upstream": {"max_number_digits": 4300}}
@@ -245,6 +251,13 @@ def test_the_bounds_of_those_values_are_accepted():
             "upstream.max_json_depth: expected a whole number",
         ),
         ({"mock": {"step_delay_seconds": float("inf")}}, "expected a finite number, got inf"),
+        (
+            {"server": {"backlog": 0}},
+            "server.backlog: must be between 1 and 65535 (connections waiting to be accepted), "
+            "got 0",
+        ),
+        ({"server": {"backlog": 65536}}, "server.backlog: must be between 1 and 65535"),
+        ({"server": {"backlog": "many"}}, "server.backlog: expected a number, got 'many'"),
     ],
 )
 def test_declared_bounds_are_worded_from_the_declaration(data, message):

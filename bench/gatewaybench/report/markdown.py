@@ -10,6 +10,7 @@ from ..common import MiB
 from ..harness import Harness
 from .collections_md import collections_markdown
 from .replicas_md import replicas_markdown
+from .storm_md import storm_markdown
 from .text import fmt
 
 Report = dict[str, Any]
@@ -228,6 +229,7 @@ _PARTS: Final[tuple[Callable[[Report], list[str]], ...]] = (
     _pipeline,
     collections_markdown,
     replicas_markdown,
+    storm_markdown,
     _profiles,
 )
 
