@@ -46,7 +46,10 @@ class StreamRegistry:
         # removed stream's entry goes when it reaches the top, or when such entries are half.
         self._deadlines: list[tuple[float, int, Subscription]] = []
         self._order = itertools.count()
-        self._timer: asyncio.TimerHandle | None = None
+        # uvloop arms a deadline already due as a plain Handle, which has no when(): the
+        # deadline the timer is armed for is kept here.
+        self._timer: asyncio.Handle | None = None
+        self._timer_at: float | None = None
         self.closing = False
         self.replayed = 0  # events sent from the log rather than live
 
@@ -72,8 +75,10 @@ class StreamRegistry:
 
     async def remove(self, subscription: Subscription) -> None:
         stream_id = self._open.pop(subscription)
-        self._arm()
-        await self._limits.close_stream(stream_id)
+        try:
+            self._arm()
+        finally:  # whatever happens, the stream's place in the limits is given back
+            await self._limits.close_stream(stream_id)
 
     @property
     def deadlines(self) -> int:
@@ -91,11 +96,12 @@ class StreamRegistry:
             deadlines[:] = [entry for entry in deadlines if entry[2] in self._open]
             heapq.heapify(deadlines)
         first = deadlines[0][0] if deadlines else None
-        if self._timer is not None and self._timer.when() != first:
+        if self._timer is not None and self._timer_at != first:
             self._timer.cancel()
             self._timer = None
         if first is not None and self._timer is None:
             self._timer = asyncio.get_running_loop().call_at(first, self._expire, first)
+            self._timer_at = first
 
     def _expire(self, when: float) -> None:
         """End every stream whose credential expired by ``when`` (the timer may run a little

@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 import pytest
+import uvloop
 
 from gateway.config import LimitsConfig
 from gateway.engine.hub import EndOfStream, Subscription
@@ -109,3 +110,52 @@ async def test_an_already_expired_credential_ends_the_stream_at_once():
     await streams.add("alice", late, time.time() - 1)
     await asyncio.wait_for(late.wait(), 5)
     assert late.ended is EndOfStream.EXPIRED
+
+
+# uvloop, the loop the gateway serves on (server.uvloop), arms a deadline already due as a
+# plain Handle, which has no when(); the suite's other tests run on asyncio's own loop.
+
+
+def test_on_uvloop_a_deadline_already_due_then_another_stream():
+    limits = LocalLimits(LimitsConfig(max_streams_per_subject=2))
+
+    async def main() -> None:
+        streams = StreamRegistry(limits, retry_ms=3000)
+        late, other = subscription(), subscription()
+        await streams.add("alice", late, time.time() - 1)
+        await streams.add("alice", other, time.time() + 60)
+        await streams.remove(late)
+        await streams.remove(other)
+        assert len(streams) == 0
+        assert streams.deadlines == 0
+
+    uvloop.run(main())
+
+
+def test_on_uvloop_streams_of_one_token_expire_and_give_their_places_back():
+    """Streams opened with one token have deadlines a fraction of a millisecond apart: the
+    first expiry arms the timer for the next, due at once, and the first stream is removed
+    before that timer runs."""
+    limits = LocalLimits(LimitsConfig(max_streams_per_subject=20))
+
+    async def main() -> None:
+        streams = StreamRegistry(limits, retry_ms=3000)
+        expires_at = time.time() + 0.05
+        subs = [subscription() for _ in range(20)]
+        for index, sub in enumerate(subs):
+            await streams.add("alice", sub, expires_at + index * 0.0003)
+
+        async def serve(sub: Subscription) -> EndOfStream | None:  # as serve_log does
+            try:
+                await sub.wait()
+                return sub.ended
+            finally:
+                await streams.remove(sub)
+
+        ended = await asyncio.gather(*(serve(sub) for sub in subs))
+        assert ended == [EndOfStream.EXPIRED] * 20
+        assert len(streams) == 0
+        for _ in range(20):  # every place was given back
+            await streams.add("alice", subscription())
+
+    uvloop.run(main())
