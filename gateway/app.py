@@ -38,7 +38,7 @@ from gateway.http.appkeys import (
 from gateway.http.auth import TicketIssuer, TokenVerifier, auth_middleware
 from gateway.http.cors import add_cors_headers, preflight_middleware
 from gateway.http.logs import add_request_id_header, request_id_middleware
-from gateway.http.metrics import app_metrics, metrics_middleware
+from gateway.http.metrics import app_metrics, count_stream_answer, metrics_middleware
 from gateway.http.responses import error_middleware
 from gateway.http.routes import setup_routes
 from gateway.http.streams import StreamRegistry
@@ -85,7 +85,7 @@ def create_app(config: Config) -> web.Application:
     app[DRAIN] = Drain(config.server.drain_seconds)
     app[REPORT_BUILDS] = asyncio.Semaphore(config.limits.max_report_builds)
     app[METRICS] = app_metrics(app)
-    app.on_response_prepare.extend([add_cors_headers, add_request_id_header])
+    app.on_response_prepare.extend([add_cors_headers, add_request_id_header, count_stream_answer])
     app.on_shutdown.append(_shut_down)
     app.cleanup_ctx.extend(
         [

@@ -31,6 +31,13 @@ class Metrics:
             ["scanner", "kind"],
             registry=self.registry,
         )
+        self.stream_answers = Counter(
+            "xployt_stream_answers",
+            "What the stream routes answered, by route and status: streams opened (200), "
+            "ended scans (204), refusals (401, 403, 404, 429, 503)",
+            ["route", "status"],
+            registry=self.registry,
+        )
         self.request_latency = Histogram(
             "xployt_http_request_duration_seconds",
             "Request handling time by route; event streams are left out (they last as long "

@@ -25,7 +25,7 @@ from gateway.engine.instruments import Metrics
 from gateway.http.appkeys import BUS, COLLECTION_RUNNER, DRAIN, METRICS, RUNNER, STREAMS
 from gateway.http.streams import STREAM_ROUTES
 
-__all__ = ["app_metrics", "metrics_middleware"]
+__all__ = ["app_metrics", "count_stream_answer", "metrics_middleware"]
 
 _SUBSCRIBER_BUCKETS = (1, 2, 5, 10, 50, 100, 500, 1000, 5000)
 
@@ -99,7 +99,8 @@ class _LiveCollector(Collector):
 @web.middleware
 def metrics_middleware(request: web.Request, handler: Handler) -> Awaitable[web.StreamResponse]:
     """Request latency by route. The stream routes are left out, whatever they answer: they
-    last as long as scans, and passed on without a coroutine they keep no frame of it."""
+    last as long as scans, and passed on without a coroutine they keep no frame of it (their
+    answers are counted by ``count_stream_answer`` instead)."""
     if request.match_info.route.name in STREAM_ROUTES:
         return handler(request)
     return _timed(request, handler)
@@ -114,3 +115,11 @@ async def _timed(request: web.Request, handler: Handler) -> web.StreamResponse:
         request.method, route, str(response.status)
     ).observe(time.perf_counter() - started)
     return response
+
+
+async def count_stream_answer(request: web.Request, response: web.StreamResponse) -> None:
+    """``on_response_prepare``: what a stream route answers, by status (a stream opened, a
+    refusal), counted as the answer starts, so that no frame is kept while the stream lasts."""
+    route = request.match_info.route.name
+    if route in STREAM_ROUTES:
+        request.app[METRICS].stream_answers.labels(route, str(response.status)).inc()

@@ -269,3 +269,25 @@ async def test_gateway_process_logs_json_lines(tmp_path, scanner):
     assert len(access) == 1
     assert "access_token=[redacted]" in access[0]["message"]
     assert value not in "".join(log)
+
+
+async def test_metrics_count_what_the_stream_routes_answer(client):
+    """Streams are left out of the latency histogram; what they answer is still counted."""
+    scan_id = await start_scan(client)
+    path = f"/api/v1/scans/{scan_id}/stream"
+    assert (await client.get(path)).status == 401
+    assert (await client.get(path, headers=auth("mallory"))).status == 404
+    events = await stream(client, scan_id)
+    resumed = {**auth(), "Last-Event-ID": str(events[-1][0])}
+    assert (await client.get(path, headers=resumed)).status == 204
+    found = await scrape(client)
+    for status in ("200", "204", "401", "404"):
+        key = ("xployt_stream_answers_total", (("route", "scan-stream"), ("status", status)))
+        assert found[key] == 1, status
+    timed = {
+        dict(labels)["route"]
+        for name, labels in found
+        if name == "xployt_http_request_duration_seconds_count"
+    }
+    assert "/api/v1/scans/" in timed
+    assert not any(route.endswith("/stream") for route in timed)
