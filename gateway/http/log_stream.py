@@ -86,10 +86,11 @@ class _Sender:
                 return False
         return False
 
-    async def send_queued(self, store: Store, live: Subscription) -> bool:
+    async def send_queued(self, store: Store) -> bool:
         """Send what queued up for this client (filling gaps from the log), then hand it to the
         fan-out, which writes live events while the client keeps up: False then, until the
         subscription wakes it; True once the terminal event is sent."""
+        live = self.live
         while True:
             if live.ended is EndOfStream.EXPIRED:
                 raise CredentialExpired(live.scan_id)  # not one event more
@@ -103,10 +104,10 @@ class _Sender:
             if await self._send_pending(store, events):
                 return True
 
-    def unfollow(self, live: Subscription) -> None:
+    def unfollow(self) -> None:
         """Take the stream back from the fan-out: what happens next, this task writes alone."""
-        live.take()
-        self.last = max(self.last, live.last)
+        self.live.take()
+        self.last = max(self.last, self.live.last)
 
     async def _send_pending(self, store: Store, events: list[Event]) -> bool:
         """Send events that queued for this client; True once the terminal one is sent."""
@@ -229,12 +230,12 @@ async def serve_log(opened: Opened, request: web.Request) -> web.StreamResponse:
                 del head, snapshot
                 try:
                     # Idle, the stream waits here, on a future: no frame but this one.
-                    while not ended and not await sender.send_queued(app[STORE], live):
+                    while not ended and not await sender.send_queued(app[STORE]):
                         await live.wait()
                         sender.last = live.last
                         ended = live.ended is EndOfStream.TERMINAL  # the fan-out wrote it
                 finally:
-                    sender.unfollow(live)
+                    sender.unfollow()
             except SlowSubscriber:
                 await _last_words(sender.write(SLOW_COMMENT))
             except ShuttingDown:  # a retry spread over a window: not every client back at once
